@@ -1,0 +1,136 @@
+/**
+ * External data (ONNX's answer to protobuf's 2 GiB limit): a tensor with data_location = EXTERNAL keeps
+ * its bytes in a side file named by external_data {location, offset, length}.
+ *
+ * `location` comes from the file, so it is untrusted: absolute paths and `..` segments are refused
+ * (CVE-2024-27318 / CVE-2022-25882 were exactly this), as are ranges beyond the side file's end.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { CompressError } from '../errors.js';
+import type { ModelProto, StringStringEntryProto, TensorProto } from './types.js';
+import { forEachTensor } from './walk.js';
+
+export const DataLocation = { DEFAULT: 0, EXTERNAL: 1 } as const;
+
+/** Offsets of tensors in a data file we write are multiples of this (mmap-friendly, like ONNX's writer). */
+export const EXTERNAL_ALIGNMENT = 4096;
+
+export interface ExternalRef {
+  location: string;
+  offset: number;
+  length?: number;
+}
+
+export function externalRef(t: TensorProto, modelFile?: string): ExternalRef {
+  const get = (k: string) => t.externalData.find((e) => e.key === k)?.value;
+  const location = get('location');
+  const where = { file: modelFile };
+  if (!location) throw new CompressError('model', `tensor "${t.name ?? ''}" is external but has no location`, where);
+  const offset = Number(get('offset') ?? 0);
+  const lengthText = get('length');
+  const length = lengthText === undefined ? undefined : Number(lengthText);
+  if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
+    throw new CompressError('model', `tensor "${t.name ?? ''}" has an invalid external offset/length (${get('offset')}/${lengthText})`, where);
+  }
+  return { location, offset, length };
+}
+
+/** Refuses locations that could read outside the model's folder. */
+export function checkLocation(location: string, modelFile?: string): void {
+  const parts = location.split(/[\\/]/);
+  if (isAbsolute(location) || /^[a-zA-Z]:/.test(location) || parts.includes('..') || location.includes('\0')) {
+    throw new CompressError('model', `external data location "${location}" points outside the model's folder; only relative paths below it are allowed`, { file: modelFile });
+  }
+}
+
+/** Replaces each external tensor's reference with its bytes in rawData (in place). */
+export function loadExternalData(model: ModelProto, dir: string, modelFile?: string): void {
+  const open = new Map<string, { fd: number; size: number }>();
+  try {
+    forEachTensor(model, (t) => {
+      if (t.dataLocation !== DataLocation.EXTERNAL) return;
+      const ref = externalRef(t, modelFile);
+      checkLocation(ref.location, modelFile);
+      const path = join(dir, ref.location);
+      let f = open.get(path);
+      if (!f) {
+        let fd: number;
+        try {
+          fd = openSync(path, 'r');
+        } catch (e) {
+          throw new CompressError('io', `external data file for tensor "${t.name ?? ''}" cannot be opened (${(e as NodeJS.ErrnoException).code})`, { file: path });
+        }
+        f = { fd, size: fstatSync(fd).size };
+        open.set(path, f);
+      }
+      const length = ref.length ?? f.size - ref.offset;
+      if (ref.offset + length > f.size) {
+        throw new CompressError('model', `tensor "${t.name ?? ''}" reads bytes ${ref.offset}..${ref.offset + length} of a ${f.size}-byte external data file`, { file: path });
+      }
+      const bytes = Buffer.allocUnsafeSlow(length);
+      let at = 0;
+      while (at < length) {
+        const n = readSync(f.fd, bytes, at, length - at, ref.offset + at);
+        if (n === 0) break;
+        at += n;
+      }
+      t.rawData = bytes;
+      t.dataLocation = undefined;
+      t.externalData = [];
+    });
+  } finally {
+    for (const f of open.values()) closeSync(f.fd);
+  }
+}
+
+export interface ExternalDataPlan {
+  /** A copy of the model whose large tensors point into the data file (the input is not modified). */
+  model: ModelProto;
+  fileName: string;
+  /** The data file's contents: tensor bytes and zero padding between them. */
+  chunks: Uint8Array[];
+  byteLength: number;
+}
+
+/**
+ * Plans moving every tensor of at least `threshold` raw bytes into `fileName`, 4096-aligned. Tensors are
+ * shallow-copied (their bytes are not), so the original model stays valid.
+ */
+export function moveToExternalData(model: ModelProto, fileName: string, threshold: number): ExternalDataPlan {
+  checkLocation(fileName);
+  const copy = cloneForRewrite(model);
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  forEachTensor(copy, (t) => {
+    const raw = t.rawData;
+    if (!raw || raw.length < threshold) return;
+    const pad = (EXTERNAL_ALIGNMENT - (offset % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
+    if (pad) chunks.push(new Uint8Array(pad));
+    offset += pad;
+    chunks.push(raw);
+    const entries: StringStringEntryProto[] = [
+      { key: 'location', value: fileName },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(raw.length) },
+    ];
+    offset += raw.length;
+    t.rawData = undefined;
+    t.externalData = entries;
+    t.dataLocation = DataLocation.EXTERNAL;
+  });
+  return { model: copy, fileName, chunks, byteLength: offset };
+}
+
+/**
+ * Copies the message tree (objects and arrays) but not byte payloads, so tensors can be rewritten
+ * without touching the caller's model.
+ */
+export function cloneForRewrite<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (ArrayBuffer.isView(value)) return value;
+  if (Array.isArray(value)) return value.map(cloneForRewrite) as T;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = cloneForRewrite(v);
+  return out as T;
+}

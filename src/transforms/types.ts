@@ -1,0 +1,62 @@
+/**
+ * What every compression step is: a function from a model (plus context) to a new model and a report.
+ * Steps know nothing of bundlers; the pipeline folds them in recipe order and the reports become the
+ * manifest's `steps`.
+ */
+import type { ModelProto } from '../onnx/types.js';
+import type { Sample } from '../eval/types.js';
+
+export interface StepContext {
+  /** The source model's path, for messages. */
+  file: string;
+  /** The uncompressed source model (teacher for `distill: { teacher: original }`, reference for errors). */
+  original: ModelProto;
+  /** Calibration samples, when the recipe gives calibration data. */
+  calibration?: Sample[];
+  device: 'cpu' | 'gpu' | 'auto';
+  /** Deterministic seed for anything random. */
+  seed: number;
+  log(message: string): void;
+  /** Fraction done of this step, 0..1. */
+  progress?(fraction: number): void;
+}
+
+/** One weight or layer the step touched (or skipped). */
+export interface LayerReport {
+  /** The node name (or the weight's name when the node has none). */
+  name: string;
+  op: string;
+  weight: string;
+  shape: number[];
+  dtypeBefore: string;
+  dtypeAfter: string;
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Fraction of zeros after pruning. */
+  sparsity?: number;
+  /** Rank kept by low-rank factorization, and the fraction of spectral energy it keeps. */
+  rank?: number;
+  energy?: number;
+  /** Relative RMS error of the weight (or of the layer output on calibration data, see errorKind). */
+  error?: number;
+  errorKind?: 'weight' | 'output';
+}
+
+export interface StepReport {
+  step: 'prune' | 'lowrank' | 'distill' | 'quantize';
+  /** The normalized recipe block the step ran with. */
+  params: Record<string, unknown>;
+  layers: LayerReport[];
+  skipped: { name: string; reason: string }[];
+  warnings: string[];
+  /** Step-specific totals (e.g. training loss curve for distill). */
+  totals?: Record<string, unknown>;
+  ms: number;
+}
+
+export interface StepResult {
+  model: ModelProto;
+  report: StepReport;
+}
+
+export type Step = (model: ModelProto, ctx: StepContext) => Promise<StepResult>;
