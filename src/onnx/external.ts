@@ -61,12 +61,17 @@ export function loadExternalData(model: ModelProto, dir: string, modelFile?: str
         } catch (e) {
           throw new CompressError('io', `external data file for tensor "${t.name ?? ''}" cannot be opened (${(e as NodeJS.ErrnoException).code})`, { file: path });
         }
-        f = { fd, size: fstatSync(fd).size };
+        const stat = fstatSync(fd);
+        if (!stat.isFile()) {
+          closeSync(fd);
+          throw new CompressError('model', `external data location "${ref.location}" of tensor "${t.name ?? ''}" is not a regular file`, { file: path });
+        }
+        f = { fd, size: stat.size };
         open.set(path, f);
       }
       const length = ref.length ?? f.size - ref.offset;
-      if (ref.offset + length > f.size) {
-        throw new CompressError('model', `tensor "${t.name ?? ''}" reads bytes ${ref.offset}..${ref.offset + length} of a ${f.size}-byte external data file`, { file: path });
+      if (ref.offset > f.size || ref.offset + length > f.size) {
+        throw new CompressError('model', `tensor "${t.name ?? ''}" reads bytes ${ref.offset}..${ref.offset + Math.max(0, length)} of a ${f.size}-byte external data file`, { file: path });
       }
       const bytes = Buffer.allocUnsafeSlow(length);
       let at = 0;

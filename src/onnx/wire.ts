@@ -105,8 +105,9 @@ export class WireReader {
   /** Reads a length prefix and returns the end offset of the field's payload, checked. */
   lengthEnd(limit: number): number {
     const at = this.pos;
-    const len = this.uint32();
-    const end = this.pos + len;
+    // All 64 bits: a length of 2^32 + n must fail here, not wrap around to n.
+    const len = this.int64(false);
+    const end = typeof len === 'number' ? this.pos + len : Infinity;
     if (end > limit) this.fail(`length ${len} runs past the end of the enclosing message (byte ${limit})`, at);
     return end;
   }
