@@ -1,0 +1,297 @@
+/**
+ * Evaluation of a compressed model against its original: output agreement, cosine, errors and KL per
+ * output, accuracy against labels, latency, and budget checks.
+ *
+ * Both models run with the same session options (device, threads, optimization). Samples are run in
+ * batches stacked along a symbolic batch axis (default 256) — samples that cannot be stacked run one
+ * by one. Latency is measured on single samples (the first sample, batch of 1): 2 warm-up runs each,
+ * then `runs` runs each, interleaved original/compressed so that machine noise hits both alike.
+ *
+ * When the compressed model's inputs have another float type than the samples (fp16 I/O), feeds are
+ * converted; outputs are compared as float32.
+ */
+import type * as ort from 'onnxruntime-node';
+import { Tensor } from 'onnxruntime-node';
+import { CompressError } from '../errors.js';
+import { float16ToFloat32Array, float32ArrayToFloat16 } from '../onnx/float16.js';
+import { encodeModelToBytes } from '../onnx/codec.js';
+import type { ModelProto } from '../onnx/types.js';
+import { suggest } from '../recipe/suggest.js';
+import type { Budget } from '../recipe/types.js';
+import { openSession, runSession, sessionInputSpecs, type DeviceRequest } from '../runtime/session.js';
+import { stackSamples } from './data.js';
+import { latencyStats, lastAxis, MetricAccumulator, top1Correct, type OutputMetrics } from './metrics.js';
+import type { InputSpec, Sample } from './types.js';
+
+export type { OutputMetrics };
+
+export interface EvalReport {
+  samples: number;
+  /** The output the headline metrics and accuracy are for. */
+  output: string;
+  device: string;
+  /** Samples whose label was used for accuracy. */
+  labeled: number;
+  original: { accuracy?: number; latencyMs: { median: number; p90: number } };
+  compressed: { accuracy?: number; latencyMs: { median: number; p90: number } };
+  metrics: OutputMetrics;
+  perOutput: Record<string, OutputMetrics>;
+  /** NaN / ±Inf values in the compressed model's outputs. */
+  nonFinite: number;
+  warnings: string[];
+  ms: number;
+}
+
+export interface EvaluateOptions {
+  /** Output for the headline metrics and accuracy (default: the first output). */
+  output?: string;
+  /** Compute accuracy against the samples' labels (default: when any sample has a label). */
+  labels?: boolean;
+  /** Latency runs per model (default 20; 0 skips latency). */
+  runs?: number;
+  device?: DeviceRequest;
+  /** Samples per batch when they can be stacked (default 256). */
+  batch?: number;
+  /** intraOpNumThreads of both sessions (default 1). */
+  intraOpThreads?: number;
+}
+
+function toBytes(m: ModelProto | Uint8Array): Uint8Array {
+  return m instanceof Uint8Array ? m : encodeModelToBytes(m);
+}
+
+/** A tensor's values as float32 (a view when already float32). */
+function asFloat32(t: ort.Tensor): Float32Array | undefined {
+  const d = t.data as unknown;
+  if (d instanceof Float32Array) return d;
+  if (t.type === 'float16') return float16ToFloat32Array(d as Uint16Array);
+  if (Array.isArray(d)) return undefined;
+  return Float32Array.from(d as ArrayLike<number | bigint>, Number);
+}
+
+/** Feeds converted to the types a model's inputs want (float32 ↔ float16 ↔ float64, int64 ↔ int32). */
+function adaptFeeds(feeds: Record<string, ort.Tensor>, specs: Map<string, InputSpec>): Record<string, ort.Tensor> {
+  let out: Record<string, ort.Tensor> | undefined;
+  for (const [name, t] of Object.entries(feeds)) {
+    const want = specs.get(name)?.type;
+    if (!want || want === t.type || want === 'unknown') continue;
+    let data: unknown;
+    const src = t.data as unknown;
+    const floats = (): Float32Array => (t.type === 'float16' ? float16ToFloat32Array(src as Uint16Array) : Float32Array.from(src as ArrayLike<number>));
+    if (want === 'float16' && (t.type === 'float32' || t.type === 'float64')) data = float32ArrayToFloat16(floats());
+    else if (want === 'float32' && (t.type === 'float16' || t.type === 'float64')) data = floats();
+    else if (want === 'float64' && (t.type === 'float16' || t.type === 'float32')) data = Float64Array.from(floats());
+    else if (want === 'int32' && t.type === 'int64') data = Int32Array.from(src as BigInt64Array, Number);
+    else if (want === 'int64' && t.type === 'int32') data = BigInt64Array.from(src as Int32Array, BigInt);
+    else continue; // ORT will say what is wrong
+    out ??= { ...feeds };
+    out[name] = new Tensor(want as 'float32', data as Float32Array, t.dims);
+  }
+  return out ?? feeds;
+}
+
+export async function evaluateModels(
+  original: ModelProto | Uint8Array,
+  compressed: ModelProto | Uint8Array,
+  samples: Sample[],
+  opts: EvaluateOptions = {},
+): Promise<EvalReport> {
+  const t0 = performance.now();
+  if (samples.length === 0) throw new CompressError('data', 'no samples to evaluate on');
+  const sessionOpts = { device: opts.device ?? 'cpu', intraOpThreads: opts.intraOpThreads ?? 1 } as const;
+  const a = await openSession(toBytes(original), sessionOpts);
+  let b: Awaited<ReturnType<typeof openSession>>;
+  try {
+    b = await openSession(toBytes(compressed), sessionOpts);
+  } catch (e) {
+    await a.session.release();
+    throw e;
+  }
+  const warnings = [...new Set([...a.warnings, ...b.warnings])];
+  try {
+    const orig = a.session;
+    const comp = b.session;
+    const output = opts.output ?? orig.outputNames[0];
+    for (const [s, which] of [[orig, 'original'], [comp, 'compressed']] as const) {
+      if (!s.outputNames.includes(output)) {
+        const hint = suggest(output, s.outputNames);
+        throw new CompressError(
+          'recipe',
+          `evaluate.output "${output}" is not an output of the ${which} model${hint ? ` (did you mean "${hint}"?)` : ''}; its outputs are ${s.outputNames.map((n) => `"${n}"`).join(', ')}`,
+        );
+      }
+    }
+    const common = orig.outputNames.filter((n) => comp.outputNames.includes(n));
+    for (const n of orig.outputNames) if (!common.includes(n)) warnings.push(`output "${n}" of the original model is missing from the compressed model`);
+    const origSpecs = sessionInputSpecs(orig);
+    const compSpecs = new Map(sessionInputSpecs(comp).map((s) => [s.name, s]));
+
+    const hasLabels = samples.some((s) => s.label !== undefined);
+    const useLabels = opts.labels ?? hasLabels;
+    if (opts.labels && !hasLabels) warnings.push('labels were requested but no sample has a label: accuracy is not computed');
+    const labelWarnings = new Set<string>();
+
+    const acc = new Map(common.map((n) => [n, new MetricAccumulator()]));
+    const skipped = new Set<string>();
+    let labeled = 0;
+    let origCorrect = 0;
+    let compCorrect = 0;
+    let counted = 0;
+
+    const evalRun = async (feeds: Record<string, ort.Tensor>, group: Sample[]) => {
+      const ro = await runSession(orig, feeds, common);
+      const rc = await runSession(comp, adaptFeeds(feeds, compSpecs), common);
+      for (const name of common) {
+        if (skipped.has(name)) continue;
+        const x = asFloat32(ro[name]);
+        const y = asFloat32(rc[name]);
+        if (!x || !y) {
+          skipped.add(name);
+          warnings.push(`output "${name}" (${ro[name].type}) is not numeric: not compared`);
+          continue;
+        }
+        const dx = ro[name].dims;
+        const dy = rc[name].dims;
+        if (dx.length !== dy.length || dx.some((d, i) => d !== dy[i])) {
+          const msg = `output "${name}" has shape [${dy.join(', ')}] in the compressed model but [${dx.join(', ')}] in the original`;
+          if (name === output) throw new CompressError('compress', msg);
+          skipped.add(name);
+          warnings.push(`${msg}: not compared`);
+          continue;
+        }
+        acc.get(name)!.add(x, y, dx);
+        if (name === output && useLabels && hasLabels) {
+          const c = lastAxis(dx);
+          const rows = c === 0 ? 0 : x.length / c;
+          const per = rows / group.length;
+          const labels = new Float64Array(rows).fill(-1);
+          group.forEach((s, k) => {
+            const l = s.label;
+            let ok = false;
+            if (typeof l === 'number' && per === 1) {
+              labels[k] = l;
+              ok = true;
+            } else if (Array.isArray(l) && l.length === per) {
+              labels.set(l, k * per);
+              ok = true;
+            } else if (l !== undefined) {
+              labelWarnings.add(
+                typeof l === 'string'
+                  ? `string labels cannot be compared with class indices: those samples are not counted`
+                  : `a label does not fit output "${name}" ([${dx.join(', ')}] for ${group.length} sample(s)): a class index per sample, or one per row of the last axis`,
+              );
+            }
+            if (ok) labeled++;
+          });
+          const o = top1Correct(x, dx, labels);
+          const p = top1Correct(y, dx, labels);
+          origCorrect += o.correct;
+          compCorrect += p.correct;
+          counted += o.counted;
+        }
+      }
+    };
+
+    const batch = Math.max(1, Math.floor(opts.batch ?? 256));
+    for (let i = 0; i < samples.length; i += batch) {
+      const chunk = samples.slice(i, i + batch);
+      const stacked = chunk.length > 1 ? stackSamples(chunk, origSpecs) : undefined;
+      if (stacked) await evalRun(stacked.feeds, chunk);
+      else for (const s of chunk) await evalRun(s.feeds, [s]);
+    }
+    warnings.push(...labelWarnings);
+
+    // Latency: single sample, 2 warm-ups each, then interleaved runs.
+    const runs = Math.max(0, Math.floor(opts.runs ?? 20));
+    const one = samples[0].feeds;
+    const oneComp = adaptFeeds(one, compSpecs);
+    const lo: number[] = [];
+    const lc: number[] = [];
+    if (runs > 0) {
+      for (let w = 0; w < 2; w++) {
+        await runSession(orig, one);
+        await runSession(comp, oneComp);
+      }
+      for (let r = 0; r < runs; r++) {
+        let t = performance.now();
+        await runSession(orig, one);
+        lo.push(performance.now() - t);
+        t = performance.now();
+        await runSession(comp, oneComp);
+        lc.push(performance.now() - t);
+      }
+    }
+    const lat = (v: number[]) => (v.length ? latencyStats(v) : { median: NaN, p90: NaN });
+
+    const perOutput: Record<string, OutputMetrics> = {};
+    let nonFinite = 0;
+    for (const [name, m] of acc) {
+      if (skipped.has(name)) continue;
+      perOutput[name] = m.result();
+      nonFinite += m.nonFinite;
+    }
+    if (nonFinite > 0) warnings.push(`the compressed model produced ${nonFinite} NaN/Inf value(s)`);
+    const withAccuracy = useLabels && counted > 0;
+    return {
+      samples: samples.length,
+      output,
+      device: a.device === b.device ? a.device : `${a.device}/${b.device}`,
+      labeled,
+      original: { ...(withAccuracy ? { accuracy: origCorrect / counted } : {}), latencyMs: lat(lo) },
+      compressed: { ...(withAccuracy ? { accuracy: compCorrect / counted } : {}), latencyMs: lat(lc) },
+      metrics: perOutput[output],
+      perOutput,
+      nonFinite,
+      warnings,
+      ms: performance.now() - t0,
+    };
+  } finally {
+    await a.session.release();
+    await b.session.release();
+  }
+}
+
+/** A number with enough digits that the printed value still compares with the printed limit as the value does. */
+function fmt(v: number, limit: number, violates: (x: number, l: number) => boolean): string {
+  if (!Number.isFinite(v)) return String(v);
+  for (let p = 3; p <= 12; p++) {
+    const s = Number(v.toPrecision(p));
+    if (violates(s, limit)) return String(s);
+  }
+  return String(v);
+}
+
+/**
+ * Checks a report (and the compressed size in bytes) against a budget. Each violation is one line:
+ * "<metric> <value> <op> <limit name> <limit>", e.g. "accuracy drop 0.0123 > maxAccuracyDrop 0.01".
+ * A NaN metric always violates.
+ */
+export function checkBudget(report: EvalReport, budget: Budget, bytes: number): { ok: boolean; violations: string[] } {
+  const v: string[] = [];
+  const gt = (x: number, l: number) => x > l;
+  const lt = (x: number, l: number) => x < l;
+  if (budget.maxAccuracyDrop !== undefined) {
+    const o = report.original.accuracy;
+    const c = report.compressed.accuracy;
+    if (o === undefined || c === undefined) {
+      v.push(`maxAccuracyDrop ${budget.maxAccuracyDrop} needs labeled evaluation data, but none of the ${report.samples} samples had a usable label (give labels and set evaluate.labels)`);
+    } else {
+      const drop = o - c;
+      if (!(drop <= budget.maxAccuracyDrop)) {
+        v.push(`accuracy drop ${fmt(drop, budget.maxAccuracyDrop, gt)} > maxAccuracyDrop ${budget.maxAccuracyDrop} (accuracy ${o.toFixed(4)} → ${c.toFixed(4)})`);
+      }
+    }
+  }
+  const m = report.metrics;
+  const nonFinite = report.nonFinite ? ` (the compressed model produced ${report.nonFinite} NaN/Inf values)` : '';
+  if (budget.minAgreement !== undefined && !(m.agreement >= budget.minAgreement)) {
+    v.push(`agreement ${fmt(m.agreement, budget.minAgreement, lt)} < minAgreement ${budget.minAgreement}${nonFinite}`);
+  }
+  if (budget.minCosine !== undefined && !(m.cosine >= budget.minCosine)) {
+    v.push(`cosine ${fmt(m.cosine, budget.minCosine, lt)} < minCosine ${budget.minCosine}${nonFinite}`);
+  }
+  if (budget.maxBytes !== undefined && !(bytes <= budget.maxBytes)) {
+    v.push(`size ${bytes} > maxBytes ${budget.maxBytes}`);
+  }
+  return { ok: v.length === 0, violations: v };
+}

@@ -1,0 +1,258 @@
+/**
+ * onnxruntime sessions with the project's defaults: one place that picks the device, sets thread
+ * counts and turns ORT's failures into CompressErrors.
+ *
+ * Devices:
+ * - `cpu`: the CPU execution provider.
+ * - `gpu`: the CUDA EP, then the WebGPU EP, each tried alone (ORT does not fall back by itself: an EP
+ *   list `['webgpu', 'cpu']` fails as a whole when WebGPU has no adapter). When none works the error
+ *   lists every provider tried and ORT's reason.
+ * - `auto`: the `gpu` path, then the CPU with one warning (returned, and logged once per process).
+ *
+ * Which GPU provider works is probed once per process on a one-node model and cached, so opening many
+ * sessions costs one probe. A GPU provider that passed the probe but fails on a real model is an error
+ * for `gpu` and falls back to the CPU (with a warning) for `auto`.
+ *
+ * Threads: several sessions on few cores each spin their own pool (FACTS.md: 9 sessions made small runs
+ * 30× slower), so the default is 1 intra-op thread, 1 inter-op thread and no spinning; pass
+ * `intraOpThreads` for a session that runs alone.
+ */
+import * as ort from 'onnxruntime-node';
+import { CompressError } from '../errors.js';
+import { encodeModelToBytes } from '../onnx/codec.js';
+import { dataTypeName } from '../onnx/dtypes.js';
+import { makeNode } from '../onnx/graph.js';
+import type { ModelProto, TypeProto } from '../onnx/types.js';
+import type { InputSpec } from '../eval/types.js';
+
+export type DeviceRequest = 'cpu' | 'gpu' | 'auto';
+export type Device = 'cpu' | 'cuda' | 'webgpu';
+
+export interface SessionOptions {
+  /** Default 'cpu'. */
+  device?: DeviceRequest;
+  /** intraOpNumThreads (default 1). */
+  intraOpThreads?: number;
+  /** Graph optimization level (default 'all'). */
+  optimization?: 'all' | 'basic' | 'disabled';
+  /** External data files for a model given as bytes (paths as the model's tensors name them). */
+  externalData?: { path: string; data: Uint8Array }[];
+}
+
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  device: Device;
+  warnings: string[];
+}
+
+type GpuProvider = 'cuda' | 'webgpu';
+const GPU_PROVIDERS: readonly GpuProvider[] = ['cuda', 'webgpu'];
+
+interface ProbeResult {
+  /** The first GPU provider that could open a session, if any. */
+  provider?: GpuProvider;
+  /** Why each provider tried before it (or all of them) failed. */
+  failures: { provider: GpuProvider; reason: string }[];
+}
+
+let probe: Promise<ProbeResult> | undefined;
+let fallbackLogged = false;
+
+/** ORT's error message without source paths, assertion text and trailing noise, at most ~300 chars. */
+export function trimOrtMessage(e: unknown): string {
+  let m = e instanceof Error ? e.message : String(e);
+  const afterCode = /\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*/.exec(m);
+  if (afterCode) m = m.slice(afterCode.index + afterCode[0].length);
+  // "/onnxruntime_src/…/webgpu_context.cc:136 <function> <condition> was false. Failed to …"
+  const wasFalse = m.lastIndexOf(' was false. ');
+  if (wasFalse >= 0) m = m.slice(wasFalse + ' was false. '.length);
+  m = m.replace(/(^|\s)\/\S+\.(cc|cpp|h):\d+\s*/g, '$1');
+  m = m.replace(/\s+/g, ' ').trim();
+  return m.length > 300 ? m.slice(0, 297) + '...' : m;
+}
+
+/** A model with one Identity node, to find out whether a provider can open sessions at all. */
+function probeModel(): Uint8Array {
+  const io = (name: string) => ({
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } },
+    metadataProps: [],
+  });
+  const model: ModelProto = {
+    irVersion: 8,
+    producerName: 'unplugin-onnx-compress',
+    opsetImport: [{ domain: '', version: 17 }],
+    metadataProps: [],
+    trainingInfo: [],
+    functions: [],
+    graph: {
+      name: 'probe',
+      node: [makeNode('Identity', ['x'], ['y'])],
+      initializer: [],
+      input: [io('x')],
+      output: [io('y')],
+      valueInfo: [],
+      quantizationAnnotation: [],
+      sparseInitializer: [],
+      metadataProps: [],
+    },
+  };
+  return encodeModelToBytes(model);
+}
+
+function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {
+  const o: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: opts.intraOpThreads ?? 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: opts.optimization ?? 'all',
+    logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+  if (opts.externalData?.length) {
+    (o as { externalData?: unknown }).externalData = opts.externalData.map((d) => ({ path: d.path, data: d.data }));
+  }
+  return o;
+}
+
+async function create(model: Uint8Array | string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+}
+
+/** Which GPU provider works in this process (probed once, then cached). */
+export function probeGpu(): Promise<ProbeResult> {
+  probe ??= (async () => {
+    // A missing CUDA library is logged by ORT's process-wide logger as an error before the session
+    // creation throws; we report it ourselves. This only takes effect when ORT was not initialized
+    // yet, and only when nobody changed the default level.
+    if (ort.env.logLevel === 'warning') ort.env.logLevel = 'fatal';
+    const bytes = probeModel();
+    const failures: ProbeResult['failures'] = [];
+    for (const provider of GPU_PROVIDERS) {
+      try {
+        // Fatal-only logging: the probe's failures are expected and reported by us, not by ORT's logger.
+        const s = await ort.InferenceSession.create(bytes, { executionProviders: [provider], logSeverityLevel: 4, intraOpNumThreads: 1, interOpNumThreads: 1 });
+        await s.release();
+        return { provider, failures };
+      } catch (e) {
+        failures.push({ provider, reason: trimOrtMessage(e) });
+      }
+    }
+    return { failures };
+  })();
+  return probe;
+}
+
+/** Forgets the cached probe (tests). */
+export function resetGpuProbe(): void {
+  probe = undefined;
+  fallbackLogged = false;
+}
+
+function modelSource(model: ModelProto | Uint8Array | string): Uint8Array | string {
+  if (typeof model === 'string' || model instanceof Uint8Array) return model;
+  return encodeModelToBytes(model);
+}
+
+function listFailures(failures: ProbeResult['failures']): string {
+  return failures.map((f) => `${f.provider}: ${f.reason}`).join('; ');
+}
+
+/**
+ * Opens an inference session on the requested device. Errors are CompressError('runtime') with ORT's
+ * message; a model ORT refuses on the CPU is reported as such.
+ */
+export async function openSession(model: ModelProto | Uint8Array | string, opts: SessionOptions = {}): Promise<OpenedSession> {
+  const device = opts.device ?? 'cpu';
+  const source = modelSource(model);
+  const base = baseOptions(opts);
+  const warnings: string[] = [];
+  const where = typeof source === 'string' ? { file: source } : {};
+
+  if (device === 'gpu' || device === 'auto') {
+    const probed = await probeGpu();
+    const failures = [...probed.failures];
+    if (probed.provider) {
+      try {
+        const session = await create(source, { ...base, executionProviders: [probed.provider] });
+        return { session, device: probed.provider, warnings };
+      } catch (e) {
+        failures.push({ provider: probed.provider, reason: trimOrtMessage(e) });
+      }
+    }
+    if (device === 'gpu') {
+      throw new CompressError('runtime', `no GPU execution provider could run the model (tried ${failures.map((f) => f.provider).join(', ')}): ${listFailures(failures)}`, where);
+    }
+    const warning = `no GPU execution provider is available, running on the CPU (${listFailures(failures)})`;
+    warnings.push(warning);
+    if (!fallbackLogged) {
+      fallbackLogged = true;
+      console.warn(`warning: ${warning}`);
+    }
+  }
+  try {
+    const session = await create(source, { ...base, executionProviders: ['cpu'] });
+    return { session, device: 'cpu', warnings };
+  } catch (e) {
+    throw new CompressError('runtime', `onnxruntime cannot load the model: ${trimOrtMessage(e)}`, where, { cause: e });
+  }
+}
+
+/** session.run with ORT's failures turned into CompressError('runtime'). */
+export async function runSession(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  fetches?: readonly string[],
+): Promise<Record<string, ort.Tensor>> {
+  try {
+    return (fetches ? await session.run(feeds, fetches) : await session.run(feeds)) as Record<string, ort.Tensor>;
+  } catch (e) {
+    const shapes = Object.entries(feeds)
+      .map(([k, t]) => `${k}: ${t.type} [${t.dims.join(', ')}]`)
+      .join(', ');
+    throw new CompressError('runtime', `onnxruntime failed to run the model on inputs {${shapes}}: ${trimOrtMessage(e)}`, {}, { cause: e });
+  }
+}
+
+function typeDims(type: TypeProto | undefined): (number | string)[] {
+  const dims = type?.tensorType?.shape?.dim ?? [];
+  return dims.map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : d.dimParam ? d.dimParam : '?'));
+}
+
+function typeName(type: TypeProto | undefined): string {
+  const elem = type?.tensorType?.elemType;
+  if (elem === undefined) return type?.sequenceType ? 'sequence' : type?.mapType ? 'map' : 'unknown';
+  try {
+    return dataTypeName(elem);
+  } catch {
+    return `type${elem}`;
+  }
+}
+
+/**
+ * The model's real inputs (graph inputs that are not initializers): ORT type names and dims (numbers,
+ * symbolic names, '?' for unnamed unknown dims). An input without shape information gets `dims: []`.
+ */
+export function inputSpecs(model: ModelProto): InputSpec[] {
+  const g = model.graph;
+  if (!g) return [];
+  const inits = new Set(g.initializer.map((t) => t.name));
+  return g.input.filter((v) => v.name && !inits.has(v.name)).map((v) => ({ name: v.name!, type: typeName(v.type), dims: typeDims(v.type) }));
+}
+
+/** The graph's output names, in order. */
+export function outputNames(model: ModelProto): string[] {
+  return (model.graph?.output ?? []).map((o) => o.name ?? '');
+}
+
+/** Output specs (type and dims) like inputSpecs. */
+export function outputSpecs(model: ModelProto): InputSpec[] {
+  return (model.graph?.output ?? []).map((v) => ({ name: v.name ?? '', type: typeName(v.type), dims: typeDims(v.type) }));
+}
+
+/** Input specs of an open session (from ORT's metadata), for models given as bytes or paths. */
+export function sessionInputSpecs(session: ort.InferenceSession): InputSpec[] {
+  return session.inputMetadata.map((m) =>
+    m.isTensor ? { name: m.name, type: m.type, dims: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : String(d || '?'))) } : { name: m.name, type: 'unknown', dims: [] },
+  );
+}
