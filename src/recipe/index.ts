@@ -1,0 +1,14 @@
+export {
+  loadRecipe,
+  parseRecipe,
+  normalizedStepConfig,
+  positionOf,
+  parseBytes,
+  formatIssue,
+  RecipeError,
+  type LoadOptions,
+  type RecipeIssue,
+} from './load.js';
+export { unsupportedFeatures, dataExtensions, type UnsupportedFeature } from './support.js';
+export { suggest, editDistance } from './suggest.js';
+export * from './types.js';
