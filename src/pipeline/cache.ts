@@ -1,0 +1,107 @@
+/**
+ * The content-addressed output cache: `<dir>/<key>.onnx` + `<dir>/<key>.json` (the manifest), plus
+ * `<dir>/stats.json` (see hash.ts) and `<dir>/sizes-<source sha256>.json` (a source's size statistics).
+ *
+ * Both files are written through a temp file + rename, the model first and the manifest last, so a
+ * manifest present implies a complete model. A reader still checks the model against the size and
+ * sha256 the manifest records (the sha256 from the stat cache when the file is unchanged since it was
+ * verified), so a truncated or corrupted entry is a miss and gets rewritten. Several processes may fill
+ * the same entry at once: outputs are deterministic and renames atomic, so any interleaving leaves a
+ * correct entry.
+ */
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Encoded } from '../onnx/codec.js';
+import { writeChunksAtomic } from '../onnx/io.js';
+import { readWithStat, sha256, type StatCache } from './hash.js';
+import { BROTLI_QUALITY, GZIP_LEVEL, type Manifest, type SizeStats } from './manifest.js';
+
+const SIZE_SETTINGS = { gzipLevel: GZIP_LEVEL, brotliQuality: BROTLI_QUALITY };
+
+export interface CacheEntry {
+  bytes: Uint8Array;
+  manifest: Manifest;
+}
+
+export type CacheMiss = 'absent' | 'corrupt';
+
+export class ModelCache {
+  constructor(
+    readonly dir: string,
+    readonly stats: StatCache,
+  ) {}
+
+  modelFile(key: string): string {
+    return join(this.dir, `${key}.onnx`);
+  }
+
+  manifestFile(key: string): string {
+    return join(this.dir, `${key}.json`);
+  }
+
+  /** The entry for `key`, or why there is none. Does no work beyond reading (and, once, hashing) the files. */
+  get(key: string): CacheEntry | CacheMiss {
+    const m = readWithStat(this.manifestFile(key));
+    if (!m) return 'absent';
+    let manifest: Manifest;
+    try {
+      manifest = JSON.parse(m.bytes.toString('utf8')) as Manifest;
+    } catch {
+      return 'corrupt';
+    }
+    if (manifest?.cache?.key !== key || typeof manifest.output?.sha256 !== 'string') return 'corrupt';
+    const file = this.modelFile(key);
+    const r = readWithStat(file);
+    if (!r || r.stat.size !== manifest.output.bytes) return 'corrupt';
+    const known = this.stats.lookup(file, r.stat);
+    if (known?.sha256 !== manifest.output.sha256) {
+      const hashedAt = Date.now();
+      const actual = sha256(r.bytes);
+      if (actual !== manifest.output.sha256) return 'corrupt';
+      this.stats.record(file, r.stat, actual, hashedAt);
+    }
+    return { bytes: r.bytes, manifest };
+  }
+
+  /** Stores an entry: model, then manifest. */
+  put(key: string, model: Encoded | Uint8Array, manifest: Manifest): void {
+    mkdirSync(this.dir, { recursive: true });
+    const encoded: Encoded = model instanceof Uint8Array ? { chunks: [model], byteLength: model.byteLength } : model;
+    const file = this.modelFile(key);
+    const hashedAt = Date.now();
+    writeChunksAtomic(file, encoded);
+    try {
+      this.stats.record(file, statSync(file), manifest.output.sha256, hashedAt);
+    } catch {
+      // someone removed it already; the next get() re-checks
+    }
+    const text = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+    writeChunksAtomic(this.manifestFile(key), { chunks: [text], byteLength: text.length });
+  }
+
+  /** Size statistics of a source model by its sha256 (gzip/brotli of 100 MB take seconds; variants share them). */
+  getSizes(sourceSha: string): SizeStats | undefined {
+    const r = readWithStat(join(this.dir, `sizes-${sourceSha}.json`));
+    if (!r) return undefined;
+    try {
+      const s = JSON.parse(r.bytes.toString('utf8')) as SizeStats & { compression?: unknown };
+      if (JSON.stringify(s.compression) !== JSON.stringify(SIZE_SETTINGS) || typeof s.gzip !== 'number') return undefined;
+      const { compression: _, ...stats } = s;
+      return stats as SizeStats;
+    } catch {
+      return undefined;
+    }
+  }
+
+  putSizes(sourceSha: string, stats: SizeStats): void {
+    mkdirSync(this.dir, { recursive: true });
+    const text = Buffer.from(JSON.stringify({ ...stats, compression: SIZE_SETTINGS }));
+    writeChunksAtomic(join(this.dir, `sizes-${sourceSha}.json`), { chunks: [text], byteLength: text.length });
+  }
+
+  /** Drops an entry (manifest first, so no reader sees a manifest without its model). */
+  remove(key: string): void {
+    rmSync(this.manifestFile(key), { force: true });
+    rmSync(this.modelFile(key), { force: true });
+  }
+}

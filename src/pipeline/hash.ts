@@ -1,0 +1,224 @@
+/**
+ * Content hashes of the files a build depends on, with a stat cache so an unchanged file is not re-read:
+ * (path, size, mtimeMs, ino) → sha256, kept in `<cacheDir>/stats.json`. This is the hot path of a cache
+ * hit: hashing a 100 MB model costs ~80-200 ms, a stat costs microseconds.
+ *
+ * A stat entry is only trusted when the file's mtime is clearly older than the moment hashing started
+ * (git's "racy clean" rule): a file rewritten within the same timestamp tick as the hashed version would
+ * otherwise keep its old hash.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
+import { join, relative } from 'node:path';
+import { CompressError } from '../errors.js';
+import { writeChunksAtomic } from '../onnx/io.js';
+
+export interface StatEntry {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  sha256: string;
+  /** Date.now() when hashing began (the stat was taken just before). */
+  hashedAt: number;
+  /** External data files a model references (relative to its folder), once known. */
+  deps?: string[];
+}
+
+const STATS_FILE = 'stats.json';
+const MAX_ENTRIES = 4000;
+
+/** Whole-second file systems (FAT, HFS+, some network mounts) need a wider racy window. */
+function racyMarginMs(mtimeMs: number): number {
+  return mtimeMs % 1000 === 0 ? 2500 : 100;
+}
+
+export class StatCache {
+  private entries = new Map<string, StatEntry>();
+  private dirty = false;
+
+  /** `dir`: the cache directory holding stats.json, or undefined to keep the stats in memory only. */
+  constructor(readonly dir?: string) {
+    if (!dir) return;
+    try {
+      const data = JSON.parse(readFileSync(join(dir, STATS_FILE), 'utf8')) as { version?: number; entries?: Record<string, StatEntry> };
+      if (data.version === 1 && data.entries) for (const [k, v] of Object.entries(data.entries)) this.entries.set(k, v);
+    } catch {
+      // missing or corrupt: start empty, it is only a cache
+    }
+  }
+
+  /** The recorded entry for `file` if `st` shows the file unchanged since it was hashed. */
+  lookup(file: string, st: Stats): StatEntry | undefined {
+    const e = this.entries.get(file);
+    if (!e || e.size !== st.size || e.mtimeMs !== st.mtimeMs || e.ino !== st.ino) return undefined;
+    if (e.mtimeMs >= e.hashedAt - racyMarginMs(e.mtimeMs)) return undefined; // racy: re-hash to be sure
+    return e;
+  }
+
+  record(file: string, st: Stats, sha256: string, hashedAt: number, deps?: string[]): void {
+    const prev = this.entries.get(file);
+    if (prev && prev.sha256 === sha256 && prev.size === st.size && prev.mtimeMs === st.mtimeMs && prev.ino === st.ino && prev.hashedAt === hashedAt) return;
+    this.entries.delete(file); // re-insert last: the map's order is least-recently-recorded first
+    this.entries.set(file, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256, hashedAt, ...(deps && { deps }) });
+    this.dirty = true;
+  }
+
+  setDeps(file: string, deps: string[]): void {
+    const e = this.entries.get(file);
+    if (e && JSON.stringify(e.deps) !== JSON.stringify(deps)) {
+      e.deps = deps;
+      this.dirty = true;
+    }
+  }
+
+  /** Writes stats.json if anything changed (atomically; merging what other processes recorded meanwhile). */
+  flush(): void {
+    if (!this.dir || !this.dirty) return;
+    this.dirty = false;
+    let disk: Record<string, StatEntry> = {};
+    try {
+      disk = (JSON.parse(readFileSync(join(this.dir, STATS_FILE), 'utf8')) as { entries?: Record<string, StatEntry> }).entries ?? {};
+    } catch {
+      // nothing to merge
+    }
+    const merged = new Map<string, StatEntry>(Object.entries(disk));
+    for (const [k, v] of this.entries) {
+      merged.delete(k);
+      merged.set(k, v);
+    }
+    const all = [...merged];
+    const kept = all.slice(Math.max(0, all.length - MAX_ENTRIES));
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      const text = Buffer.from(JSON.stringify({ version: 1, entries: Object.fromEntries(kept) }));
+      writeChunksAtomic(join(this.dir, STATS_FILE), { chunks: [text], byteLength: text.length });
+    } catch {
+      // a read-only cache folder only costs re-hashing next time
+    }
+  }
+}
+
+function statOrThrow(file: string): Stats {
+  try {
+    return statSync(file);
+  } catch (e) {
+    throw new CompressError('io', `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+  }
+}
+
+/**
+ * Streams a file through sha256 in 1 MiB synchronous reads. Synchronous on purpose: libuv's thread pool
+ * (which fs streams use) is often busy with other builds' gzip/brotli jobs, and a cache hit must not
+ * wait behind them. `onChunk` sees every chunk (e.g. to look for a byte pattern).
+ */
+function streamHash(file: string, onChunk?: (chunk: Buffer) => void): string {
+  const h = createHash('sha256');
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      const chunk = buf.subarray(0, n);
+      h.update(chunk);
+      onChunk?.(chunk);
+    }
+  } catch (e) {
+    throw new CompressError('io', `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+export function sha256(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export interface FileHash {
+  sha256: string;
+  bytes: number;
+  /** Only for hashModel: whether the file may reference external data (a "location" key occurs in it). */
+  mayReferenceExternal?: boolean;
+  entry?: StatEntry;
+}
+
+/** sha256 of a file, from the stat cache when the file is unchanged. */
+export async function hashFile(file: string, stats: StatCache, opts: { scanExternal?: boolean } = {}): Promise<FileHash> {
+  const st = statOrThrow(file);
+  if (!st.isFile()) throw new CompressError('io', 'expected a file, found a folder', { file });
+  const known = stats.lookup(file, st);
+  if (known && (!opts.scanExternal || known.deps)) return { sha256: known.sha256, bytes: st.size, entry: known };
+  const hashedAt = Date.now();
+  let found = false;
+  let tail: Buffer = Buffer.alloc(0);
+  const needle = Buffer.from('location');
+  const sha = streamHash(
+    file,
+    opts.scanExternal
+      ? (chunk) => {
+          if (found) return;
+          const window = tail.length ? Buffer.concat([tail, chunk.subarray(0, needle.length)]) : undefined;
+          if ((window && window.includes(needle)) || chunk.includes(needle)) found = true;
+          tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - needle.length + 1))); // the buffer is reused
+        }
+      : undefined,
+  );
+  const after = statOrThrow(file);
+  // Changed while we read it: return the hash but do not remember it.
+  if (after.size === st.size && after.mtimeMs === st.mtimeMs && after.ino === st.ino) stats.record(file, st, sha, hashedAt, known?.deps);
+  return { sha256: sha, bytes: st.size, mayReferenceExternal: found, entry: stats.lookup(file, after) ?? undefined };
+}
+
+/** A folder's hash: every file below it (sorted, by relative path) with its content hash. */
+export async function hashFolder(dir: string, stats: StatCache): Promise<string> {
+  const files: string[] = [];
+  const walk = (d: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(d).sort();
+    } catch (e) {
+      throw new CompressError('io', `cannot read folder: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: d });
+    }
+    for (const name of names) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) files.push(p);
+    }
+  };
+  walk(dir);
+  const h = createHash('sha256');
+  for (const f of files) h.update(`${relative(dir, f).split('\\').join('/')}\0${(await hashFile(f, stats)).sha256}\n`);
+  return h.digest('hex');
+}
+
+/** Hash of a file or a folder. */
+export async function hashPath(p: string, stats: StatCache): Promise<string> {
+  const st = statOrThrow(p);
+  return st.isDirectory() ? hashFolder(p, stats) : (await hashFile(p, stats)).sha256;
+}
+
+/** Reads a whole file through one descriptor and returns the bytes with the stat of exactly that file. */
+export function readWithStat(file: string): { bytes: Buffer; stat: Stats } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const stat = fstatSync(fd);
+    const bytes = Buffer.allocUnsafeSlow(stat.size);
+    let at = 0;
+    while (at < stat.size) {
+      const n = readSync(fd, bytes, at, stat.size - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return { bytes: at === stat.size ? bytes : bytes.subarray(0, at), stat };
+  } finally {
+    closeSync(fd);
+  }
+}
