@@ -615,7 +615,7 @@ async function applyBudget(build: Build, manifest: Manifest, opts: PipelineOptio
   }
   if (manifest.accuracy && accuracyLimits.length) {
     // Loaded only here: evaluate.ts pulls in onnxruntime, which a plain cache hit never loads.
-    const { checkBudget } = await import('./eval/evaluate.js');
+    const { checkBudget } = await import('./eval/budget.js');
     violations = checkBudget(manifest.accuracy, budget, bytes).violations;
   } else if (budget.maxBytes !== undefined && bytes > budget.maxBytes) {
     violations.push(`size ${bytes} > maxBytes ${budget.maxBytes}`);

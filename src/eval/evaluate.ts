@@ -17,7 +17,6 @@ import { float16ToFloat32Array, float32ArrayToFloat16 } from '../onnx/float16.js
 import { encodeModelToBytes } from '../onnx/codec.js';
 import type { ModelProto } from '../onnx/types.js';
 import { suggest } from '../recipe/suggest.js';
-import type { Budget } from '../recipe/types.js';
 import { openSession, runSession, sessionInputSpecs, type DeviceRequest } from '../runtime/session.js';
 import { stackSamples } from './data.js';
 import { latencyStats, lastAxis, MetricAccumulator, top1Correct, type OutputMetrics } from './metrics.js';
@@ -252,46 +251,5 @@ export async function evaluateModels(
 }
 
 /** A number with enough digits that the printed value still compares with the printed limit as the value does. */
-function fmt(v: number, limit: number, violates: (x: number, l: number) => boolean): string {
-  if (!Number.isFinite(v)) return String(v);
-  for (let p = 3; p <= 12; p++) {
-    const s = Number(v.toPrecision(p));
-    if (violates(s, limit)) return String(s);
-  }
-  return String(v);
-}
 
-/**
- * Checks a report (and the compressed size in bytes) against a budget. Each violation is one line:
- * "<metric> <value> <op> <limit name> <limit>", e.g. "accuracy drop 0.0123 > maxAccuracyDrop 0.01".
- * A NaN metric always violates.
- */
-export function checkBudget(report: EvalReport, budget: Budget, bytes: number): { ok: boolean; violations: string[] } {
-  const v: string[] = [];
-  const gt = (x: number, l: number) => x > l;
-  const lt = (x: number, l: number) => x < l;
-  if (budget.maxAccuracyDrop !== undefined) {
-    const o = report.original.accuracy;
-    const c = report.compressed.accuracy;
-    if (o === undefined || c === undefined) {
-      v.push(`maxAccuracyDrop ${budget.maxAccuracyDrop} needs labeled evaluation data, but none of the ${report.samples} samples had a usable label (give labels and set evaluate.labels)`);
-    } else {
-      const drop = o - c;
-      if (!(drop <= budget.maxAccuracyDrop)) {
-        v.push(`accuracy drop ${fmt(drop, budget.maxAccuracyDrop, gt)} > maxAccuracyDrop ${budget.maxAccuracyDrop} (accuracy ${o.toFixed(4)} → ${c.toFixed(4)})`);
-      }
-    }
-  }
-  const m = report.metrics;
-  const nonFinite = report.nonFinite ? ` (the compressed model produced ${report.nonFinite} NaN/Inf values)` : '';
-  if (budget.minAgreement !== undefined && !(m.agreement >= budget.minAgreement)) {
-    v.push(`agreement ${fmt(m.agreement, budget.minAgreement, lt)} < minAgreement ${budget.minAgreement}${nonFinite}`);
-  }
-  if (budget.minCosine !== undefined && !(m.cosine >= budget.minCosine)) {
-    v.push(`cosine ${fmt(m.cosine, budget.minCosine, lt)} < minCosine ${budget.minCosine}${nonFinite}`);
-  }
-  if (budget.maxBytes !== undefined && !(bytes <= budget.maxBytes)) {
-    v.push(`size ${bytes} > maxBytes ${budget.maxBytes}`);
-  }
-  return { ok: v.length === 0, violations: v };
-}
+export { checkBudget } from './budget.js';

@@ -7,7 +7,7 @@
  * - `gpu`: the CUDA EP, then the WebGPU EP, each tried alone (ORT does not fall back by itself: an EP
  *   list `['webgpu', 'cpu']` fails as a whole when WebGPU has no adapter). When none works the error
  *   lists every provider tried and ORT's reason.
- * - `auto`: the `gpu` path, then the CPU with one warning (returned, and logged once per process).
+ * - `auto`: the `gpu` path, then the CPU with one warning (returned; the caller logs it).
  *
  * Which GPU provider works is probed once per process on a one-node model and cached, so opening many
  * sessions costs one probe. A GPU provider that passed the probe but fails on a real model is an error
@@ -17,6 +17,8 @@
  * 30× slower), so the default is 1 intra-op thread, 1 inter-op thread and no spinning; pass
  * `intraOpThreads` for a session that runs alone.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
 import { encodeModelToBytes } from '../onnx/codec.js';
@@ -56,7 +58,6 @@ interface ProbeResult {
 }
 
 let probe: Promise<ProbeResult> | undefined;
-let fallbackLogged = false;
 
 /** ORT's error message without source paths, assertion text and trailing noise, at most ~300 chars. */
 export function trimOrtMessage(e: unknown): string {
@@ -129,6 +130,10 @@ export function probeGpu(): Promise<ProbeResult> {
     const bytes = probeModel();
     const failures: ProbeResult['failures'] = [];
     for (const provider of GPU_PROVIDERS) {
+      if (provider === 'webgpu' && !vulkanLoaderPresent()) {
+        failures.push({ provider, reason: 'no Vulkan loader (libvulkan.so.1) on this machine; WebGPU needs a Vulkan driver' });
+        continue;
+      }
       try {
         // Fatal-only logging: the probe's failures are expected and reported by us, not by ORT's logger.
         const s = await ort.InferenceSession.create(bytes, { executionProviders: [provider], logSeverityLevel: 4, intraOpNumThreads: 1, interOpNumThreads: 1 });
@@ -143,10 +148,24 @@ export function probeGpu(): Promise<ProbeResult> {
   return probe;
 }
 
+/**
+ * On Linux, Dawn (ORT's WebGPU) needs libvulkan.so.1; without it Dawn prints a warning of its own to
+ * stderr before failing. Looking for the loader first keeps builds quiet and the reason precise.
+ */
+function vulkanLoaderPresent(): boolean {
+  if (process.platform !== 'linux') return true;
+  const dirs = (process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
+  if (dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')))) return true;
+  try {
+    return readFileSync('/etc/ld.so.cache').includes('libvulkan.so.1');
+  } catch {
+    return true; // cannot tell: let ORT try
+  }
+}
+
 /** Forgets the cached probe (tests). */
 export function resetGpuProbe(): void {
   probe = undefined;
-  fallbackLogged = false;
 }
 
 function modelSource(model: ModelProto | Uint8Array | string): Uint8Array | string {
@@ -185,10 +204,6 @@ export async function openSession(model: ModelProto | Uint8Array | string, opts:
     }
     const warning = `no GPU execution provider is available, running on the CPU (${listFailures(failures)})`;
     warnings.push(warning);
-    if (!fallbackLogged) {
-      fallbackLogged = true;
-      console.warn(`warning: ${warning}`);
-    }
   }
   try {
     const session = await create(source, { ...base, executionProviders: ['cpu'] });
