@@ -1,0 +1,152 @@
+/**
+ * The plugin's view of the recipes: which build an import means, and its compressed result.
+ * Knows nothing of bundlers: hooks ask it for builds and results and turn its CompressErrors into
+ * bundler errors. Compression itself (cache, in-flight de-duplication) is the pipeline's.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { CompressError } from '../errors.js';
+import { compressBuild, type CompressResult, type PipelineOptions } from '../pipeline.js';
+import { loadRecipe, type Build, type Recipe } from '../recipe/index.js';
+import { createLog, resolveOptions, type Log, type Options, type ResolvedOptions } from './options.js';
+import { summaryLine } from './report.js';
+
+export class CompressedModels {
+  options: ResolvedOptions;
+  log: Log;
+  private loading?: Promise<Recipe[]>;
+  /** The recipe file of each build, for the pipeline (manifest paths and budget errors point into it). */
+  private recipeOf = new WeakMap<Build, string>();
+  /** This bundle's results by build id: one compression and one log line per build per bundle. */
+  private results = new Map<string, Promise<CompressResult>>();
+
+  constructor(private readonly userOptions: Options = {}) {
+    this.options = resolveOptions(userOptions);
+    this.log = createLog(this.options.logLevel);
+  }
+
+  /** Re-resolves relative paths against the bundler's root; `sink` routes log lines to the bundler's logger. */
+  configure(root: string, sink?: Log): void {
+    this.options = resolveOptions(this.userOptions, root);
+    this.log = createLog(this.options.logLevel, sink);
+    this.loading = undefined;
+  }
+
+  /** Starts a bundle: recipes are re-read (cheap) and results re-collected (cache hits when nothing changed). */
+  startBundle(): void {
+    this.loading = undefined;
+    this.results.clear();
+  }
+
+  recipes(): Promise<Recipe[]> {
+    this.loading ??= Promise.all(this.options.recipes.map((file) => loadRecipe(file))).then((recipes) => {
+      for (const r of recipes) for (const b of r.builds) this.recipeOf.set(b, r.file);
+      return recipes;
+    });
+    return this.loading;
+  }
+
+  async builds(): Promise<Build[]> {
+    return (await this.recipes()).flatMap((r) => r.builds);
+  }
+
+  async byId(id: string): Promise<Build> {
+    const build = (await this.builds()).find((b) => b.id === id);
+    if (!build) throw new CompressError('recipe', `no build "${id}" in ${this.recipeNames()}`);
+    return build;
+  }
+
+  /** The build whose source is `file` (and variant `variant`); an error naming the file and the recipe when none is. */
+  async find(file: string, variant?: string): Promise<Build> {
+    const all = (await this.builds()).filter((b) => b.source === path.resolve(file));
+    const build = all.find((b) => b.variant === variant);
+    if (build) return build;
+    const rel = this.relative(file);
+    if (all.length === 0) throw new CompressError('recipe', `${rel} is imported with ?compress but no model in ${this.recipeNames()} has it as its source`);
+    const known = all.map((b) => (b.variant ? `?compress=${b.variant}` : '?compress')).join(', ');
+    throw new CompressError('recipe', `${rel}: no variant "${variant}" in ${this.recipeNames()} (it has ${known})`);
+  }
+
+  /** The compressed build, once per bundle; logs one summary line. */
+  compress(build: Build): Promise<CompressResult> {
+    let result = this.results.get(build.id);
+    if (!result) {
+      result = compressBuild(build, this.pipelineOptions(build));
+      result.then((r) => this.log('info', summaryLine(r)), () => {});
+      this.results.set(build.id, result);
+    }
+    return result;
+  }
+
+  /** Settled results of this bundle so far (failed ones left out: their error is reported where they were awaited). */
+  async bundleResults(): Promise<CompressResult[]> {
+    const settled = await Promise.allSettled(this.results.values());
+    return settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  }
+
+  /** Builds compressed in this bundle, for a dev server to recompute after a change. */
+  requestedIds(): string[] {
+    return [...this.results.keys()];
+  }
+
+  /** Files whose change changes an output: the recipes, and every build's source and data files. */
+  async inputs(): Promise<string[]> {
+    const files = new Set(this.options.recipes);
+    for (const build of await this.builds().catch(() => [])) watchFilesOf(build).forEach((f) => files.add(f));
+    return [...files];
+  }
+
+  private pipelineOptions(build: Build): PipelineOptions {
+    const { cacheDir, device, budget, root } = this.options;
+    // The pipeline's own "done"/"cached" line is replaced by summaryLine (sizes, accuracy, cache hit).
+    const done = new RegExp(`^${build.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (?:cached \\(|done in )`);
+    const log: Log = (level, message) => (level === 'info' && done.test(message) ? undefined : this.log(level, message));
+    return {
+      cacheDir: cacheDir === undefined ? defaultCacheDir(root) : cacheDir && path.resolve(root, cacheDir),
+      device,
+      budget,
+      recipeFile: this.recipeOf.get(build),
+      log,
+      onProgress: progressLogger(this.log),
+    };
+  }
+
+  private recipeNames(): string {
+    return this.options.recipes.map((r) => this.relative(r)).join(', ');
+  }
+
+  private relative(file: string): string {
+    const rel = path.relative(this.options.root, file);
+    return rel.startsWith('..') ? file : rel;
+  }
+}
+
+/** `node_modules/.cache/onnx-compress` beside the nearest package.json at or above the root (as Vite places `.vite`). */
+export function defaultCacheDir(root: string): string {
+  for (let dir = root; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'node_modules', '.cache', 'onnx-compress');
+    if (path.dirname(dir) === dir) return path.join(root, 'node_modules', '.cache', 'onnx-compress');
+  }
+}
+
+/** A build's input files (what a watcher should follow). */
+export function watchFilesOf(build: Build): string[] {
+  const data = [build.calibration?.data, build.evaluate?.data, build.steps.distill?.data, build.steps.distill?.teacher];
+  return [build.source, ...data.filter((d): d is string => !!d && path.isAbsolute(d))];
+}
+
+/**
+ * A line for a step still running after 5 s, then every 5 s (distillation can take minutes): the
+ * pipeline already logs each finished step, so short steps stay quiet.
+ */
+function progressLogger(log: Log): NonNullable<PipelineOptions['onProgress']> {
+  const current = new Map<string, { step: string; since: number; logged: number }>();
+  return (e) => {
+    const now = Date.now();
+    let s = current.get(e.id);
+    if (!s || s.step !== e.step) current.set(e.id, (s = { step: e.step, since: now, logged: now }));
+    if (e.fraction <= 0 || e.fraction >= 1 || now - s.logged < 5000) return;
+    s.logged = now;
+    log('info', `${e.id}: ${e.step} ${Math.round(e.fraction * 100)}% (${((now - s.since) / 1000).toFixed(0)} s)`);
+  };
+}

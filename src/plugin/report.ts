@@ -1,0 +1,159 @@
+/**
+ * What a build writes next to the models: `<asset>.manifest.json` per model, the aggregate
+ * `onnx-compress.json`, and `onnx-compress-report.html` (sizes as an inline SVG bar chart and the
+ * accuracy table; no external assets). Pure functions from results to file contents.
+ */
+import type { CompressResult } from '../pipeline.js';
+import type { Manifest } from '../pipeline/manifest.js';
+import { formatBytes } from '../pipeline/progress.js';
+
+export const AGGREGATE_FILE = 'onnx-compress.json';
+export const REPORT_FILE = 'onnx-compress-report.html';
+
+/** A compressed model as written by the bundler: `fileName` is relative to the output directory. */
+export interface EmittedModel {
+  result: CompressResult;
+  fileName: string;
+}
+
+export interface OutputFile {
+  fileName: string;
+  source: string;
+}
+
+/** Accuracy figures of a manifest, when it was evaluated (against labels for `before`/`after`). */
+export interface AccuracyFigures {
+  before?: number;
+  after?: number;
+  agreement?: number;
+  samples?: number;
+}
+
+export function accuracyFigures(manifest: Manifest): AccuracyFigures {
+  const a = manifest.accuracy;
+  if (!a) return {};
+  return {
+    before: a.original.accuracy,
+    after: a.compressed.accuracy,
+    agreement: a.metrics.agreement,
+    samples: a.samples,
+  };
+}
+
+/** The manifest as written next to its asset: `output.file` is where the bundler put it. */
+export function emittedManifest({ result, fileName }: EmittedModel): Manifest {
+  return { ...result.manifest, output: { ...result.manifest.output, file: fileName } };
+}
+
+/** The sidecar manifests, the aggregate JSON and the HTML report for the models of one bundle. */
+export function reportFiles(models: EmittedModel[]): OutputFile[] {
+  const sorted = [...models].sort((a, b) => a.result.build.id.localeCompare(b.result.build.id));
+  const sidecars = sorted.map((m) => ({ fileName: `${m.fileName}.manifest.json`, source: json(emittedManifest(m)) }));
+  return [...sidecars, { fileName: AGGREGATE_FILE, source: aggregateJson(sorted) }, { fileName: REPORT_FILE, source: reportHtml(sorted) }];
+}
+
+export function aggregateJson(models: EmittedModel[]): string {
+  const entries = models.map((m) => [
+    m.result.build.id,
+    { file: m.fileName, manifestFile: `${m.fileName}.manifest.json`, cached: m.result.cached, manifest: emittedManifest(m) },
+  ]);
+  return json({ generatedBy: models[0]?.result.manifest.tool, models: Object.fromEntries(entries) });
+}
+
+/** One line per model for the build log, e.g. `spam: 1.3 MB → 382.3 kB (brotli 332.1 kB), accuracy 90.33 % → 90.00 %, agreement 99.67 % (cached)`. */
+export function summaryLine(r: CompressResult): string {
+  const { before, after } = r.manifest.sizes;
+  const acc = accuracyFigures(r.manifest);
+  let line = `${r.build.id}: ${formatBytes(before.bytes)} → ${formatBytes(after.bytes)} (brotli ${formatBytes(after.brotli)})`;
+  if (acc.before !== undefined && acc.after !== undefined) line += `, accuracy ${pct(acc.before)} → ${pct(acc.after)}`;
+  if (acc.agreement !== undefined) line += `, agreement ${pct(acc.agreement)}`;
+  return line + (r.cached ? ' (cached)' : ` in ${(r.manifest.timings.total / 1000).toFixed(1)} s`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTML report
+
+const BAR_COLORS = { before: '#9aa5b1', after: '#2f6fde', gzip: '#5fa8d3', brotli: '#1b998b' } as const;
+
+export function reportHtml(models: EmittedModel[]): string {
+  const tool = models[0]?.result.manifest.tool;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ONNX compression report</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;color:#1d232b;max-width:76rem;margin:2rem auto;padding:0 1rem}
+table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{padding:.3rem .6rem;border-bottom:1px solid #dde1e6;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td code{white-space:nowrap}.bad{color:#b3261e}.legend{margin-bottom:.6rem}.legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem 0 1rem;vertical-align:middle}.legend span:first-child{margin-left:0}
+svg text{font:12px system-ui,sans-serif;fill:#1d232b}
+</style></head><body>
+<h1>ONNX compression report</h1>
+<p>${models.length} model${models.length === 1 ? '' : 's'}${tool ? `, ${esc(tool.name)} ${esc(tool.version)}` : ''}.</p>
+<h2>Sizes</h2>
+<div class="legend">${Object.entries(BAR_COLORS).map(([k, c]) => `<span style="background:${c}"></span>${k === 'before' ? 'original' : k === 'after' ? 'compressed' : `compressed, ${k}`}`).join('')}</div>
+${sizeChart(models)}
+<h2>Sizes and accuracy</h2>
+${modelTable(models)}
+</body></html>
+`;
+}
+
+function sizeChart(models: EmittedModel[]): string {
+  const rowH = 16;
+  const labelW = 160;
+  const chartW = 520;
+  const groupH = rowH * 4 + 18;
+  const max = Math.max(1, ...models.map((m) => m.result.manifest.sizes.before.bytes), ...models.map((m) => m.result.manifest.sizes.after.bytes));
+  const groups = models.map((m, i) => {
+    const { before, after } = m.result.manifest.sizes;
+    const bars: [keyof typeof BAR_COLORS, number][] = [['before', before.bytes], ['after', after.bytes], ['gzip', after.gzip], ['brotli', after.brotli]];
+    const y0 = i * groupH;
+    const rects = bars.map(([k, v], j) => {
+      const w = Math.max(1, (v / max) * chartW);
+      const y = y0 + j * rowH;
+      return `<rect x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 3}" fill="${BAR_COLORS[k]}"><title>${k}: ${v} bytes</title></rect><text x="${(labelW + w + 6).toFixed(1)}" y="${y + rowH - 5}">${formatBytes(v)}</text>`;
+    });
+    return `<text x="0" y="${y0 + rowH * 2}">${esc(m.result.build.id)}</text>${rects.join('')}`;
+  });
+  const h = models.length * groupH;
+  return `<svg role="img" aria-label="Model sizes before and after compression" width="${labelW + chartW + 90}" height="${h}" viewBox="0 0 ${labelW + chartW + 90} ${h}">${groups.join('')}</svg>`;
+}
+
+function modelTable(models: EmittedModel[]): string {
+  const rows = models.map(({ result, fileName }) => {
+    const { before, after } = result.manifest.sizes;
+    const acc = accuracyFigures(result.manifest);
+    const drop = acc.before !== undefined && acc.after !== undefined ? acc.before - acc.after : undefined;
+    const budget = result.build.budget;
+    const dropBad = drop !== undefined && budget?.maxAccuracyDrop !== undefined && drop > budget.maxAccuracyDrop;
+    const agreeBad = acc.agreement !== undefined && budget?.minAgreement !== undefined && acc.agreement < budget.minAgreement;
+    const steps = result.manifest.steps.map((s) => stepLabel(s.step, s.params)).join(', ');
+    return `<tr><td>${esc(result.build.id)}</td><td><code>${esc(fileName)}</code></td><td>${steps}</td>
+<td class="n">${formatBytes(before.bytes)}</td><td class="n">${formatBytes(after.bytes)}</td><td class="n">${(before.bytes / Math.max(1, after.bytes)).toFixed(2)}×</td><td class="n">${formatBytes(after.brotli)}</td>
+<td class="n">${opt(acc.before)}</td><td class="n">${opt(acc.after)}</td><td class="n${dropBad ? ' bad' : ''}">${drop === undefined ? '–' : (drop * 100).toFixed(2) + ' pt'}</td>
+<td class="n${agreeBad ? ' bad' : ''}">${opt(acc.agreement)}</td><td>${result.cached ? 'yes' : 'no'}</td></tr>`;
+  });
+  return `<table><thead><tr><th>model</th><th>file</th><th>steps</th><th>original</th><th>compressed</th><th>ratio</th><th>brotli</th><th>accuracy before</th><th>accuracy after</th><th>drop</th><th>agreement</th><th>cached</th></tr></thead>
+<tbody>${rows.join('\n')}</tbody></table>`;
+}
+
+/** e.g. `quantize int8`, `prune 0.5`. */
+function stepLabel(step: string, params: Record<string, unknown>): string {
+  const main = params.dtype ?? params.rate ?? params.rank ?? params.ratio ?? params.energy;
+  return esc(main === undefined ? step : `${step} ${String(main)}`);
+}
+
+function opt(v: number | undefined): string {
+  return v === undefined ? '–' : pct(v);
+}
+
+function pct(v: number): string {
+  return `${(v * 100).toFixed(2)} %`;
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) + '\n';
+}
