@@ -1,0 +1,201 @@
+/**
+ * Logit distillation (classic KD): train the student's parameters (trainable.ts) to match the
+ * teacher's softened outputs (loss.ts) with Adam, on onnxruntime.
+ *
+ * Each step runs one training graph (autodiff/backward.ts: forward + backward as standard ONNX ops,
+ * parameters as graph inputs) on a batch, and gets the loss and every parameter's gradient back.
+ * The Adam update runs in JS on Float32Arrays: the parameters have to be fed as inputs on the next
+ * run anyway (onnxruntime-node keeps no state between runs), the update is a few ms for a million
+ * parameters next to a forward + backward pass, and keeping it out of the graph keeps the graph
+ * a pure function (the same graph serves gradient checks). Pruned weights stay zero: gradient and
+ * update are multiplied by the mask.
+ *
+ * Deterministic given the seed: the batch order is a seeded shuffle per epoch, and onnxruntime's CPU
+ * kernels are deterministic for a fixed thread count.
+ */
+import type * as ort from 'onnxruntime-node';
+import { Tensor } from 'onnxruntime-node';
+import { CompressError } from '../../errors.js';
+import { buildTrainingGraph } from '../../autodiff/backward.js';
+import { probeShapes } from '../../autodiff/shapes.js';
+import { stackSamples } from '../../eval/data.js';
+import type { Sample } from '../../eval/types.js';
+import { DataType } from '../../onnx/dtypes.js';
+import { makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
+import type { ModelProto } from '../../onnx/types.js';
+import { inputSpecs, openSession, outputNames, runSession, type DeviceRequest } from '../../runtime/session.js';
+import { appendKdLoss } from './loss.js';
+import type { TeacherLogits } from './teacher.js';
+import { selectTrainable, type Trainable } from './trainable.js';
+
+export interface LogitsOptions {
+  temperature: number;
+  learningRate: number;
+  batchSize: number;
+  /** Optimizer steps (an upper bound when the loss plateaus first). */
+  steps: number;
+  /** Add the hard-label cross-entropy (samples without a numeric label contribute none). */
+  labels: boolean;
+  seed: number;
+  device?: DeviceRequest;
+  intraOpThreads?: number;
+  log?: (message: string) => void;
+  progress?: (fraction: number) => void;
+  /** Stop when the smoothed loss improves by less than this fraction over `plateauSteps` (default 0.01). */
+  plateau?: number;
+  /** Window of the plateau check (default max(10, steps / 10)); 0 disables early stopping. */
+  plateauSteps?: number;
+  /** Called after every `every` steps with the current student (for agreement curves in tests). */
+  checkpoint?: { every: number; call: (model: ModelProto, step: number) => Promise<void> };
+}
+
+export interface LogitsResult {
+  model: ModelProto;
+  /** Loss of every step. */
+  curve: number[];
+  steps: number;
+  stoppedEarly: boolean;
+  trained: Trainable[];
+  device: string;
+  ms: number;
+}
+
+/** mulberry32: a small seeded PRNG. */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Endless batches of sample indices: a fresh seeded shuffle every epoch. */
+function* batches(count: number, size: number, random: () => number): Generator<number[]> {
+  for (;;) {
+    const order = Array.from({ length: count }, (_, i) => i);
+    for (let i = count - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    for (let i = 0; i < count; i += size) yield order.slice(i, i + size);
+  }
+}
+
+/** Adam (Kingma & Ba) on one parameter, masked. */
+class AdamState {
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  constructor(
+    readonly value: Float32Array,
+    readonly mask?: Uint8Array,
+  ) {
+    this.m = new Float32Array(value.length);
+    this.v = new Float32Array(value.length);
+  }
+
+  step(grad: Float32Array, lr: number, t: number, beta1 = 0.9, beta2 = 0.999, eps = 1e-8): void {
+    const { value, m, v, mask } = this;
+    const c1 = 1 / (1 - beta1 ** t);
+    const c2 = 1 / (1 - beta2 ** t);
+    for (let i = 0; i < value.length; i++) {
+      if (mask && mask[i] === 0) continue;
+      const g = grad[i];
+      m[i] = beta1 * m[i] + (1 - beta1) * g;
+      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+      value[i] -= (lr * m[i] * c1) / (Math.sqrt(v[i] * c2) + eps);
+    }
+  }
+}
+
+function withParams(model: ModelProto, values: Map<string, Float32Array>): ModelProto {
+  const g = model.graph!;
+  const initializer = g.initializer.map((t) => {
+    const v = values.get(t.name ?? '');
+    return v ? makeTensor(t.name!, DataType.FLOAT, t.dims.map(Number), v.slice()) : t;
+  });
+  return { ...model, graph: { ...g, initializer } };
+}
+
+function oneHot(samples: Sample[], indices: number[], classes: number): Float32Array {
+  const out = new Float32Array(indices.length * classes);
+  indices.forEach((s, i) => {
+    const label = samples[s].label;
+    if (typeof label === 'number' && label >= 0 && label < classes) out[i * classes + label] = 1;
+  });
+  return out;
+}
+
+export async function distillLogits(student: ModelProto, samples: Sample[], teacher: TeacherLogits, opts: LogitsOptions): Promise<LogitsResult> {
+  const start = performance.now();
+  const log = opts.log ?? (() => {});
+  const trained = selectTrainable(student);
+  if (trained.length === 0) throw new CompressError('compress', 'distill: the student has no trainable float32 weights (MatMul/Gemm/Conv/LayerNorm/BatchNorm)');
+  const logits = outputNames(student)[0];
+  const labels = opts.labels && samples.some((s) => typeof s.label === 'number');
+  const kd = appendKdLoss(student, { logits, temperature: opts.temperature, labels });
+  const specs = inputSpecs(student);
+  const classes = teacher.classes;
+
+  const feedsFor = (indices: number[], params?: Map<string, AdamState>): Record<string, ort.Tensor> => {
+    const chosen = indices.map((i) => samples[i]);
+    const stacked = chosen.length === 1 ? { feeds: chosen[0].feeds } : stackSamples(chosen, specs);
+    if (!stacked) throw new CompressError('data', 'distill: the training samples cannot be stacked into batches (the model needs a symbolic batch axis and samples of equal shape)');
+    const feeds: Record<string, ort.Tensor> = { ...stacked.feeds };
+    feeds[kd.teacherInput] = new Tensor('float32', teacher.batch(indices), [indices.length, ...teacher.dims]);
+    if (kd.labelInput) feeds[kd.labelInput] = new Tensor('float32', oneHot(samples, indices, classes), [indices.length, ...teacher.dims]);
+    if (params) for (const p of trained) feeds[p.name] = new Tensor('float32', params.get(p.name)!.value, p.dims);
+    return feeds;
+  };
+
+  const shapes = await probeShapes(kd.model, [feedsFor([0]), feedsFor([0, Math.min(1, samples.length - 1)])], { device: opts.device, intraOpThreads: opts.intraOpThreads });
+  const graph = buildTrainingGraph(kd.model, { params: trained.map((p) => p.name), loss: kd.loss, shapes });
+  const { session, device } = await openSession(graph.model, { device: opts.device, intraOpThreads: opts.intraOpThreads });
+  const inits = new Map(student.graph!.initializer.map((t) => [t.name ?? '', t]));
+  const state = new Map(trained.map((p) => [p.name, new AdamState(tensorFloat32(inits.get(p.name)!).slice(), p.mask)]));
+  const fetches = [kd.loss, ...trained.map((p) => graph.gradients.get(p.name)!)];
+  const count = trained.reduce((a, p) => a + p.dims.reduce((x, y) => x * y, 1), 0);
+  log(`distill: training ${trained.length} tensors (${count} parameters, ${trained.filter((p) => p.mask).length} masked) on ${samples.length} samples, ${graph.differentiated} nodes differentiated, device ${device}`);
+
+  const window = opts.plateauSteps ?? Math.max(10, Math.round(opts.steps / 10));
+  const plateau = opts.plateau ?? 0.01;
+  const random = seededRandom(opts.seed);
+  const order = batches(samples.length, Math.min(opts.batchSize, samples.length), random);
+  const curve: number[] = [];
+  let smoothed = NaN;
+  let lastCheck = NaN;
+  let stoppedEarly = false;
+  const logEvery = Math.max(1, Math.round(opts.steps / 20));
+  try {
+    for (let step = 1; step <= opts.steps; step++) {
+      const indices = order.next().value as number[];
+      const out = await runSession(session, feedsFor(indices, state), fetches);
+      const loss = Number(out[kd.loss].data[0]);
+      if (!Number.isFinite(loss)) throw new CompressError('compress', `distill: the loss became ${loss} at step ${step} (lower distill.learningRate)`);
+      curve.push(loss);
+      for (const p of trained) state.get(p.name)!.step(out[graph.gradients.get(p.name)!].data as Float32Array, opts.learningRate, step);
+      smoothed = Number.isNaN(smoothed) ? loss : 0.9 * smoothed + 0.1 * loss;
+      opts.progress?.(step / opts.steps);
+      if (step % logEvery === 0 || step === opts.steps) {
+        log(`distill: step ${step}/${opts.steps} loss ${loss.toFixed(4)} (smoothed ${smoothed.toFixed(4)}) ${((performance.now() - start) / 1000).toFixed(1)} s`);
+      }
+      if (opts.checkpoint && step % opts.checkpoint.every === 0) {
+        await opts.checkpoint.call(withParams(student, new Map([...state].map(([k, s]) => [k, s.value]))), step);
+      }
+      if (window > 0 && step % window === 0) {
+        if (step >= 2 * window && smoothed > (1 - plateau) * lastCheck) {
+          log(`distill: loss plateaued at step ${step} (smoothed ${smoothed.toFixed(4)}, ${window} steps ago ${lastCheck.toFixed(4)})`);
+          stoppedEarly = true;
+          break;
+        }
+        lastCheck = smoothed;
+      }
+    }
+  } finally {
+    await session.release();
+  }
+  const model = withParams(student, new Map([...state].map(([k, s]) => [k, s.value])));
+  return { model, curve, steps: curve.length, stoppedEarly, trained, device, ms: performance.now() - start };
+}
