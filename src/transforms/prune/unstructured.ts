@@ -1,0 +1,189 @@
+/**
+ * Unstructured pruning: zero the lowest-scoring weights, exactly `round(rate·n)` of them.
+ *
+ * - magnitude, per layer or global: the k-th smallest |w| is found by a two-pass radix select on the
+ *   float bits (|x| as uint32 is order-preserving for non-negative floats): 65,536-bin histogram of the
+ *   top 16 bits, then of the low 16 bits inside the chosen bin. O(n), no sort.
+ * - activation-aware (Wanda): score |W_kn|·‖X_k‖, compared within each output unit (row of the
+ *   output); `global` pools scores normalized by each layer's RMS score.
+ * Ties at the threshold are pruned in storage order, so the count is exact.
+ */
+import { inputFeature, type Layer } from './select.js';
+
+const ABS = 0x7fffffff;
+
+/** Bits of the k-th smallest key (1 ≤ k ≤ total) and how many keys are strictly below it. */
+export function radixSelect(keys: Uint32Array[], k: number, mask = ABS): { bits: number; below: number } {
+  const hi = new Float64Array(65536);
+  for (const a of keys) for (let i = 0; i < a.length; i++) hi[(a[i] & mask) >>> 16]++;
+  let below = 0;
+  let b = 0;
+  for (; b < 65536; b++) {
+    if (below + hi[b] >= k) break;
+    below += hi[b];
+  }
+  const lo = new Float64Array(65536);
+  for (const a of keys) {
+    for (let i = 0; i < a.length; i++) {
+      const v = a[i] & mask;
+      if (v >>> 16 === b) lo[v & 0xffff]++;
+    }
+  }
+  let l = 0;
+  for (; l < 65536; l++) {
+    if (below + lo[l] >= k) break;
+    below += lo[l];
+  }
+  return { bits: ((b << 16) | l) >>> 0, below };
+}
+
+/** What a pruning pass did to one tensor. */
+export interface PruneResult {
+  values: Float32Array;
+  zeros: number;
+  /** Relative weight error ‖W − W'‖/‖W‖. */
+  weightError: number;
+}
+
+/**
+ * Keeps the elements of `values` whose key is not among the k smallest (over all arrays together)
+ * and zeroes the rest: one histogram pass over the top 16 key bits, then one pass that writes the
+ * output, zeroing keys below the chosen bin and collecting the bin's elements; those are ordered by
+ * (low bits, position) and the smallest zeroed until exactly k are gone.
+ */
+function zeroSmallest(keys: Uint32Array[], values: Float32Array[], k: number, mask = ABS): PruneResult[] {
+  const hist = new Uint32Array(65536);
+  for (const a of keys) histogram(a, mask, hist);
+  let below = 0;
+  let b = 0;
+  if (k <= 0) b = -1;
+  else {
+    for (; b < 65536; b++) {
+      if (below + hist[b] >= k) break;
+      below += hist[b];
+    }
+  }
+  // Elements of the threshold bin, packed as low16·2^36 + (offset of the array + position): exact in a
+  // double, and sorting the numbers orders them by (low bits, array, position).
+  const bin: number[] = [];
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const w of values) {
+    offsets.push(offset);
+    offset += w.length;
+  }
+  const stats = values.map(() => ({ zeros: 0, removed: 0, total: 0 }));
+  const outputs = values.map((w, a) => writePass(w, keys[a], mask, b, offsets[a], bin, stats[a]));
+  const sorted = Float64Array.from(bin).sort();
+  for (let j = 0; j < k - below && j < sorted.length; j++) {
+    const flat = sorted[j] % 2 ** 36;
+    let a = 0;
+    while (a + 1 < offsets.length && offsets[a + 1] <= flat) a++;
+    const i = flat - offsets[a];
+    const x = outputs[a][i];
+    if (x !== 0) stats[a].zeros++;
+    stats[a].removed += x * x;
+    outputs[a][i] = 0;
+  }
+  return outputs.map((out, a) => ({ values: out, zeros: stats[a].zeros, weightError: stats[a].total > 0 ? Math.sqrt(stats[a].removed / stats[a].total) : 0 }));
+}
+
+function histogram(a: Uint32Array, mask: number, hist: Uint32Array): void {
+  for (let i = 0; i < a.length; i++) hist[(a[i] & mask) >>> 16]++;
+}
+
+/**
+ * Copies w, zeroing keys whose top bits are below bin b and collecting those in bin b (see
+ * zeroSmallest). Branch-free on the keep/drop decision (it is a coin flip at 50 %, and mispredicted
+ * branches tripled the time): the output bits are the input bits masked by 0 or ~0.
+ */
+function writePass(w: Float32Array, key: Uint32Array, mask: number, b: number, offset: number, bin: number[], stats: { zeros: number; removed: number; total: number }): Float32Array {
+  const out = new Float32Array(w.length);
+  const wb = new Uint32Array(w.buffer, w.byteOffset, w.length);
+  const ob = new Uint32Array(out.buffer);
+  let dropped = 0;
+  let zerosKept = 0;
+  let removed = 0;
+  let total = 0;
+  for (let i = 0; i < w.length; i++) {
+    const x = w[i];
+    const x2 = x * x;
+    const hi = (key[i] & mask) >>> 16;
+    const keep = ((hi - b) >> 31) + 1; // 1 when hi ≥ b
+    ob[i] = wb[i] & -keep;
+    total += x2;
+    removed += x2 * (1 - keep);
+    dropped += 1 - keep;
+    if (hi === b) bin.push((key[i] & 0xffff) * 2 ** 36 + offset + i);
+    if ((wb[i] & 0x7fffffff) === 0) zerosKept += keep;
+  }
+  stats.zeros = dropped + zerosKept;
+  stats.removed = removed;
+  stats.total = total;
+  return out;
+}
+
+function bitsOf(a: Float32Array): Uint32Array {
+  return new Uint32Array(a.buffer, a.byteOffset, a.length);
+}
+
+/** Magnitude pruning of each weight separately (`global` false) or with one threshold over all. */
+export function pruneMagnitude(weights: Float32Array[], rate: number, global: boolean): PruneResult[] {
+  if (global) {
+    const total = weights.reduce((s, w) => s + w.length, 0);
+    return zeroSmallest(weights.map(bitsOf), weights, Math.round(rate * total));
+  }
+  return weights.map((w) => zeroSmallest([bitsOf(w)], [w], Math.round(rate * w.length))[0]);
+}
+
+/** Wanda scores |W|·‖X_feature‖ in storage order. */
+export function wandaScores(layer: Layer, w: Float32Array, featureNorm: Float64Array): Float32Array {
+  const s = new Float32Array(w.length);
+  for (let n = 0; n < layer.N; n++) {
+    for (let k = 0; k < layer.K; k++) {
+      const i = k * layer.strideK + n * layer.strideN;
+      s[i] = Math.abs(w[i]) * featureNorm[inputFeature(layer, k, n)];
+    }
+  }
+  return s;
+}
+
+/** Wanda within each output unit: round(rate·K) weights per output. */
+export function pruneWandaRows(layer: Layer, w: Float32Array, scores: Float32Array, rate: number): Float32Array {
+  const out = w.slice();
+  const k = Math.round(rate * layer.K);
+  if (k <= 0) return out;
+  const row = new Float32Array(layer.K);
+  for (let n = 0; n < layer.N; n++) {
+    for (let j = 0; j < layer.K; j++) row[j] = scores[j * layer.strideK + n * layer.strideN];
+    const sorted = row.slice().sort();
+    const t = sorted[k - 1];
+    let below = 0;
+    for (let j = 0; j < layer.K; j++) if (row[j] < t) below++;
+    let ties = k - below;
+    for (let j = 0; j < layer.K; j++) {
+      if (row[j] < t || (row[j] === t && ties-- > 0)) out[j * layer.strideK + n * layer.strideN] = 0;
+    }
+  }
+  return out;
+}
+
+/** Global Wanda: scores divided by each layer's RMS score, one threshold over all layers. */
+export function pruneWandaGlobal(weights: Float32Array[], scores: Float32Array[], rate: number): PruneResult[] {
+  const normalized = scores.map((s) => {
+    let ss = 0;
+    for (let i = 0; i < s.length; i++) ss += s[i] * s[i];
+    const rms = Math.sqrt(ss / Math.max(1, s.length)) || 1;
+    const out = new Float32Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s[i] / rms;
+    return out;
+  });
+  const total = weights.reduce((s, w) => s + w.length, 0);
+  return zeroSmallest(normalized.map(bitsOf), weights, Math.round(rate * total));
+}
+
+export function countZeros(a: Float32Array): number {
+  let z = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] === 0) z++;
+  return z;
+}
