@@ -13,12 +13,7 @@ export interface UnsupportedFeature {
   reason?: string;
 }
 
-export const unsupportedFeatures: UnsupportedFeature[] = [
-  { path: 'distill' },
-  { path: 'prune' },
-  { path: 'lowrank' },
-  { path: 'quantize.method=gptq', reason: 'use method: rtn' },
-];
+export const unsupportedFeatures: UnsupportedFeature[] = [];
 
 /** File types a `data` path may name (a folder is accepted too). Extend as loaders are added. */
 export const dataExtensions: string[] = ['.jsonl', '.npy', '.npz', '.js', '.mjs', '.ts'];
