@@ -7,9 +7,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { buildTrainingGraph, probeShapes, supportedOps, type ShapeInfo } from '../src/autodiff/index.js';
+import { loadFashionMnist } from '../src/eval/fixtures.js';
+import { readModel } from '../src/onnx/io.js';
 import { DataType } from '../src/onnx/dtypes.js';
 import { makeAttribute, makeNode } from '../src/onnx/graph.js';
-import { makeInt64Tensor, makeTensor } from '../src/onnx/tensor.js';
+import { dimsOf, makeInt64Tensor, makeTensor, tensorFloat32 } from '../src/onnx/tensor.js';
 import type { AttributeProto, ModelProto, NodeProto, TensorProto } from '../src/onnx/types.js';
 import { openSession } from '../src/runtime/session.js';
 import { CompressError } from '../src/errors.js';
@@ -361,6 +363,27 @@ const cases: Case[] = [
     inputs: { x: { dims: [1, 2, 5, 5], init: 'distinct' } },
     opset: 16,
   },
+  { name: 'MaxPool ragged (rows and columns no window covers)', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2] })], inputs: { x: { dims: [2, 2, 5, 7], init: 'distinct' } } },
+  { name: 'MaxPool kernel 2×3 = strides', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 3], strides: [2, 3] })], inputs: { x: { dims: [1, 2, 4, 7], init: 'distinct' } } },
+  { name: 'MaxPool 1d kernel 3 = stride', nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [3], strides: [3] })], inputs: { x: { dims: [2, 3, 10], init: 'distinct' } } },
+  {
+    // A 2-way tie in the first window: the mask form gives each tied position g/2, which is what a
+    // central difference measures there (+h raises the max by h, −h leaves the other one): the
+    // Indices form (all of g to one position) would fail this.
+    name: 'MaxPool 2-way tie splits the gradient',
+    nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2] })],
+    inputs: { x: { dims: [1, 1, 2, 4], values: [0.5, 0.1, 0.3, 0.9, 0.5, -0.2, 0.2, 0.4] } },
+  },
+  {
+    name: 'MaxPool stride > kernel (Indices fallback)',
+    nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [3, 3] })],
+    inputs: { x: { dims: [1, 2, 7, 7], init: 'distinct' } },
+  },
+  {
+    name: 'MaxPool padded, non-overlapping (Indices fallback)',
+    nodes: [n('MaxPool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2], pads: [1, 0, 1, 0] })],
+    inputs: { x: { dims: [1, 2, 4, 4], init: 'distinct' } },
+  },
   { name: 'AveragePool', nodes: [n('AveragePool', ['x'], ['y'], { kernel_shape: [2, 2], strides: [2, 2] })], inputs: { x: [2, 3, 4, 4] } },
   {
     name: 'AveragePool padded, count_include_pad=0',
@@ -444,5 +467,85 @@ describe('autodiff: errors', () => {
     const c: Case = { name: 'Sin off path', nodes: [n('Sin', ['x'], ['s']), n('Mul', ['s', 'a'])], inputs: { x: { dims: [3], feed: true }, a: [3] } };
     const r = await check(c, DataType.FLOAT);
     expect(r.checked).toBe(3);
+  });
+});
+
+// ------------------------------------------------------------------------------ MaxPool on WebGPU
+
+/** MaxPool nodes of a training graph that ask for the Indices output (onnxruntime's WebGPU EP fails those). */
+const indexedMaxPools = (m: ModelProto) => m.graph!.node.filter((node) => node.opType === 'MaxPool' && node.output.filter((o) => o).length > 1);
+
+/** The training graph of a one-node pooling graph in float32 (loss Σ y). */
+async function poolTrainingGraph(node: NodeProto, dims: number[]): Promise<ModelProto> {
+  const c: Case = { name: 'pool', nodes: [node, n('ReduceSum', ['y'], ['loss'], { keepdims: 0 })], inputs: {} };
+  const x = floatTensor('x', DataType.FLOAT, dims, values({ dims, init: 'distinct' }, rng(3)));
+  const model = modelOf(c, DataType.FLOAT, [x], [], c.nodes, 'loss', new Map());
+  const shapes = await probeShapes(model, [{}], opts);
+  return buildTrainingGraph(model, { params: ['x'], loss: 'loss', shapes }).model;
+}
+
+describe('autodiff: MaxPool gradients without the Indices output', () => {
+  it('non-overlapping tiles (kernel = strides, no pads): no MaxPool with 2 outputs, no ScatterElements', async () => {
+    for (const [attrs, dims] of [
+      [{ kernel_shape: [2, 2], strides: [2, 2] }, [2, 3, 4, 6]],
+      [{ kernel_shape: [2, 2], strides: [2, 2] }, [1, 2, 5, 7]],
+      [{ kernel_shape: [3], strides: [3] }, [2, 3, 10]],
+    ] as const) {
+      const m = await poolTrainingGraph(n('MaxPool', ['x'], ['y'], { kernel_shape: [...attrs.kernel_shape], strides: [...attrs.strides] }), [...dims]);
+      expect(indexedMaxPools(m)).toEqual([]);
+      expect(m.graph!.node.filter((node) => node.opType === 'ScatterElements')).toEqual([]);
+    }
+  });
+
+  it('overlapping or padded windows keep the Indices form (CPU only)', async () => {
+    const m = await poolTrainingGraph(n('MaxPool', ['x'], ['y'], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }), [1, 2, 5, 5]);
+    expect(indexedMaxPools(m)).toHaveLength(1);
+  });
+
+  it('the Fashion-MNIST CNN: no Indices, and the same gradients as the Indices form', async () => {
+    // Padding the far edge by 1 leaves each 2×2 / stride 2 MaxPool's output unchanged (28 → 14 → 7,
+    // no window reaches the pad) but forces the Indices form: the reference for the mask form.
+    const original = readModel('test/fixtures/fmnist-cnn/model.onnx');
+    const padded = structuredClone(original);
+    for (const node of padded.graph!.node) {
+      if (node.opType !== 'MaxPool') continue;
+      node.attribute = [...node.attribute.filter((a) => a.name !== 'pads'), makeAttribute('pads', [0, 0, 1, 1], true)];
+    }
+    const images = loadFashionMnist('test/fixtures/fmnist-cnn/t10k-images-idx3-ubyte.gz', 'test/fixtures/fmnist-cnn/t10k-labels-idx1-ubyte.gz', 6);
+    const batch = (from: number, count: number) => {
+      const data = new Float32Array(count * 28 * 28);
+      for (let i = 0; i < count; i++) data.set(images[from + i].feeds.image.data as Float32Array, i * 28 * 28);
+      return { image: new ort.Tensor('float32', data, [count, 1, 28, 28]) };
+    };
+    const gradients = async (model: ModelProto) => {
+      const g = model.graph!;
+      const withLoss: ModelProto = {
+        ...model,
+        graph: { ...g, node: [...g.node, n('ReduceSum', ['logits'], ['loss'], { keepdims: 0 })], output: [{ name: 'loss', metadataProps: [] }] },
+      };
+      const shapes = await probeShapes(withLoss, [batch(0, 1), batch(0, 2)], opts);
+      const params = g.initializer.filter((t) => t.dataType === DataType.FLOAT).map((t) => t.name!);
+      const training = buildTrainingGraph(withLoss, { params, loss: 'loss', shapes });
+      const feeds: Record<string, ort.Tensor> = { ...batch(2, 4) };
+      for (const [name, t] of training.params) feeds[name] = new ort.Tensor('float32', tensorFloat32(t), dimsOf(t));
+      const out = await run(training.model, feeds, [...training.gradients.values()]);
+      return { training, grads: new Map([...training.gradients].map(([p, o]) => [p, out[o].data as Float32Array])) };
+    };
+    const mask = await gradients(original);
+    const indexed = await gradients(padded);
+    expect(indexedMaxPools(mask.training.model)).toEqual([]);
+    expect(indexedMaxPools(indexed.training.model)).toHaveLength(2);
+    for (const [p, a] of mask.grads) {
+      const b = indexed.grads.get(p)!;
+      expect(a.length).toBe(b.length);
+      let scale = 0;
+      let diff = 0;
+      for (let i = 0; i < a.length; i++) {
+        scale = Math.max(scale, Math.abs(b[i]));
+        diff = Math.max(diff, Math.abs(a[i] - b[i]));
+      }
+      expect(scale, p).toBeGreaterThan(0);
+      expect(diff, p).toBeLessThanOrEqual(1e-5 * scale);
+    }
   });
 });
