@@ -1,0 +1,87 @@
+/**
+ * Weight-only QDQ: W_q (+ scale, zero point) → DequantizeLinear → the original op, unchanged.
+ *
+ *   per-tensor   scale [] and zero point [], no axis
+ *   per-channel  scale [C], zero point [C], axis = the channel axis (opset ≥ 13)
+ *   block-wise   scale and zero point = W's dims with dims[axis] → ceil(K / block), axis = the reduce
+ *                axis, block_size = block (opset ≥ 21; INT4/UINT4 need opset 21 and IR 10 anyway)
+ *
+ * One DequantizeLinear per weight and graph that reads it, placed right before the first reader, so
+ * a weight read inside one If branch is only dequantized when that branch runs.
+ */
+import { DataType } from '../../onnx/dtypes.js';
+import { makeAttribute, makeNode } from '../../onnx/graph.js';
+import { makeTensor } from '../../onnx/tensor.js';
+import type { GraphProto, NodeProto } from '../../onnx/types.js';
+import type { GraphEdits } from './edits.js';
+import { bytes8, packNibbles } from './layout.js';
+import type { Plan } from './forms.js';
+import type { Target } from './select.js';
+import { blockedParams, channelView, originalCodes, type WeightQuant } from './weights.js';
+
+/** The ONNX type of stored codes. */
+export function codeType(bits: 4 | 8, signed: boolean): number {
+  if (bits === 8) return signed ? DataType.INT8 : DataType.UINT8;
+  return signed ? DataType.INT4 : DataType.UINT4;
+}
+
+/** Unsigned codes (see rtn.ts) as the raw bytes of an INT8/UINT8/INT4/UINT4 tensor. */
+export function codeBytes(codes: Uint8Array, bits: 4 | 8, signed: boolean): Uint8Array {
+  return bits === 8 ? bytes8(codes, signed) : packNibbles(codes, signed);
+}
+
+/** True when every zero point is the signed type's 0 (then the input can be left out). */
+export function zeroIsDefault(zeros: Uint8Array, bits: 4 | 8, signed: boolean): boolean {
+  const mid = 1 << (bits - 1);
+  return signed && zeros.every((z) => z === mid);
+}
+
+export interface Emitted {
+  bytesAfter: number;
+  dtypeAfter: string;
+}
+
+export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits): Emitted {
+  const type = codeType(q.bits, plan.signed);
+  const base = t.weight;
+  let bytes = 0;
+  const add = (suffix: string, dt: number, dims: number[], data: Uint8Array | Float32Array) => {
+    const tensor = makeTensor('', dt, dims, data);
+    bytes += tensor.rawData!.length;
+    return edits.addTensor(t.site, `${base}_${suffix}`, tensor);
+  };
+  const qName = add('quantized', type, t.shape, codeBytes(originalCodes(q), q.bits, plan.signed));
+  const inputs = [qName];
+  const attributes = [];
+  const cv = channelView(q, t.channelAxis);
+  if (cv) {
+    const dims = cv.perTensor ? [] : [cv.scales.length];
+    inputs.push(add('scale', DataType.FLOAT, dims, cv.scales));
+    if (!zeroIsDefault(cv.zeros, q.bits, plan.signed)) inputs.push(add('zero_point', type, dims, codeBytes(cv.zeros, q.bits, plan.signed)));
+    if (!cv.perTensor) attributes.push(makeAttribute('axis', t.channelAxis, true));
+  } else {
+    const p = blockedParams(q);
+    inputs.push(add('scale', DataType.FLOAT, p.dims, p.scales));
+    if (!zeroIsDefault(p.zeros, q.bits, plan.signed)) inputs.push(add('zero_point', type, p.dims, codeBytes(p.zeros, q.bits, plan.signed)));
+    attributes.push(makeAttribute('axis', q.axis, true), makeAttribute('block_size', q.group, true));
+  }
+  // One DequantizeLinear per graph that reads the weight, before its first reader there (uses are
+  // collected in graph order).
+  const firstUse = new Map<GraphProto, NodeProto>();
+  for (const u of t.uses) {
+    if (!firstUse.has(u.graph)) firstUse.set(u.graph, u.node);
+  }
+  for (const [graph, node] of firstUse) {
+    const out = edits.names.unique(`${base}_dequantized`);
+    edits.insertBefore(graph, node, [
+      makeNode('DequantizeLinear', inputs.slice(), [out], { name: edits.names.unique(`${base}_DequantizeLinear`), attributes: attributes.slice() }),
+    ]);
+    for (const u of t.uses) if (u.graph === graph) u.node.input[u.input] = out;
+  }
+  edits.removeWeight(t.site);
+  return { bytesAfter: bytes, dtypeAfter: dtypeName(q.bits, plan.signed) };
+}
+
+export function dtypeName(bits: 4 | 8, signed: boolean): string {
+  return `${signed ? '' : 'u'}int${bits}`;
+}

@@ -1,0 +1,210 @@
+/**
+ * The quantize step: weights of MatMul, Gemm, Conv, ConvTranspose and Gather to 8 or 4 bits (RTN or
+ * GPTQ) in the op form the target runtime runs best (forms.ts), and/or the whole model to float16
+ * (float16.ts). The input model is not modified (tensor bytes are shared, not copied).
+ *
+ *   quantizeStep({ dtype: 'int4', granularity: 32, method: 'gptq', target: 'wasm', … })(model, ctx)
+ */
+import { dirname } from 'node:path';
+import { CompressError } from '../../errors.js';
+import { cloneForRewrite } from '../../onnx/external.js';
+import { ensureOpset, indexModel, NameScope, opsetVersion } from '../../onnx/graph.js';
+import type { GraphProto, ModelProto, TensorProto } from '../../onnx/types.js';
+import { forEachTensor } from '../../onnx/walk.js';
+import type { QuantizeStep } from '../../recipe/types.js';
+import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
+import { emitDequantize, type Emitted } from './dq.js';
+import { emitConvInteger, emitMatMulInteger } from './dynamic.js';
+import { GraphEdits } from './edits.js';
+import { convertToFloat16, DEFAULT_KEEP_FLOAT32_OPS } from './float16.js';
+import { planTarget, type Plan } from './forms.js';
+import { emitGatherBlockQuantized } from './gather.js';
+import { gptqQuantize } from './gptq.js';
+import type { Hessian } from './hessian.js';
+import { splitAt, toRows } from './layout.js';
+import { isLazy, loadLazy, weightFloats } from './lazy.js';
+import { emitMatMulNBits } from './matmulnbits.js';
+import { opset21Blocker, raiseToOpset21 } from './opset.js';
+import type { ortMatMul } from './ortmatmul.js';
+import { relativeRms } from './rtn.js';
+import { selectWeights, type Target } from './select.js';
+import { quantizeWeight, type WeightQuant } from './weights.js';
+
+export { checkWebCompatibility, type WebCheckOptions, type WebCheckReport } from './webcheck.js';
+export { readModelLazy } from './lazy.js';
+export { DEFAULT_KEEP_FLOAT32_OPS, convertToFloat16, toFloat16Clamped } from './float16.js';
+export type { Plan, Form } from './forms.js';
+
+export interface QuantizeExtras {
+  /** Weights with fewer elements are skipped (default 1024). */
+  minElements?: number;
+  /** GPTQ calibration: samples per run (default 32) and ORT threads (default 1). */
+  calibrationBatch?: number;
+  intraOpThreads?: number;
+}
+
+/** The quantize step for a normalized recipe block. */
+export function quantizeStep(params: QuantizeStep, extras: QuantizeExtras = {}): Step {
+  return async (model: ModelProto, ctx: StepContext) => {
+    const t0 = performance.now();
+    const report: StepReport = { step: 'quantize', params: { ...params }, layers: [], skipped: [], warnings: [], ms: 0, totals: {} };
+    const out = cloneForRewrite(model);
+    const names = new NameScope(out);
+    const modelDir = dirname(ctx.file);
+    const read = (t: TensorProto) => weightFloats(t, modelDir);
+    if (params.dtype !== 'float16') await quantizeWeights(out, params, extras, ctx, report, names, read);
+    if (params.dtype === 'float16' || params.float16) {
+      const r = convertToFloat16(out, { keepIoTypes: params.keepIoTypes, keepFloat32Ops: params.keepFloat32Ops, minElements: extras.minElements, read }, names);
+      for (const w of r.weights) {
+        report.layers.push({ name: w.name, op: w.op, weight: w.name, shape: w.shape, dtypeBefore: 'float32', dtypeAfter: 'float16', bytesBefore: w.bytesBefore, bytesAfter: w.bytesAfter, error: w.error, errorKind: 'weight' });
+      }
+      report.warnings.push(...r.warnings);
+      report.totals!.float16 = { tensors: r.tensors, bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter, keptFloat32: r.kept, casts: r.casts, keepFloat32Ops: [...DEFAULT_KEEP_FLOAT32_OPS, ...params.keepFloat32Ops] };
+    }
+    // Tensors a lazy read left on disk and nothing converted: into the model, so it stands alone.
+    forEachTensor(out, (t) => {
+      if (isLazy(t, ctx.file)) loadLazy(t, ctx.file);
+    });
+    report.ms = performance.now() - t0;
+    ctx.progress?.(1);
+    return { model: out, report };
+  };
+}
+
+async function quantizeWeights(
+  model: ModelProto,
+  params: QuantizeStep,
+  extras: QuantizeExtras,
+  ctx: StepContext,
+  report: StepReport,
+  names: NameScope,
+  read: (t: TensorProto) => Float32Array,
+): Promise<void> {
+  const selection = selectWeights(model, { include: params.include, exclude: params.exclude, minElements: extras.minElements });
+  report.skipped.push(...selection.skipped);
+  const env = { opset: opsetVersion(model, '') ?? 1, opset21Blocker: opset21Blocker(model) };
+  const plans = new Map<Target, Plan>();
+  const notes = new Map<string, number>();
+  for (const t of selection.targets) {
+    const plan = planTarget(t, params, env);
+    plans.set(t, plan);
+    if (plan.note) notes.set(plan.note, (notes.get(plan.note) ?? 0) + 1);
+  }
+  for (const [note, count] of notes) report.warnings.push(count > 1 ? `${note} (${count} weights)` : note);
+  if ([...plans.values()].some((p) => p.needsOpset21) && env.opset < 21) {
+    raiseToOpset21(model, names);
+    report.warnings.push(`the default opset was raised from ${env.opset} to 21 (IR version 10) for 4-bit DequantizeLinear`);
+  }
+
+  // GPTQ: Hessians of each MatMul/Gemm input over the calibration samples, in one pass.
+  let hessians: Map<string, Hessian> | undefined;
+  const gptqTargets = new Set<Target>();
+  if (params.method === 'gptq') {
+    if (!ctx.calibration?.length) throw new CompressError('recipe', 'quantize.method gptq needs calibration data (calibration: { data: … })', { file: ctx.file });
+    const main = model.graph!;
+    for (const t of selection.targets) {
+      const why = gptqIneligible(t, main);
+      if (why) report.warnings.push(`${t.name}: ${why}; quantized with rtn`);
+      else gptqTargets.add(t);
+    }
+    const requests = [...gptqTargets].flatMap((t) => t.uses.map((u) => ({ value: u.node.input[0], K: t.shape[t.reduceAxis] })));
+    if (requests.length) ctx.log(`gptq: collecting ${requests.length} Hessians over ${ctx.calibration.length} calibration samples`);
+    // onnxruntime is loaded only here: RTN and float16 never start the native runtime.
+    const { collectHessians } = await import('./hessian.js');
+    hessians = requests.length === 0 ? new Map() : await collectHessians(model, requests, ctx.calibration, {
+      batch: extras.calibrationBatch,
+      intraOpThreads: extras.intraOpThreads,
+    });
+  }
+
+  const edits = new GraphEdits(names);
+  const indexes = indexModel(model);
+  const mm = gptqTargets.size ? await (await import('./ortmatmul.js')).ortMatMul(extras.intraOpThreads ?? 1) : undefined;
+  let usesMicrosoft = false;
+  try {
+    let done = 0;
+    for (const t of selection.targets) {
+      const plan = plans.get(t)!;
+      const w = read(t.site.tensor); // valid until the next read: used up within this iteration
+      let q: WeightQuant;
+      let method = 'rtn';
+      if (gptqTargets.has(t) && hessians && mm) {
+        q = await gptqWeight(t, plan, w, hessians, mm, params.actOrder);
+        method = 'gptq';
+      } else q = quantizeWeight(t, plan, w);
+      let emitted: Emitted;
+      switch (plan.form) {
+        case 'dq':
+          emitted = emitDequantize(t, plan, q, edits);
+          break;
+        case 'matmulnbits':
+          emitted = emitMatMulNBits(t, plan, q, edits, accuracyLevel(params.target));
+          usesMicrosoft = true;
+          break;
+        case 'matmulinteger':
+          emitted = emitMatMulInteger(t, plan, q, edits);
+          break;
+        case 'convinteger':
+          emitted = emitConvInteger(t, plan, q, edits, (u) => indexes.get(u.graph)!, read);
+          break;
+        case 'gatherblock':
+          emitted = emitGatherBlockQuantized(t, plan, q, edits);
+          usesMicrosoft = true;
+          break;
+      }
+      const layer: LayerReport = {
+        name: t.name,
+        op: t.op,
+        weight: t.weight,
+        shape: t.shape,
+        dtypeBefore: 'float32',
+        dtypeAfter: emitted.dtypeAfter,
+        bytesBefore: w.length * 4,
+        bytesAfter: emitted.bytesAfter,
+        error: relativeRms(q),
+        errorKind: 'weight',
+      };
+      report.layers.push(Object.assign(layer, { form: plan.form, method, granularity: plan.granularity }));
+      ctx.progress?.((++done / selection.targets.length) * 0.95);
+    }
+  } finally {
+    await mm?.close();
+  }
+  edits.apply();
+  if (usesMicrosoft) ensureOpset(model, 'com.microsoft', 1);
+  const before = report.layers.reduce((s, l) => s + l.bytesBefore, 0);
+  const after = report.layers.reduce((s, l) => s + l.bytesAfter, 0);
+  report.totals!.weights = { quantized: report.layers.length, skipped: report.skipped.length, bytesBefore: before, bytesAfter: after };
+}
+
+/**
+ * MatMulNBits accuracy_level: 4 (int8 activations, ORT's fastest CPU path with AVX-512 VNNI/AVX2) for
+ * target node; unset for wasm/webgpu, whose kernels compute with float activations anyway, so native
+ * ORT computes the same numbers as the browser.
+ */
+function accuracyLevel(target: QuantizeStep['target']): number {
+  return target === 'node' ? 4 : 0;
+}
+
+/** Why GPTQ cannot run on a weight (undefined: it can). */
+function gptqIneligible(t: Target, main: GraphProto): string | undefined {
+  if (t.kind !== 'matmul' && t.kind !== 'gemm') return `GPTQ is done for MatMul/Gemm only, not ${t.op}`;
+  if (t.uses.some((u) => u.graph !== main)) return 'the layer is inside a subgraph (its inputs cannot be captured)';
+  if (t.kind === 'gemm' && t.uses.some((u) => (u.node.attribute.find((a) => a.name === 'transA')?.i ?? 0) !== 0)) return 'Gemm with transA=1';
+  return undefined;
+}
+
+async function gptqWeight(t: Target, plan: Plan, w: Float32Array, hessians: Map<string, Hessian>, mm: Awaited<ReturnType<typeof ortMatMul>>, actOrder: boolean): Promise<WeightQuant> {
+  const [outer, K, inner] = splitAt(t.shape, t.reduceAxis);
+  const N = outer * inner;
+  const rows = toRows(w, outer, K, inner, (n) => new Float32Array(n));
+  // Sum of the Hessians of every input that reads this weight.
+  const h = new Float64Array(K * K);
+  for (const u of t.uses) {
+    const hu = hessians.get(u.node.input[0]);
+    if (hu) for (let i = 0; i < h.length; i++) h[i] += hu.h[i];
+  }
+  const group = typeof plan.granularity === 'number' ? plan.granularity : K;
+  const q = await gptqQuantize(rows, N, K, h, { bits: plan.bits, symmetric: plan.symmetric, group, perTensor: plan.granularity === 'per-tensor', actOrder }, mm.matmul);
+  return { ...q, layout: 'rows', axis: t.reduceAxis, group: Math.min(group, K), dims: t.shape };
+}
