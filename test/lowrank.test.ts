@@ -18,14 +18,14 @@ import type { LowrankStep } from '../src/recipe/types.js';
 import { cholesky, gaussian, matmulSmall, orthonormalizeRows } from '../src/linalg/dense.js';
 import { symmetricEigen } from '../src/linalg/eigen.js';
 import { choleskyBlocked, solveDamped } from '../src/linalg/blocked.js';
-import { GemmEngine } from '../src/linalg/ort-gemm.js';
+import { MatrixEngine } from '../src/runtime/matrix.js';
 import { exactSvd, lowrankStep, randomizedSvd, rankForEnergy, singularValues, type LowrankLayerReport } from '../src/transforms/lowrank/index.js';
 import { frobenius2 } from '../src/transforms/lowrank/svd.js';
 
 const F = new URL('./fixtures/', import.meta.url).pathname;
 const SPAM = `${F}spam-tinybert/model.onnx`;
 const CNN = `${F}fmnist-cnn/model.onnx`;
-const engine = new GemmEngine(1);
+const engine = new MatrixEngine(1);
 afterAll(() => engine.release());
 
 function ctx(calibration?: Sample[]): StepContext {

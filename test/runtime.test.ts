@@ -119,7 +119,7 @@ describe('MatrixEngine', () => {
       expectClose(await engine.gram(x, 61, 17), jsMatmul(transpose(x, 61, 17), 17, 61, x, 17));
       await expect(engine.matmul(a, m, k + 1, b, n)).rejects.toThrow(/A has 1961 values, expected 37×54/);
     } finally {
-      await engine.dispose();
+      await engine.release();
     }
   });
 });

@@ -6,7 +6,7 @@
  * Layout: row-major float64; L lower triangular n×n; right-hand sides n×m.
  */
 import { cholesky, solveLowerTransposed } from './dense.js';
-import type { GemmEngine } from './ort-gemm.js';
+import type { MatrixEngine } from '../runtime/matrix.js';
 
 const BLOCK = 256;
 
@@ -36,7 +36,7 @@ function invertLower(l: Float64Array, n: number): Float64Array {
 }
 
 /** In-place lower Cholesky factor (upper triangle zeroed); false when the matrix is not positive definite. */
-export async function choleskyBlocked(engine: GemmEngine, a: Float64Array, n: number): Promise<boolean> {
+export async function choleskyBlocked(engine: MatrixEngine, a: Float64Array, n: number): Promise<boolean> {
   if (n <= BLOCK) return cholesky(a, n);
   for (let j0 = 0; j0 < n; j0 += BLOCK) {
     const j1 = Math.min(n, j0 + BLOCK);
@@ -60,7 +60,7 @@ export async function choleskyBlocked(engine: GemmEngine, a: Float64Array, n: nu
 }
 
 /** Solves Lᵀ·X = B (B n×m, overwritten with X). */
-export async function solveLowerTransposedBlocked(engine: GemmEngine, l: Float64Array, n: number, b: Float64Array, m: number): Promise<void> {
+export async function solveLowerTransposedBlocked(engine: MatrixEngine, l: Float64Array, n: number, b: Float64Array, m: number): Promise<void> {
   if (n <= BLOCK) return solveLowerTransposed(l, n, b, m);
   const starts: number[] = [];
   for (let i0 = 0; i0 < n; i0 += BLOCK) starts.push(i0);
@@ -83,7 +83,7 @@ export async function solveLowerTransposedBlocked(engine: GemmEngine, l: Float64
 }
 
 /** Solves L·X = B (B n×m, overwritten with X). */
-export async function solveLowerBlocked(engine: GemmEngine, l: Float64Array, n: number, b: Float64Array, m: number): Promise<void> {
+export async function solveLowerBlocked(engine: MatrixEngine, l: Float64Array, n: number, b: Float64Array, m: number): Promise<void> {
   for (let i0 = 0; i0 < n; i0 += BLOCK) {
     const i1 = Math.min(n, i0 + BLOCK);
     const bs = i1 - i0;
@@ -111,7 +111,7 @@ export async function solveLowerBlocked(engine: GemmEngine, l: Float64Array, n: 
  * Solves (A + δ·mean(diag A)·I)·X = B for symmetric positive semi-definite A (n×n, not modified),
  * raising δ tenfold until the factorization succeeds. B (n×m) is overwritten with X.
  */
-export async function solveDamped(engine: GemmEngine, a: Float64Array, n: number, b: Float64Array, m: number, damping = 0.01): Promise<number> {
+export async function solveDamped(engine: MatrixEngine, a: Float64Array, n: number, b: Float64Array, m: number, damping = 0.01): Promise<number> {
   let mean = 0;
   for (let i = 0; i < n; i++) mean += a[i * n + i];
   mean = mean / n || 1;
@@ -127,7 +127,7 @@ export async function solveDamped(engine: GemmEngine, a: Float64Array, n: number
 }
 
 /** Lower Cholesky factor of A + δ·mean(diag A)·I, raising δ tenfold until it succeeds. */
-export async function dampedCholeskyBlocked(engine: GemmEngine, a: Float64Array, n: number, damping = 0.01): Promise<{ l: Float64Array; damping: number }> {
+export async function dampedCholeskyBlocked(engine: MatrixEngine, a: Float64Array, n: number, damping = 0.01): Promise<{ l: Float64Array; damping: number }> {
   let mean = 0;
   for (let i = 0; i < n; i++) mean += a[i * n + i];
   mean = mean / n || 1;

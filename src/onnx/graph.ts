@@ -200,6 +200,49 @@ export function ensureOpset(model: ModelProto, domain: string, version: number):
   return version;
 }
 
+/** A tensor ValueInfoProto: element type and dims (numbers fixed, strings symbolic). */
+export function makeValueInfo(name: string, elemType: number, dims: (number | string)[]): ValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+    metadataProps: [],
+  };
+}
+
+/** A GraphProto with its repeated fields in place. */
+export function makeGraph(
+  name: string,
+  nodes: NodeProto[],
+  inputs: ValueInfoProto[],
+  outputs: ValueInfoProto[],
+  initializers: TensorProto[] = [],
+): GraphProto {
+  return {
+    name,
+    node: nodes,
+    initializer: initializers,
+    input: inputs,
+    output: outputs,
+    valueInfo: [],
+    quantizationAnnotation: [],
+    sparseInitializer: [],
+    metadataProps: [],
+  };
+}
+
+/** A ModelProto around a graph: IR 8, the default domain at `opset` (17), plus any other domains. */
+export function makeModel(graph: GraphProto, opset = 17, otherOpsets: { domain: string; version: number }[] = []): ModelProto {
+  return {
+    irVersion: 8,
+    producerName: 'unplugin-onnx-compress',
+    opsetImport: [{ domain: '', version: opset }, ...otherOpsets],
+    metadataProps: [],
+    trainingInfo: [],
+    functions: [],
+    graph,
+  };
+}
+
 /** A NodeProto with its repeated fields in place. */
 export function makeNode(
   opType: string,

@@ -22,8 +22,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
 import { encodeModelToBytes } from '../onnx/codec.js';
-import { dataTypeName } from '../onnx/dtypes.js';
-import { makeNode } from '../onnx/graph.js';
+import { DataType, dataTypeName } from '../onnx/dtypes.js';
+import { makeGraph, makeModel, makeNode, makeValueInfo } from '../onnx/graph.js';
 import type { ModelProto, TypeProto } from '../onnx/types.js';
 import type { InputSpec } from '../eval/types.js';
 
@@ -74,31 +74,8 @@ export function trimOrtMessage(e: unknown): string {
 
 /** A model with one Identity node, to find out whether a provider can open sessions at all. */
 function probeModel(): Uint8Array {
-  const io = (name: string) => ({
-    name,
-    type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } },
-    metadataProps: [],
-  });
-  const model: ModelProto = {
-    irVersion: 8,
-    producerName: 'unplugin-onnx-compress',
-    opsetImport: [{ domain: '', version: 17 }],
-    metadataProps: [],
-    trainingInfo: [],
-    functions: [],
-    graph: {
-      name: 'probe',
-      node: [makeNode('Identity', ['x'], ['y'])],
-      initializer: [],
-      input: [io('x')],
-      output: [io('y')],
-      valueInfo: [],
-      quantizationAnnotation: [],
-      sparseInitializer: [],
-      metadataProps: [],
-    },
-  };
-  return encodeModelToBytes(model);
+  const io = (name: string) => makeValueInfo(name, DataType.FLOAT, [1]);
+  return encodeModelToBytes(makeModel(makeGraph('probe', [makeNode('Identity', ['x'], ['y'])], [io('x')], [io('y')])));
 }
 
 function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {

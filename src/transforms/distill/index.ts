@@ -27,6 +27,7 @@ import { TeacherLogits } from './teacher.js';
 export { refitLayers, layerErrors, findUnits, type LayerRefit, type LayerwiseResult } from './layerwise.js';
 export { distillLogits, seededRandom, type LogitsResult } from './logits.js';
 export { TeacherLogits } from './teacher.js';
+export { compareGradients, relativeL2, guardDevice, GRADIENT_TOLERANCE, type GradientComparison, type DeviceGradientCheck, type GradientRunner, type OpenRunner } from './gradcheck.js';
 export { selectTrainable, type Trainable } from './trainable.js';
 
 export interface DistillOptions {
@@ -116,6 +117,7 @@ export function distillStep(params: DistillStep, opts: DistillOptions = {}): Ste
         checkpoint: opts.checkpoint,
       });
       student = result.model;
+      report.warnings.push(...result.warnings);
       const every = Math.max(1, Math.ceil(result.curve.length / 100));
       totals.logits = {
         steps: result.steps,
@@ -127,6 +129,7 @@ export function distillStep(params: DistillStep, opts: DistillOptions = {}): Ste
         trainedTensors: result.trained.length,
         trainedParams: result.trained.reduce((a, p) => a + p.dims.reduce((x, y) => x * y, 1), 0),
         device: result.device,
+        ...(result.gradientCheck ? { gradientCheck: result.gradientCheck } : {}),
         ms: Math.round(result.ms),
       };
     }

@@ -12,6 +12,10 @@
  *
  * Deterministic given the seed: the batch order is a seeded shuffle per epoch, and onnxruntime's CPU
  * kernels are deterministic for a fixed thread count.
+ *
+ * On a non-CPU device the gradients of the first batch are checked against the CPU's first
+ * (gradcheck.ts): a device that computes wrong gradients (WebGPU did, on an H100) is reported in a
+ * warning and training runs on the CPU instead.
  */
 import type * as ort from 'onnxruntime-node';
 import { Tensor } from 'onnxruntime-node';
@@ -23,7 +27,8 @@ import type { Sample } from '../../eval/types.js';
 import { DataType } from '../../onnx/dtypes.js';
 import { makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto } from '../../onnx/types.js';
-import { inputSpecs, openSession, outputNames, runSession, type DeviceRequest } from '../../runtime/session.js';
+import { inputSpecs, outputNames, type DeviceRequest } from '../../runtime/session.js';
+import { GRADIENT_TOLERANCE, guardDevice, openRunner, type DeviceGradientCheck, type GradientRunner, type OpenRunner } from './gradcheck.js';
 import { appendKdLoss } from './loss.js';
 import type { TeacherLogits } from './teacher.js';
 import { selectTrainable, type Trainable } from './trainable.js';
@@ -47,6 +52,10 @@ export interface LogitsOptions {
   plateauSteps?: number;
   /** Called after every `every` steps with the current student (for agreement curves in tests). */
   checkpoint?: { every: number; call: (model: ModelProto, step: number) => Promise<void> };
+  /** Largest relative L2 difference of a gradient between a non-CPU device and the CPU before training moves to the CPU (default GRADIENT_TOLERANCE, 1e-3). */
+  gradientTolerance?: number;
+  /** Opens the training graph's runner on a device (default: an onnxruntime session; tests inject a fake device). */
+  openRunner?: OpenRunner;
 }
 
 export interface LogitsResult {
@@ -56,7 +65,12 @@ export interface LogitsResult {
   steps: number;
   stoppedEarly: boolean;
   trained: Trainable[];
+  /** The device training ran on (the CPU when the requested device failed the gradient check). */
   device: string;
+  /** The first batch's gradients on a non-CPU device against the CPU's (absent when training was on the CPU from the start). */
+  gradientCheck?: DeviceGradientCheck;
+  /** The device check's fallback to the CPU, when it happened. */
+  warnings: string[];
   ms: number;
 }
 
@@ -152,17 +166,40 @@ export async function distillLogits(student: ModelProto, samples: Sample[], teac
 
   const shapes = await probeShapes(kd.model, [feedsFor([0]), feedsFor([0, Math.min(1, samples.length - 1)])], { device: opts.device, intraOpThreads: opts.intraOpThreads });
   const graph = buildTrainingGraph(kd.model, { params: trained.map((p) => p.name), loss: kd.loss, shapes });
-  const { session, device } = await openSession(graph.model, { device: opts.device, intraOpThreads: opts.intraOpThreads });
+  const open: OpenRunner = opts.openRunner ?? ((model, device) => openRunner(model, { device, intraOpThreads: opts.intraOpThreads }));
+  const opened = await open(graph.model, opts.device ?? 'cpu');
+  const warnings: string[] = [];
   const inits = new Map(student.graph!.initializer.map((t) => [t.name ?? '', t]));
   const state = new Map(trained.map((p) => [p.name, new AdamState(tensorFloat32(inits.get(p.name)!).slice(), p.mask)]));
   const fetches = [kd.loss, ...trained.map((p) => graph.gradients.get(p.name)!)];
-  const count = trained.reduce((a, p) => a + p.dims.reduce((x, y) => x * y, 1), 0);
-  log(`distill: training ${trained.length} tensors (${count} parameters, ${trained.filter((p) => p.mask).length} masked) on ${samples.length} samples, ${graph.differentiated} nodes differentiated, device ${device}`);
 
   const window = opts.plateauSteps ?? Math.max(10, Math.round(opts.steps / 10));
   const plateau = opts.plateau ?? 0.01;
   const random = seededRandom(opts.seed);
   const order = batches(samples.length, Math.min(opts.batchSize, samples.length), random);
+  const first = order.next().value as number[];
+
+  // A non-CPU device must compute the CPU's gradients on the first batch, else training moves to the CPU.
+  let session: GradientRunner = opened;
+  let gradientCheck: DeviceGradientCheck | undefined;
+  try {
+    const gradients = new Map(trained.map((p) => [p.name, graph.gradients.get(p.name)!]));
+    const guard = await guardDevice(opened, () => open(graph.model, 'cpu'), feedsFor(first, state), gradients, opts.gradientTolerance ?? GRADIENT_TOLERANCE);
+    session = guard.runner;
+    gradientCheck = guard.check;
+    if (guard.warning) {
+      warnings.push(guard.warning);
+      log(guard.warning);
+    } else if (guard.check) {
+      log(`distill: gradients on ${guard.check.device} match the CPU's (worst relative L2 difference ${guard.check.worst?.difference.toExponential(2)} for "${guard.check.worst?.param}", tolerance ${guard.check.tolerance})`);
+    }
+  } catch (e) {
+    await opened.release();
+    throw e;
+  }
+  const device = session.device;
+  const count = trained.reduce((a, p) => a + p.dims.reduce((x, y) => x * y, 1), 0);
+  log(`distill: training ${trained.length} tensors (${count} parameters, ${trained.filter((p) => p.mask).length} masked) on ${samples.length} samples, ${graph.differentiated} nodes differentiated, device ${device}`);
   const curve: number[] = [];
   let smoothed = NaN;
   let lastCheck = NaN;
@@ -170,8 +207,8 @@ export async function distillLogits(student: ModelProto, samples: Sample[], teac
   const logEvery = Math.max(1, Math.round(opts.steps / 20));
   try {
     for (let step = 1; step <= opts.steps; step++) {
-      const indices = order.next().value as number[];
-      const out = await runSession(session, feedsFor(indices, state), fetches);
+      const indices = step === 1 ? first : (order.next().value as number[]);
+      const out = await session.run(feedsFor(indices, state), fetches);
       const loss = Number(out[kd.loss].data[0]);
       if (!Number.isFinite(loss)) throw new CompressError('compress', `distill: the loss became ${loss} at step ${step} (lower distill.learningRate)`);
       curve.push(loss);
@@ -197,5 +234,5 @@ export async function distillLogits(student: ModelProto, samples: Sample[], teac
     await session.release();
   }
   const model = withParams(student, new Map([...state].map(([k, s]) => [k, s.value])));
-  return { model, curve, steps: curve.length, stoppedEarly, trained, device, ms: performance.now() - start };
+  return { model, curve, steps: curve.length, stoppedEarly, trained, device, gradientCheck, warnings, ms: performance.now() - start };
 }

@@ -15,7 +15,7 @@
  */
 import { cholesky, gaussian, orthonormalizeRows, transpose } from '../../linalg/dense.js';
 import { symmetricEigen } from '../../linalg/eigen.js';
-import type { GemmEngine } from '../../linalg/ort-gemm.js';
+import type { MatrixEngine } from '../../runtime/matrix.js';
 
 export interface Factors {
   left: Float32Array;
@@ -59,7 +59,7 @@ export function energyKept(sigma: Float64Array, total: number, r: number): numbe
 }
 
 /** Orthonormal basis of the columns of Y [rows, cols] (float64): Cholesky-QR2, or Gram–Schmidt. */
-async function orthonormalize(engine: GemmEngine, y: Float64Array, rows: number, cols: number): Promise<Float64Array> {
+async function orthonormalize(engine: MatrixEngine, y: Float64Array, rows: number, cols: number): Promise<Float64Array> {
   let q = y;
   for (let pass = 0; pass < 2; pass++) {
     const g = await engine.gram(q, rows, cols);
@@ -103,14 +103,14 @@ function balance(u: Float64Array, K: number, sv: Float64Array, N: number, sigma:
 }
 
 /** The spectrum (all σ, descending) from the Gram matrix of the smaller side. */
-export async function singularValues(engine: GemmEngine, w: Float32Array, K: number, N: number): Promise<Float64Array> {
+export async function singularValues(engine: MatrixEngine, w: Float32Array, K: number, N: number): Promise<Float64Array> {
   const w64 = f64(w);
   const g = N <= K ? await engine.gram(w64, K, N) : await engine.gemm(w64, [K, N], w64, [K, N], { transB: true });
   const { values } = symmetricEigen(g, Math.min(K, N), false);
   return values.map((v) => Math.sqrt(Math.max(v, 0)));
 }
 
-export async function exactSvd(engine: GemmEngine, w: Float32Array, K: number, N: number, rank: number): Promise<Factors> {
+export async function exactSvd(engine: MatrixEngine, w: Float32Array, K: number, N: number, rank: number): Promise<Factors> {
   const w64 = f64(w);
   const total = frobenius2(w);
   const r = Math.min(rank, K, N);
@@ -139,7 +139,7 @@ export async function exactSvd(engine: GemmEngine, w: Float32Array, K: number, N
   return { ...balance(u, K, sv, N, sigma, r), rank: r, sigma, total };
 }
 
-export async function randomizedSvd(engine: GemmEngine, w: Float32Array, K: number, N: number, rank: number, opts: SvdOptions = {}): Promise<Factors> {
+export async function randomizedSvd(engine: MatrixEngine, w: Float32Array, K: number, N: number, rank: number, opts: SvdOptions = {}): Promise<Factors> {
   const total = frobenius2(w);
   const r = Math.min(rank, K, N);
   const l = Math.min(r + (opts.oversample ?? 10), K, N);
@@ -163,7 +163,7 @@ export async function randomizedSvd(engine: GemmEngine, w: Float32Array, K: numb
 }
 
 /** Rank-r factors by the path that suits the shape (see SvdOptions.method). */
-export function truncatedSvd(engine: GemmEngine, w: Float32Array, K: number, N: number, rank: number, opts: SvdOptions = {}): Promise<Factors> {
+export function truncatedSvd(engine: MatrixEngine, w: Float32Array, K: number, N: number, rank: number, opts: SvdOptions = {}): Promise<Factors> {
   const small = Math.min(K, N);
   const l = rank + (opts.oversample ?? 10);
   const method = opts.method ?? (small <= 256 || 2 * l >= small ? 'exact' : 'randomized');

@@ -11,7 +11,7 @@
  *   when there are fewer calibration rows than features.
  */
 import { solveDamped } from '../../linalg/blocked.js';
-import type { GemmEngine } from '../../linalg/ort-gemm.js';
+import type { MatrixEngine } from '../../runtime/matrix.js';
 import type { Absorber, ChannelPlan } from './channels.js';
 import type { FeatureStats } from './stats.js';
 import type { Layer } from './select.js';
@@ -48,7 +48,7 @@ export function blockScores(plan: ChannelPlan, stats: (a: Absorber) => FeatureSt
  * and its bias. Returns undefined when the statistics do not fit the layer.
  */
 export async function compensate(
-  engine: GemmEngine,
+  engine: MatrixEngine,
   layer: Layer,
   st: FeatureStats,
   w: Float32Array,

@@ -20,7 +20,7 @@ import { randomSamples } from '../../eval/data.js';
 import { captureActivations } from '../../runtime/capture.js';
 import { inputSpecs } from '../../runtime/session.js';
 import { CompressError } from '../../errors.js';
-import { GemmEngine } from '../../linalg/ort-gemm.js';
+import { MatrixEngine } from '../../runtime/matrix.js';
 import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
 import { activationScores, lowest, magnitudeScores, traceChannels, type Absorber, type ChannelPlan } from './channels.js';
 import { blockScores, compensate } from './compensate.js';
@@ -86,7 +86,7 @@ export function pruneStep(params: PruneStep, opts: PruneOptions = {}): Step {
       method = 'magnitude';
     }
     const before = modelSize(input, opts.brotli !== false);
-    const engine = new GemmEngine(opts.threads ?? 1);
+    const engine = new MatrixEngine(opts.threads ?? 1);
     let extra: Record<string, unknown> = {};
     try {
       const { layers, skipped } = selectLayers(model, params);
@@ -128,7 +128,7 @@ interface Env {
   params: PruneStep;
   method: 'magnitude' | 'activation-aware';
   calibration?: Sample[];
-  engine: GemmEngine;
+  engine: MatrixEngine;
   report: StepReport;
   ctx: StepContext;
   threads: number;
@@ -422,6 +422,6 @@ async function pruneChannels(env: Env, layers: Layer[]): Promise<Record<string, 
 }
 
 /** ‖XW + b‖² of a reader layer on the calibration data. */
-function readerEnergy(engine: GemmEngine, layer: Layer, st: FeatureStats, w: Float32Array): Promise<number> {
+function readerEnergy(engine: MatrixEngine, layer: Layer, st: FeatureStats, w: Float32Array): Promise<number> {
   return outputEnergy(engine, st, matrix64(layer, w), layer.K, layer.N, layerBias(layer));
 }

@@ -16,7 +16,7 @@ import type { Sample } from '../../eval/types.js';
 import { attrInt, attrInts } from '../../onnx/graph.js';
 import type { Layer } from './select.js';
 import type { ModelProto, NodeProto } from '../../onnx/types.js';
-import type { GemmEngine } from '../../linalg/ort-gemm.js';
+import type { MatrixEngine } from '../../runtime/matrix.js';
 
 export type FeatureLayout =
   | { kind: 'last' }
@@ -120,7 +120,7 @@ class Accumulator {
   private buffered = 0;
   constructor(
     readonly req: StatsRequest,
-    private readonly engine: GemmEngine,
+    private readonly engine: MatrixEngine,
   ) {}
 
   async add(t: ort.Tensor): Promise<void> {
@@ -171,7 +171,7 @@ export async function collectStats(
   model: ModelProto,
   requests: StatsRequest[],
   samples: Sample[],
-  engine: GemmEngine,
+  engine: MatrixEngine,
   opts: { device?: 'cpu' | 'gpu' | 'auto'; threads?: number } = {},
 ): Promise<Map<string, FeatureStats>> {
   const byKey = new Map<string, Accumulator>();
@@ -203,7 +203,7 @@ export async function collectStats(
 }
 
 /** ‖X·Δ‖² = tr(ΔᵀHΔ) for Δ K×N (row-major) and H = XᵀX. */
-export async function quadraticError(engine: GemmEngine, gram: Float64Array, delta: Float64Array, K: number, N: number): Promise<number> {
+export async function quadraticError(engine: MatrixEngine, gram: Float64Array, delta: Float64Array, K: number, N: number): Promise<number> {
   const hd = await engine.matmul(gram, K, K, delta, N);
   let s = 0;
   for (let i = 0; i < hd.length; i++) s += hd[i] * delta[i];
@@ -211,7 +211,7 @@ export async function quadraticError(engine: GemmEngine, gram: Float64Array, del
 }
 
 /** ‖X·W + 1·bᵀ‖² from the statistics (W K×N row-major, b optional). */
-export async function outputEnergy(engine: GemmEngine, st: FeatureStats, w: Float64Array, K: number, N: number, bias?: Float32Array): Promise<number> {
+export async function outputEnergy(engine: MatrixEngine, st: FeatureStats, w: Float64Array, K: number, N: number, bias?: Float32Array): Promise<number> {
   let e = await quadraticError(engine, st.gram!, w, K, N);
   if (bias) {
     // 2·sᵀWb + rows·‖b‖², s = column sums of X
@@ -277,7 +277,7 @@ export function matrix64(layer: Layer, stored: Float32Array): Float64Array {
  * from the Gram matrix, column sums and row count.
  */
 export async function layerOutputError(
-  engine: GemmEngine,
+  engine: MatrixEngine,
   layer: Layer,
   st: FeatureStats,
   before: Float32Array,
