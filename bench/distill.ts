@@ -69,18 +69,25 @@ async function measure(name: string, model: ModelProto, samples: Sample[], batch
   const specs = inputSpecs(model);
   const feeds = stackSamples(samples.slice(0, batch), specs)!.feeds;
 
+  const oneHot = (list: typeof samples, classes: number) => {
+    const out = new Float32Array(list.length * classes);
+    list.forEach((s, i) => (out[i * classes + Number(s.label)] = 1));
+    return out;
+  };
   // Floor: inference, forward only.
   const inference = await openSession(model, opts);
   const forwardMs = await timed(() => inference.session.run(feeds));
   await inference.session.release();
 
-  // The training graph, fed like the distill loop feeds it (teacher = the model itself).
+  // The training graph, fed like the distill loop feeds it (teacher = the model itself, real labels:
+  // without them the loss sits at its minimum and the gradients are rounding noise, useless for
+  // comparing devices).
   const teacher = await TeacherLogits.compute(model, samples.slice(0, batch), opts);
   const trained = selectTrainable(model);
   const kd = appendKdLoss(model, { logits: outputNames(model)[0], temperature: 2, labels: true });
   const extra = (n: number): Record<string, ort.Tensor> => ({
     [kd.teacherInput]: new ort.Tensor('float32', teacher.batch(Array.from({ length: n }, (_, i) => i)), [n, ...teacher.dims]),
-    [kd.labelInput!]: new ort.Tensor('float32', new Float32Array(n * teacher.classes), [n, ...teacher.dims]),
+    [kd.labelInput!]: new ort.Tensor('float32', oneHot(samples.slice(0, n), teacher.classes), [n, ...teacher.dims]),
   });
   const one = stackSamples(samples.slice(0, 2), specs)!.feeds;
   const shapes = await probeShapes(kd.model, [{ ...samples[0].feeds, ...extra(1) }, { ...one, ...extra(2) }], opts);
