@@ -340,12 +340,14 @@ async function compress(build: Build, opts: PipelineOptions, k: KeyInfo, t0: num
   const { sourceParts, original, working } = await phase('read', () => {
     const bytes = readFileBytes(build.source);
     const dir = path.dirname(build.source);
-    const parts: Uint8Array[] = [bytes, ...k.deps.map((d) => readFileBytes(path.join(dir, d)))];
+    const deps = new Map(k.deps.map((d) => [path.join(dir, d), readFileBytes(path.join(dir, d))] as const));
+    const parts: Uint8Array[] = [bytes, ...deps.values()];
     const a = decodeModel(bytes, build.source);
     const b = decodeModel(bytes, build.source);
-    if (k.deps.length) {
-      loadExternalData(a, dir, build.source);
-      loadExternalData(b, dir, build.source);
+    if (deps.size) {
+      // External tensors of both copies are views into the data files read once above.
+      loadExternalData(a, dir, build.source, deps);
+      loadExternalData(b, dir, build.source, deps);
     }
     return { sourceParts: parts, original: a, working: b };
   });

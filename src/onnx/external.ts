@@ -44,8 +44,12 @@ export function checkLocation(location: string, modelFile?: string): void {
   }
 }
 
-/** Replaces each external tensor's reference with its bytes in rawData (in place). */
-export function loadExternalData(model: ModelProto, dir: string, modelFile?: string): void {
+/**
+ * Replaces each external tensor's reference with its bytes in rawData (in place). `preloaded` maps a
+ * data file's path (dir + location) to its bytes already in memory: tensors then become views into
+ * them instead of fresh reads.
+ */
+export function loadExternalData(model: ModelProto, dir: string, modelFile?: string, preloaded?: ReadonlyMap<string, Uint8Array>): void {
   const open = new Map<string, { fd: number; size: number }>();
   try {
     forEachTensor(model, (t) => {
@@ -53,6 +57,17 @@ export function loadExternalData(model: ModelProto, dir: string, modelFile?: str
       const ref = externalRef(t, modelFile);
       checkLocation(ref.location, modelFile);
       const path = join(dir, ref.location);
+      const inMemory = preloaded?.get(path);
+      if (inMemory) {
+        const length = ref.length ?? inMemory.length - ref.offset;
+        if (ref.offset > inMemory.length || ref.offset + length > inMemory.length) {
+          throw new CompressError('model', `tensor "${t.name ?? ''}" reads bytes ${ref.offset}..${ref.offset + Math.max(0, length)} of a ${inMemory.length}-byte external data file`, { file: path });
+        }
+        t.rawData = inMemory.subarray(ref.offset, ref.offset + length);
+        t.dataLocation = undefined;
+        t.externalData = [];
+        return;
+      }
       let f = open.get(path);
       if (!f) {
         let fd: number;
