@@ -145,7 +145,7 @@ describe('normalized builds', () => {
         output: 'digits.onnx',
         emit: 'imported',
         steps: {
-          prune: { rate: 0.3, method: 'magnitude', structure: 'channels', scope: 'layer', include: [], exclude: [] },
+          prune: { rate: 0.3, method: 'activation-aware', structure: 'channels', scope: 'layer', include: [], exclude: [] },
           quantize: { ...int8, dtype: 'int4', granularity: 32, method: 'gptq' },
         },
         calibration: { data: path.join(dir, 'data/digits-calib.jsonl'), samples: 128 },
@@ -257,7 +257,7 @@ describe('normalized builds', () => {
       ),
     );
     const { steps } = recipe.builds[0];
-    expect(steps.prune).toEqual({ rate: 0.5, method: 'magnitude', structure: '2:4', scope: 'global', include: ['op:MatMul'], exclude: [] });
+    expect(steps.prune).toEqual({ rate: 0.5, method: 'activation-aware', structure: '2:4', scope: 'global', include: ['op:MatMul'], exclude: [] });
     expect(steps.lowrank).toEqual({ energy: 0.9, method: 'svd', include: [], exclude: [] });
     expect(steps.distill).toEqual({
       teacher: path.join(dir, 'models/teacher.onnx'),
@@ -298,6 +298,13 @@ describe('normalized builds', () => {
   it('parses with parseRecipe without touching the disk', () => {
     const recipe = parseRecipe('models: { x: { source: ./nowhere.onnx, quantize: { dtype: int8 } } }', '/proj/compress.yaml');
     expect(recipe.builds[0].source).toBe(path.resolve('/proj/nowhere.onnx'));
+  });
+
+  it('prunes by magnitude without calibration data, activation-aware with it', () => {
+    const text = (extra: string) => `models: { x: { source: ./m.onnx, prune: { rate: 0.3 }${extra} } }`;
+    expect(parseRecipe(text(''), '/proj/compress.yaml').builds[0].steps.prune!.method).toBe('magnitude');
+    expect(parseRecipe(text(', calibration: { data: random }'), '/proj/compress.yaml').builds[0].steps.prune!.method).toBe('activation-aware');
+    expect(parseRecipe(text(', calibration: { data: random }').replace('rate: 0.3', 'rate: 0.3, method: magnitude'), '/proj/compress.yaml').builds[0].steps.prune!.method).toBe('magnitude');
   });
 });
 

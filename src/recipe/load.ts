@@ -445,7 +445,7 @@ function makeBuild(src: Source, data: Obj, name: string, variant: string | undef
   }
   const calibration = c.calibration?.data !== undefined ? dataSpec(c.calibration, dataPath) : undefined;
   const steps: Build['steps'] = {};
-  if (c.prune?.rate !== undefined) steps.prune = pruneStep(c.prune, problem);
+  if (c.prune?.rate !== undefined) steps.prune = pruneStep(c.prune, problem, calibration !== undefined);
   if (c.lowrank) steps.lowrank = lowrankStep(c.lowrank, problem);
   if (c.distill) {
     const step = distillStep(c.distill, calibration, abs, dataPath, problem);
@@ -485,7 +485,9 @@ function makeBuild(src: Source, data: Obj, name: string, variant: string | undef
 type Problem = (keys: string[], message: string, at?: 'key' | 'value') => void;
 const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
 
-function pruneStep(p: Obj, problem: Problem): PruneStep {
+/** `method` defaults to activation-aware when calibration data is given (it keeps far more accuracy:
+ * bench/results.md), else to magnitude. */
+function pruneStep(p: Obj, problem: Problem, calibrated: boolean): PruneStep {
   const structure = (p.structure as PruneStep['structure']) ?? 'unstructured';
   const nm = /^(\d+):(\d+)$/.exec(structure);
   if (nm) {
@@ -494,7 +496,7 @@ function pruneStep(p: Obj, problem: Problem): PruneStep {
   }
   return {
     rate: p.rate as number,
-    method: (p.method as PruneStep['method']) ?? 'magnitude',
+    method: (p.method as PruneStep['method']) ?? (calibrated ? 'activation-aware' : 'magnitude'),
     structure,
     scope: (p.scope as PruneStep['scope']) ?? 'layer',
     include: list(p.include),
