@@ -23,10 +23,12 @@ import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
 import { refitLayers } from './layerwise.js';
 import { distillLogits, type LogitsOptions } from './logits.js';
 import { TeacherLogits } from './teacher.js';
+import { splitValidation, validationLoss } from './validation.js';
 
 export { refitLayers, layerErrors, findUnits, type LayerRefit, type LayerwiseResult } from './layerwise.js';
 export { distillLogits, seededRandom, type LogitsResult } from './logits.js';
 export { TeacherLogits } from './teacher.js';
+export { splitValidation, validationLoss, kdEvaluator, MIN_SPLIT_SAMPLES, type KdEvaluator } from './validation.js';
 export { compareGradients, relativeL2, guardDevice, GRADIENT_TOLERANCE, type GradientComparison, type DeviceGradientCheck, type GradientRunner, type OpenRunner } from './gradcheck.js';
 export { selectTrainable, type Trainable } from './trainable.js';
 
@@ -71,9 +73,17 @@ export function distillStep(params: DistillStep, opts: DistillOptions = {}): Ste
     const common = { device: ctx.device, intraOpThreads: threads };
     const teacher = params.teacher === 'original' ? ctx.original : readModel(params.teacher);
     sameOutput(model, teacher);
-    const samples = await trainingSamples(params, model, ctx, opts);
-    if (samples.length === 0) throw new CompressError('data', 'distill: no training samples', { file: ctx.file });
+    const all = await trainingSamples(params, model, ctx, opts);
+    if (all.length === 0) throw new CompressError('data', 'distill: no training samples', { file: ctx.file });
+    // Held-out validation (validation.ts): never trained on; decides which weights are returned.
+    const { train: samples, validation } = splitValidation(all, params.seed);
     const totals: Record<string, unknown> = { samples: samples.length };
+    const valTeacher = validation.length ? await TeacherLogits.compute(teacher, validation, common) : undefined;
+    const valLoss = (m: ModelProto) => validationLoss(m, validation, valTeacher!, { temperature: params.temperature, ...common });
+    const val = valTeacher
+      ? { samples: validation.length, lossStart: await valLoss(model), lossBest: NaN, bestStep: 0, bestAt: 'input' as 'input' | 'layerwise' | 'logits', bestTrained: Infinity }
+      : undefined;
+    if (val) val.lossBest = val.lossStart;
     let student = model;
     const layerwise = params.method === 'layerwise' || params.method === 'both';
     const logits = params.method === 'logits' || params.method === 'both';
@@ -82,11 +92,20 @@ export function distillStep(params: DistillStep, opts: DistillOptions = {}): Ste
     if (layerwise) {
       const fit = samples.slice(0, opts.layerwiseSamples ?? 512);
       const result = await refitLayers(student, teacher, fit, { ...common, log: ctx.log, progress: (f) => ctx.progress?.(f * share) });
-      student = result.model;
+      let kept = true;
+      if (val && result.layers.length > 0) {
+        const after = await valLoss(result.model);
+        val.bestTrained = Math.min(val.bestTrained, after);
+        kept = after < val.lossBest;
+        totals.layerwiseValidation = { before: val.lossBest, after, kept };
+        if (kept) Object.assign(val, { lossBest: after, bestAt: 'layerwise' });
+        else report.warnings.push(`distill: the layer-wise refit made the validation KD loss on ${val.samples} held-out samples worse (${val.lossBest.toPrecision(4)} → ${after.toPrecision(4)}); kept the weights from before the refit`);
+      }
+      if (kept) student = result.model;
       report.skipped.push(...result.skipped);
       if (result.layers.length === 0) report.warnings.push('layerwise: no compressed layer shares its output name with the teacher; nothing was refit');
       const inits = new Map(student.graph!.initializer.map((t) => [t.name ?? '', t]));
-      for (const l of result.layers) {
+      for (const l of kept ? result.layers : []) {
         const t = inits.get(l.weight);
         const shape = t ? t.dims.map(Number) : [];
         const bytes = shape.reduce((a, b) => a * b, 1) * 4;
@@ -99,6 +118,7 @@ export function distillStep(params: DistillStep, opts: DistillOptions = {}): Ste
 
     if (logits) {
       const cache = await TeacherLogits.compute(teacher, samples, common);
+      const before = student;
       const labeled = samples.some((s) => typeof s.label === 'number');
       if (params.labels && !labeled) report.warnings.push('distill.labels is set but the training samples have no numeric labels; trained on the teacher alone');
       const steps = params.steps ?? Math.max(1, Math.ceil(((params.epochs ?? 1) * samples.length) / params.batchSize));
@@ -115,8 +135,14 @@ export function distillStep(params: DistillStep, opts: DistillOptions = {}): Ste
         plateau: opts.plateau,
         plateauSteps: opts.plateauSteps,
         checkpoint: opts.checkpoint,
+        validation: valTeacher ? { samples: validation, teacher: valTeacher } : undefined,
       });
       student = result.model;
+      if (val && result.validation) {
+        val.bestTrained = Math.min(val.bestTrained, result.validation.bestTrained);
+        if (result.model !== before) Object.assign(val, { lossBest: result.validation.best, bestStep: result.validation.bestStep, bestAt: 'logits' });
+        totals.logitsValidation = result.validation.curve;
+      }
       report.warnings.push(...result.warnings);
       const every = Math.max(1, Math.ceil(result.curve.length / 100));
       totals.logits = {
@@ -133,6 +159,14 @@ export function distillStep(params: DistillStep, opts: DistillOptions = {}): Ste
         ms: Math.round(result.ms),
       };
     }
+    if (val) {
+      totals.validation = val;
+      if (student === model) {
+        report.warnings.push(
+          `distill: no improvement on ${val.samples} held-out samples (validation KD loss ${val.lossStart.toPrecision(4)} → best ${Number.isFinite(val.bestTrained) ? val.bestTrained.toPrecision(4) : 'n/a'}); kept the compressed weights`,
+        );
+      }
+    } else totals.validation = { samples: 0 };
     report.totals = totals;
     report.ms = performance.now() - start;
     return { model: student, report };

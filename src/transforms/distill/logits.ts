@@ -32,6 +32,7 @@ import { GRADIENT_TOLERANCE, guardDevice, openRunner, type DeviceGradientCheck, 
 import { appendKdLoss } from './loss.js';
 import type { TeacherLogits } from './teacher.js';
 import { selectTrainable, type Trainable } from './trainable.js';
+import { kdEvaluator, seededRandom, type KdEvaluator } from './validation.js';
 
 export interface LogitsOptions {
   temperature: number;
@@ -54,6 +55,14 @@ export interface LogitsOptions {
   checkpoint?: { every: number; call: (model: ModelProto, step: number) => Promise<void> };
   /** Largest relative L2 difference of a gradient between a non-CPU device and the CPU before training moves to the CPU (default GRADIENT_TOLERANCE, 1e-3). */
   gradientTolerance?: number;
+  /**
+   * Held-out samples (never trained on) and the teacher's logits for them: the student's KD loss on
+   * them (validation.ts) is evaluated at the start, every `validateEvery` steps and at the end, and the
+   * parameters of the lowest one are returned — the input student itself when no step improved on it.
+   */
+  validation?: { samples: Sample[]; teacher: TeacherLogits };
+  /** Steps between validations (default max(5, ⌈steps / 10⌉)). */
+  validateEvery?: number;
   /** Opens the training graph's runner on a device (default: an onnxruntime session; tests inject a fake device). */
   openRunner?: OpenRunner;
 }
@@ -71,20 +80,22 @@ export interface LogitsResult {
   gradientCheck?: DeviceGradientCheck;
   /** The device check's fallback to the CPU, when it happened. */
   warnings: string[];
+  /** Validation KD loss at the start and the best (and its step: 0 = the input student, returned unchanged). */
+  validation?: ValidationSummary;
   ms: number;
 }
 
-/** mulberry32: a small seeded PRNG. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+export interface ValidationSummary {
+  samples: number;
+  start: number;
+  best: number;
+  bestStep: number;
+  /** Lowest validation loss of any trained state (may be above `start`). */
+  bestTrained: number;
+  curve: { step: number; loss: number }[];
 }
+
+export { seededRandom };
 
 /** Endless batches of sample indices: a fresh seeded shuffle every epoch. */
 function* batches(count: number, size: number, random: () => number): Generator<number[]> {
@@ -205,7 +216,35 @@ export async function distillLogits(student: ModelProto, samples: Sample[], teac
   let lastCheck = NaN;
   let stoppedEarly = false;
   const logEvery = Math.max(1, Math.round(opts.steps / 20));
+  let evaluator: KdEvaluator | undefined;
+  let summary: ValidationSummary | undefined;
+  let bestValues: Map<string, Float32Array> | undefined;
+  const validateEvery = opts.validateEvery ?? Math.max(5, Math.ceil(opts.steps / 10));
+  const validate = async (step: number) => {
+    if (!evaluator || !summary) return;
+    if (summary.curve.at(-1)?.step === step) return;
+    const values = new Map([...state].map(([k, s]) => [k, s.value]));
+    const loss = await evaluator.loss(values);
+    summary.curve.push({ step, loss });
+    if (step > 0) summary.bestTrained = Math.min(summary.bestTrained, loss);
+    if (loss < summary.best) {
+      summary.best = loss;
+      summary.bestStep = step;
+      bestValues = new Map([...values].map(([k, v]) => [k, v.slice()]));
+    }
+    log(`distill: step ${step} validation KD loss ${loss.toFixed(4)} (best ${summary.best.toFixed(4)} at step ${summary.bestStep})`);
+  };
   try {
+    if (opts.validation && opts.validation.samples.length > 0) {
+      evaluator = await kdEvaluator(student, opts.validation.samples, opts.validation.teacher, {
+        temperature: opts.temperature,
+        params: trained,
+        device: device === 'cpu' ? 'cpu' : opts.device,
+        intraOpThreads: opts.intraOpThreads,
+      });
+      const start = await evaluator.loss();
+      summary = { samples: opts.validation.samples.length, start, best: start, bestStep: 0, bestTrained: Infinity, curve: [{ step: 0, loss: start }] };
+    }
     for (let step = 1; step <= opts.steps; step++) {
       const indices = step === 1 ? first : (order.next().value as number[]);
       const out = await session.run(feedsFor(indices, state), fetches);
@@ -221,6 +260,7 @@ export async function distillLogits(student: ModelProto, samples: Sample[], teac
       if (opts.checkpoint && step % opts.checkpoint.every === 0) {
         await opts.checkpoint.call(withParams(student, new Map([...state].map(([k, s]) => [k, s.value]))), step);
       }
+      if (step % validateEvery === 0) await validate(step);
       if (window > 0 && step % window === 0) {
         if (step >= 2 * window && smoothed > (1 - plateau) * lastCheck) {
           log(`distill: loss plateaued at step ${step} (smoothed ${smoothed.toFixed(4)}, ${window} steps ago ${lastCheck.toFixed(4)})`);
@@ -230,9 +270,17 @@ export async function distillLogits(student: ModelProto, samples: Sample[], teac
         lastCheck = smoothed;
       }
     }
+    await validate(curve.length);
   } finally {
     await session.release();
+    await evaluator?.release();
   }
-  const model = withParams(student, new Map([...state].map(([k, s]) => [k, s.value])));
-  return { model, curve, steps: curve.length, stoppedEarly, trained, device, gradientCheck, warnings, ms: performance.now() - start };
+  let model: ModelProto;
+  if (!summary) model = withParams(student, new Map([...state].map(([k, s]) => [k, s.value])));
+  else if (summary.bestStep === 0) model = student;
+  else {
+    model = withParams(student, bestValues!);
+    if (summary.bestStep !== curve.length) log(`distill: restored the parameters of step ${summary.bestStep} (validation KD loss ${summary.best.toFixed(4)})`);
+  }
+  return { model, curve, steps: curve.length, stoppedEarly, trained, device, gradientCheck, warnings, validation: summary, ms: performance.now() - start };
 }
