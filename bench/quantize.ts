@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { readModel } from '../src/onnx/io.js';
 import type { QuantizeStep } from '../src/recipe/types.js';
+import { quantizeDefaults } from '../src/recipe/load.js';
 import { quantizeStep } from '../src/transforms/quantize/index.js';
 import { fillNormal, mlpStack, prng, writeSynthetic } from './lib/synthetic.js';
 import { writeModel } from '../src/onnx/io.js';
@@ -69,19 +70,7 @@ function timedExec(argv: string[]): Timing {
   };
 }
 
-const base: QuantizeStep = {
-  dtype: 'int8',
-  granularity: 'per-channel',
-  symmetric: true,
-  method: 'rtn',
-  actOrder: false,
-  target: 'wasm',
-  float16: false,
-  keepIoTypes: true,
-  keepFloat32Ops: [],
-  include: [],
-  exclude: [],
-};
+const base: QuantizeStep = quantizeDefaults('int8');
 
 interface Mode {
   label: string;

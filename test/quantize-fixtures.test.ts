@@ -13,24 +13,13 @@ import type { Sample } from '../src/eval/types.js';
 import { readModel } from '../src/onnx/io.js';
 import type { ModelProto } from '../src/onnx/types.js';
 import type { QuantizeStep } from '../src/recipe/types.js';
+import { quantizeDefaults } from '../src/recipe/load.js';
 import { checkWebCompatibility, quantizeStep } from '../src/transforms/quantize/index.js';
 import type { StepReport } from '../src/transforms/types.js';
 
 const F = new URL('./fixtures/', import.meta.url).pathname;
 
-const base: QuantizeStep = {
-  dtype: 'int8',
-  granularity: 'per-channel',
-  symmetric: true,
-  method: 'rtn',
-  actOrder: false,
-  target: 'wasm',
-  float16: false,
-  keepIoTypes: true,
-  keepFloat32Ops: [],
-  include: [],
-  exclude: [],
-};
+const base: QuantizeStep = quantizeDefaults('int8');
 
 interface Fixture {
   name: string;

@@ -20,6 +20,7 @@ import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { readModel } from '../src/onnx/io.js';
 import type { ModelProto } from '../src/onnx/types.js';
 import type { QuantizeStep } from '../src/recipe/types.js';
+import { quantizeDefaults } from '../src/recipe/load.js';
 import { checkWebCompatibility, quantizeStep } from '../src/transforms/quantize/index.js';
 
 const require = createRequire(import.meta.url);
@@ -87,19 +88,7 @@ async function speechProbabilities(model: ModelProto, kind: Kind, frame: number)
   return probs;
 }
 
-const int8: QuantizeStep = {
-  dtype: 'int8',
-  granularity: 'per-channel',
-  symmetric: true,
-  method: 'rtn',
-  actOrder: false,
-  target: 'wasm',
-  float16: false,
-  keepIoTypes: true,
-  keepFloat32Ops: [],
-  include: [],
-  exclude: [],
-};
+const int8: QuantizeStep = quantizeDefaults('int8');
 
 describe.each([
   ['legacy', 512],

@@ -18,6 +18,7 @@ import { makeTensor, tensorFloat32 } from '../src/onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../src/onnx/types.js';
 import { allGraphs } from '../src/onnx/walk.js';
 import type { QuantizeStep } from '../src/recipe/types.js';
+import { quantizeDefaults } from '../src/recipe/load.js';
 import { checkWebCompatibility, quantizeStep, readModelLazy, toFloat16Clamped } from '../src/transforms/quantize/index.js';
 import { matMulNBitsWeights, packNibbles } from '../src/transforms/quantize/layout.js';
 import { inverseCholeskyUpper, matmulJs } from '../src/transforms/quantize/linalg.js';
@@ -82,19 +83,7 @@ function mlp(opset = 17): ModelProto {
 
 const idsSample = () => ({ feeds: { ids: new ort.Tensor('int64', BigInt64Array.from([3n, 17n, 42n, 99n, 0n]), [5]) } });
 
-const base: QuantizeStep = {
-  dtype: 'int8',
-  granularity: 'per-channel',
-  symmetric: true,
-  method: 'rtn',
-  actOrder: false,
-  target: 'wasm',
-  float16: false,
-  keepIoTypes: true,
-  keepFloat32Ops: [],
-  include: [],
-  exclude: [],
-};
+const base: QuantizeStep = quantizeDefaults('int8');
 
 function ctx(m: ModelProto, extra: Partial<StepContext> = {}): StepContext {
   return { file: 'test.onnx', original: m, device: 'cpu', seed: 0, log: () => {}, ...extra };

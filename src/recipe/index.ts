@@ -1,6 +1,7 @@
 export {
   loadRecipe,
   parseRecipe,
+  quantizeDefaults,
   normalizedStepConfig,
   positionOf,
   parseBytes,

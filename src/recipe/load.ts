@@ -540,6 +540,11 @@ function distillStep(d: Obj, calibration: DataSpec | undefined, abs: Resolve, da
   return step;
 }
 
+/** The normalized quantize block a recipe with only `dtype` gets (every default filled in). */
+export function quantizeDefaults(dtype: QuantizeStep['dtype']): QuantizeStep {
+  return quantizeStep({ dtype }, () => {});
+}
+
 function quantizeStep(q: Obj, problem: Problem): QuantizeStep {
   const dtype = q.dtype as QuantizeStep['dtype'];
   const fourBit = dtype === 'int4' || dtype === 'uint4';
