@@ -33,6 +33,7 @@ import { loadRecipe, normalizedStepConfig, positionOf } from './recipe/index.js'
 import { STEP_ORDER, type Build, type Recipe } from './recipe/types.js';
 import type { StepContext, StepReport } from './transforms/types.js';
 import { TOOL_NAME, toolVersion } from './version.js';
+import { seededRandom } from './random.js';
 
 export type { Manifest, SizeStats } from './pipeline/manifest.js';
 
@@ -453,15 +454,7 @@ async function compress(build: Build, opts: PipelineOptions, k: KeyInfo, t0: num
 /** A deterministic input from the model's input specs: symbolic dims = 1, floats in [0, 1), integers 0. */
 export async function syntheticSample(specs: InputSpec[], seed: number): Promise<Sample> {
   const ort = await import('onnxruntime-node');
-  let s = seed >>> 0 || 1;
-  const rand = () => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = seededRandom(seed >>> 0 || 1);
   const feeds: Record<string, Tensor> = {};
   for (const spec of specs) {
     const dims = spec.dims.map((d) => (typeof d === 'number' && d >= 0 ? d : 1));

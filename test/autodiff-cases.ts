@@ -13,19 +13,11 @@ import { makeAttribute, makeNode } from '../src/onnx/graph.js';
 import { makeInt64Tensor, makeTensor } from '../src/onnx/tensor.js';
 import type { AttributeProto, ModelProto, NodeProto, TensorProto } from '../src/onnx/types.js';
 import { openSession } from '../src/runtime/session.js';
+import { seededRandom } from '../src/random.js';
 
 // ---------------------------------------------------------------------------------------- helpers
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 export type Spec =
   | number[] // trainable float, uniform in [-1, 1]

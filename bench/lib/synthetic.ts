@@ -18,23 +18,15 @@ import { makeAttribute, makeNode } from '../../src/onnx/graph.js';
 import { writeModel, type WriteResult } from '../../src/onnx/io.js';
 import { makeTensor } from '../../src/onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../../src/onnx/types.js';
+import { seededUint32 } from '../../src/random.js';
 
 export const OPSET = 17;
 export const IR_VERSION = 8;
 
 // ---------------------------------------------------------------- random numbers
 
-/** mulberry32: a small, fast, seeded 32-bit PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+/** mulberry32 (src/random.ts), re-exported for the benches. */
+export const prng = seededUint32;
 
 /** Fills `out` with N(0, std²) values (Box–Muller) from `next`. */
 export function fillNormal(out: Float32Array, next: () => number, std: number): Float32Array {

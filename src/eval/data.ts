@@ -40,6 +40,7 @@ import type { TypedArray } from '../onnx/tensor.js';
 import { suggest } from '../recipe/suggest.js';
 import type { DataSpec } from '../recipe/types.js';
 import type { InputSpec, Sample } from './types.js';
+import { seededRandom } from '../random.js';
 
 export interface LoadOptions {
   /** The recipe file, to resolve a relative `data` path from its folder. */
@@ -815,17 +816,7 @@ async function loadModule(file: string, inputs: InputSpec[], limit: number, labe
 
 // ------------------------------------------------------------------------------------------ random
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** Random samples from the inputs' types and shapes (see the file comment). */
 export function randomSamples(inputs: InputSpec[], count: number, seed: number, shapes: Record<string, number>): Sample[] {

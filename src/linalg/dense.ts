@@ -3,6 +3,7 @@
  * factorizations that stay in JS: everything here is O(n³) on the small side (rank, or a Gram matrix),
  * while products with full weight matrices go to onnxruntime (see matrix engines).
  */
+import { seededRandom } from '../random.js';
 
 /** In-place lower Cholesky factor of a symmetric positive definite n×n matrix (upper triangle zeroed). False when not PD. */
 export function cholesky(a: Float64Array, n: number): boolean {
@@ -150,14 +151,7 @@ export function gramRows(a: ArrayLike<number>, rows: number, cols: number): Floa
 
 /** Deterministic standard normal numbers (mulberry32 and Box–Muller), seeded. */
 export function gaussian(count: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const out = new Float32Array(count);
   for (let i = 0; i < count; i += 2) {
     const u = 1 - next();

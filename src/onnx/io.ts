@@ -25,12 +25,7 @@ export function readModel(file: string, opts: ReadOptions = {}): ModelProto {
 
 /** fs.readFileSync with the errors users hit turned into CompressErrors. */
 export function readFileBytes(file: string): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw new CompressError('io', `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
-  }
+  const fd = openForReading(file);
   try {
     const size = fstatSync(fd).size;
     if (size > MAX_MESSAGE_BYTES) {
@@ -46,6 +41,15 @@ export function readFileBytes(file: string): Buffer {
     return at === size ? buf : buf.subarray(0, at);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** openSync(file, 'r'), its failure as a CompressError('io') naming the file and the reason. */
+export function openForReading(file: string): number {
+  try {
+    return openSync(file, 'r');
+  } catch (e) {
+    throw new CompressError('io', `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
   }
 }
 

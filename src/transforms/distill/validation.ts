@@ -17,18 +17,9 @@ import type { ModelProto } from '../../onnx/types.js';
 import { inputSpecs, openSession, outputNames, runSession, type DeviceRequest } from '../../runtime/session.js';
 import { appendKdLoss } from './loss.js';
 import type { TeacherLogits } from './teacher.js';
+import { seededRandom } from '../../random.js';
 
-/** mulberry32: a small seeded PRNG. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** Fewer samples than this: no validation split (all samples train). */
 export const MIN_SPLIT_SAMPLES = 20;

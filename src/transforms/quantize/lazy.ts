@@ -16,6 +16,7 @@ import { CompressError } from '../../errors.js';
 import { decodeModel } from '../../onnx/codec.js';
 import { checkLocation, externalRef } from '../../onnx/external.js';
 import { tensorFloat32 } from '../../onnx/tensor.js';
+import { openForReading } from '../../onnx/io.js';
 import type { ModelProto, TensorProto } from '../../onnx/types.js';
 
 const WINDOW = 1 << 20;
@@ -105,12 +106,7 @@ export interface LazyReadOptions {
 export function readModelLazy(file: string, opts: LazyReadOptions = {}): ModelProto {
   const threshold = opts.threshold ?? 4096;
   const location = basename(file);
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw new CompressError('io', `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
-  }
+  const fd = openForReading(file);
   try {
     const f = new FileBytes(fd, fstatSync(fd).size);
     const skim = (kind: Kind, start: number, end: number): Chunks => {
