@@ -1,38 +1,63 @@
 #!/usr/bin/env node
 /**
- * onnx-compress: the command line. Each command lives in src/cli/<name>.ts and exports
- * `run(args: string[]): Promise<number>` (the exit code). Errors print one line; --debug adds the stack.
+ * onnx-compress: the command line. Commands are declared in src/cli/commands.ts (options, help) and
+ * live in src/cli/<name>.ts; every command's arguments go through one parser (src/cli/args.ts).
+ * Errors print one line; --debug adds the stack. Usage mistakes print
+ * `onnx-compress <command>: <message>`, the usage line and a pointer to --help.
  * Exit codes: 0 ok, 1 a budget or compression check failed, 2 bad input (recipe, model, data, usage).
  */
+import { helpText, parseArgs, UsageError, usageErrorText } from './cli/args.js';
+import { COMMANDS } from './cli/commands.js';
 import { CompressError } from './errors.js';
+import { TOOL_NAME, version } from './version.js';
 
-const commands: Record<string, { summary: string; load: () => Promise<{ run(args: string[]): Promise<number> }> }> = {
-  build: { summary: 'build [recipe] [--out dir] [--no-cache] [--json]   compress the models of a recipe', load: () => import('./cli/build.js') },
-  validate: { summary: 'validate [recipe]                                check a recipe without compressing', load: () => import('./cli/validate.js') },
-  inspect: { summary: 'inspect <model.onnx> [--json]                    opsets, inputs/outputs, ops, weights', load: () => import('./cli/inspect.js') },
-  repack: { summary: 'repack <in.onnx> <out.onnx> [--external-data[=file]] [--inline]   re-encode a model', load: () => import('./cli/repack.js') },
-};
-
-function usage(): string {
-  return ['usage: onnx-compress <command> [options]', '', ...Object.values(commands).map((c) => `  ${c.summary}`), '', '  --debug   print stack traces'].join('\n');
+function overview(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  return [
+    'usage: onnx-compress <command> [options]',
+    '',
+    'commands:',
+    ...Object.values(COMMANDS).map(({ spec }) => `  ${spec.name.padEnd(width)}  ${spec.summary}`),
+    '',
+    'options:',
+    '  -h, --help     show this help; `onnx-compress help <command>` or `<command> --help` for a command',
+    '  -V, --version  print the version',
+    '  --debug        print stack traces on errors',
+  ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
-  const args = argv.filter((a) => a !== '--debug');
-  const name = args[0];
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    console.log(usage());
+  const [name, ...rest] = argv.filter((a) => a !== '--debug');
+  if (name === '--version' || name === '-V') {
+    console.log(`onnx-compress ${version} (${TOOL_NAME})`);
+    return 0;
+  }
+  if (name === undefined || name === '--help' || name === '-h') {
+    (name ? console.log : console.error)(overview());
     return name ? 0 : 2;
   }
-  const command = commands[name];
-  if (!command) {
-    console.error(`onnx-compress: unknown command "${name}"\n${usage()}`);
-    return 2;
+  if (name === 'help') {
+    if (rest.length === 0) {
+      console.log(overview());
+      return 0;
+    }
+    const command = COMMANDS[rest[0]];
+    if (!command || rest.length > 1) return usageError(new UsageError(undefined, command ? `help takes one command, found ${rest.length}` : `unknown command "${rest[0]}"`));
+    console.log(helpText(command.spec));
+    return 0;
   }
+  const command = COMMANDS[name];
+  if (!command) return usageError(new UsageError(undefined, name.startsWith('-') ? `unknown option ${name}` : `unknown command "${name}"`));
   try {
-    return await (await command.load()).run(args.slice(1));
+    const args = parseArgs(command.spec, rest);
+    if (args.help) {
+      console.log(helpText(command.spec));
+      return 0;
+    }
+    return await (await command.load()).run(args);
   } catch (e) {
+    if (e instanceof UsageError) return usageError(e);
     if (e instanceof CompressError) {
       console.error(`onnx-compress: ${debug ? e.stack : e.message}`);
       return e.exitCode;
@@ -40,6 +65,11 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`onnx-compress: internal error: ${debug ? (e as Error).stack : (e as Error).message}`);
     return 70;
   }
+}
+
+function usageError(e: UsageError): number {
+  console.error(usageErrorText(e, e.command ? COMMANDS[e.command]?.spec : undefined));
+  return 2;
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/onnx-compress')) {

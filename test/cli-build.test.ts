@@ -12,7 +12,8 @@ import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli.js';
 import { parseBuildArgs } from '../src/cli/build.js';
-import { createReporter } from '../src/pipeline/progress.js';
+import { createReporter } from '../src/cli/reporter.js';
+import type { PipelineEvent } from '../src/pipeline.js';
 
 const FMNIST = resolve('test/fixtures/fmnist-cnn/model.onnx');
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -183,30 +184,47 @@ describe('progress reporter', () => {
     return { stream, text: () => chunks.join('') };
   };
 
-  it('prints plain lines when not live', () => {
+  const ev = (e: Record<string, unknown>) => ({ elapsedMs: 10, ...e }) as PipelineEvent;
+  const coldBuild = [
+    ev({ kind: 'model-start', model: 'spam' }),
+    ev({ kind: 'step-start', model: 'spam', step: 'quantize' }),
+    ev({ kind: 'step-progress', model: 'spam', step: 'quantize', fraction: 0.5 }),
+    ev({ kind: 'step-log', model: 'spam', step: 'quantize', message: 'gptq: collecting 2 Hessians' }),
+    ev({ kind: 'step-done', model: 'spam', step: 'quantize', ms: 420 }),
+    ev({ kind: 'warning', model: 'spam', step: 'quantize', message: 'quantize: careful' }),
+    ev({ kind: 'model-done', model: 'spam', cached: false, bytesBefore: 1_300_000, bytesAfter: 382_300, key: 'k', elapsedMs: 1600 }),
+  ];
+
+  it('prints one line per model and its warnings when not live; --verbose adds steps; --quiet only warnings', () => {
     const s = sink(false);
     const r = createReporter({ stream: s.stream });
-    r.onProgress({ id: 'spam', step: 'quantize', fraction: 0.5, elapsedMs: 10 });
-    r.log('info', 'spam: quantize done in 0.42 s');
-    r.log('warn', 'spam: careful');
+    coldBuild.forEach(r.onEvent);
+    r.onEvent(ev({ kind: 'model-done', model: 'copy', cached: true, bytesBefore: 1000, bytesAfter: 1000, key: 'k', elapsedMs: 50 }));
     r.close();
-    expect(s.text()).toBe('spam: quantize done in 0.42 s\nwarning: spam: careful\n');
+    expect(s.text()).toBe('warning: spam: quantize: careful\nspam: done in 1.6 s, 1.3 MB → 382.3 kB\ncopy: cached (1.0 kB → 1.0 kB) in 0.05 s\n');
+    const v = sink(false);
+    coldBuild.forEach(createReporter({ stream: v.stream, verbose: true }).onEvent);
+    expect(v.text()).toBe(
+      'spam: quantize: gptq: collecting 2 Hessians\nspam: quantize done in 0.42 s\nwarning: spam: quantize: careful\nspam: done in 1.6 s, 1.3 MB → 382.3 kB\n',
+    );
+    const q = sink(false);
+    coldBuild.forEach(createReporter({ stream: q.stream, quiet: true }).onEvent);
+    expect(q.text()).toBe('warning: spam: quantize: careful\n');
   });
 
   it('redraws one line per model in flight on a terminal, keeping finished lines above', async () => {
     const s = sink(true);
     const r = createReporter({ stream: s.stream, live: true });
-    r.onProgress({ id: 'spam', step: 'quantize', fraction: 0.25, elapsedMs: 1500 });
-    r.onProgress({ id: 'fmnist.q8', step: 'read', fraction: 0, elapsedMs: 10 });
+    r.onEvent(ev({ kind: 'step-progress', model: 'spam', step: 'quantize', fraction: 0.25, elapsedMs: 1500 }));
+    r.onEvent(ev({ kind: 'step-start', model: 'fmnist.q8', step: 'read' }));
     await new Promise((x) => setTimeout(x, 150));
     expect(s.text()).toMatch(/^ {2}spam {7}quantize {3}25% {2}1\.\d s\n {2}fmnist\.q8 {2}read/);
-    r.log('info', 'spam: quantize done in 0.42 s'); // per-step lines: shown by the live line instead
-    r.onProgress({ id: 'spam', step: 'done', fraction: 1, elapsedMs: 2000 });
-    r.log('info', 'spam: done in 2.0 s, 1.3 MB → 0.4 MB');
+    r.onEvent(ev({ kind: 'step-done', model: 'spam', step: 'quantize', ms: 420 })); // shown by the live line instead
+    r.onEvent(ev({ kind: 'model-done', model: 'spam', cached: false, bytesBefore: 1_300_000, bytesAfter: 400_000, key: 'k', elapsedMs: 2000 }));
     r.close();
     const text = s.text();
     expect(text).not.toMatch(/quantize done/);
-    expect(text).toMatch(/\x1b\[2A\x1b\[0Jspam: done in 2\.0 s/);
+    expect(text).toMatch(/\x1b\[2A\x1b\[0Jspam: done in 2\.0 s, 1\.3 MB → 400\.0 kB/);
     expect(text.endsWith('\x1b[1A\x1b[0J')).toBe(true); // close() clears the live lines
   });
 });

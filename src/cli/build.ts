@@ -1,20 +1,23 @@
 /**
- * onnx-compress build [recipe] [--out dir] [--no-cache] [--cache-dir dir] [--device cpu|gpu|auto]
- *                     [--concurrency n] [--budget error|warn] [--json] [--quiet]
+ * onnx-compress build [recipe] [options]   (options: src/cli/commands.ts, or `onnx-compress build --help`)
  *
- * Compresses every build of the recipe (default ./compress.yaml) and writes <out>/<output> and
- * <out>/<id>.manifest.json for each (default out: ./dist/onnx, relative to the current folder). Builds that
- * succeed are written even when others fail. --json prints a summary array on stdout:
+ * Compresses every build of the recipe (default ./compress.yaml) with compressRecipe and writes
+ * <out>/<output> and <out>/<id>.manifest.json for each as it finishes (default out: ./dist/onnx, relative
+ * to the current folder), so builds that succeed are written even when others fail. Progress and warnings
+ * are the pipeline's events, rendered by ./reporter.ts. --json prints a summary array on stdout:
  *   [{ id, output, manifest, bytesBefore, bytesAfter, accuracy?, cached }]  (failed builds: { id, error, exitCode })
  * Exit: 0 all ok, 1 a budget or compression check failed, 2 bad input (recipe, model, data).
  */
 import path from 'node:path';
 import { CompressError } from '../errors.js';
-import { compressBuild, defaultConcurrency, mapConcurrent, writeResult, type CompressResult, type PipelineOptions } from '../pipeline.js';
-import { createReporter, formatBytes, formatMs } from '../pipeline/progress.js';
+import { formatBytes, formatMs } from '../format.js';
+import { compressRecipe, writeResult, type CompressResult } from '../pipeline.js';
 import { loadRecipe } from '../recipe/index.js';
+import { parseArgs, type ParsedArgs } from './args.js';
+import { COMMANDS, DEFAULT_OUT_DIR } from './commands.js';
+import { createReporter } from './reporter.js';
 
-export const DEFAULT_OUT_DIR = 'dist/onnx';
+export { DEFAULT_OUT_DIR };
 
 export interface BuildArgs {
   recipe: string;
@@ -26,69 +29,28 @@ export interface BuildArgs {
   concurrency?: number;
   json: boolean;
   quiet: boolean;
+  verbose: boolean;
 }
 
-function usageError(message: string): CompressError {
-  return new CompressError('recipe', `${message}\nusage: onnx-compress build [recipe] [--out dir] [--no-cache] [--cache-dir dir] [--device cpu|gpu|auto] [--concurrency n] [--budget error|warn] [--json] [--quiet]`);
+/** The build command's arguments, typed (parsing and usage errors are args.ts's). */
+export function buildArgs(a: ParsedArgs): BuildArgs {
+  const o = a.options;
+  return {
+    recipe: a.positionals[0] ?? 'compress.yaml',
+    out: (o.out as string | undefined) ?? DEFAULT_OUT_DIR,
+    cache: o['no-cache'] !== true,
+    ...(o['cache-dir'] !== undefined && { cacheDir: o['cache-dir'] as string }),
+    ...(o.device !== undefined && { device: o.device as BuildArgs['device'] }),
+    ...(o.budget !== undefined && { budget: o.budget as BuildArgs['budget'] }),
+    ...(o.concurrency !== undefined && { concurrency: o.concurrency as number }),
+    json: o.json === true,
+    quiet: o.quiet === true,
+    verbose: o.verbose === true,
+  };
 }
 
 export function parseBuildArgs(args: string[]): BuildArgs {
-  const out: BuildArgs = { recipe: 'compress.yaml', out: DEFAULT_OUT_DIR, cache: true, json: false, quiet: false };
-  let recipeSet = false;
-  for (let i = 0; i < args.length; i++) {
-    const raw = args[i];
-    const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
-    const flag = eq > 0 ? raw.slice(0, eq) : raw;
-    const value = (): string => {
-      if (eq > 0) return raw.slice(eq + 1);
-      const v = args[++i];
-      if (v === undefined || v.startsWith('--')) throw usageError(`${flag} needs a value`);
-      return v;
-    };
-    const oneOf = <T extends string>(v: string, allowed: readonly T[]): T => {
-      if (!(allowed as readonly string[]).includes(v)) throw usageError(`${flag}: expected one of ${allowed.join(', ')}, found "${v}"`);
-      return v as T;
-    };
-    switch (flag) {
-      case '--out':
-      case '-o':
-        out.out = value();
-        break;
-      case '--no-cache':
-        out.cache = false;
-        break;
-      case '--cache-dir':
-        out.cacheDir = value();
-        break;
-      case '--device':
-        out.device = oneOf(value(), ['cpu', 'gpu', 'auto'] as const);
-        break;
-      case '--budget':
-        out.budget = oneOf(value(), ['error', 'warn'] as const);
-        break;
-      case '--concurrency':
-      case '-j': {
-        const v = value();
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw usageError(`${flag}: expected a positive integer, found "${v}"`);
-        out.concurrency = n;
-        break;
-      }
-      case '--json':
-        out.json = true;
-        break;
-      case '--quiet':
-      case '-q':
-        out.quiet = true;
-        break;
-      default:
-        if (raw.startsWith('-')) throw usageError(`unknown option ${raw}`);
-        if (recipeSet) throw usageError(`unexpected argument "${raw}" (the recipe is already ${out.recipe})`);
-        out.recipe = raw;
-        recipeSet = true;
-    }
-  }
-  return out;
+  return buildArgs(parseArgs(COMMANDS.build.spec, args));
 }
 
 export interface SummaryRow {
@@ -101,44 +63,49 @@ export interface SummaryRow {
   cached: boolean;
 }
 
-export async function run(args: string[]): Promise<number> {
-  const a = parseBuildArgs(args);
+export async function run(parsed: ParsedArgs): Promise<number> {
+  const a = buildArgs(parsed);
   const recipe = await loadRecipe(a.recipe);
-  const reporter = createReporter({ quiet: a.quiet });
-  const opts: PipelineOptions = {
-    cacheDir: a.cache ? (a.cacheDir ?? undefined) : false,
-    ...(a.device && { device: a.device }),
-    ...(a.budget && { budget: a.budget }),
-    log: reporter.log,
-    onProgress: reporter.onProgress,
-    recipeFile: recipe.file,
-  };
+  const reporter = createReporter({ quiet: a.quiet, verbose: a.verbose });
   const outDir = path.resolve(a.out);
   const t0 = performance.now();
-  const written: { result: CompressResult; file: string; manifestFile: string }[] = [];
-  const settled = await mapConcurrent(recipe.builds, defaultConcurrency(recipe.builds.length, a.concurrency), async (b) => {
-    const result = await compressBuild(b, opts);
-    const files = writeResult(result, outDir); // as each finishes: a later failure keeps the finished ones
-    written.push({ result, ...files });
-    return { result, ...files };
-  });
-  reporter.close();
+  const written = new Map<string, { result: CompressResult; file: string; manifestFile: string }>();
+  const errors = new Map<string, unknown>();
+  try {
+    await compressRecipe(recipe, {
+      cacheDir: a.cache ? (a.cacheDir ?? undefined) : false,
+      ...(a.device && { device: a.device }),
+      ...(a.budget && { budget: a.budget }),
+      ...(a.concurrency !== undefined && { concurrency: a.concurrency }),
+      onEvent: (e) => {
+        if (e.kind === 'error') errors.set(e.model, e.error);
+        reporter.onEvent(e);
+      },
+      // As each finishes: a later failure keeps the finished ones.
+      onResult: (result) => void written.set(result.build.id, { result, ...writeResult(result, outDir) }),
+    });
+  } catch (e) {
+    // Every failed build has had its error event; anything else is not a build's failure.
+    if (errors.size === 0) throw e;
+  } finally {
+    reporter.close();
+  }
 
   let code = 0;
   const rows: (SummaryRow | { id: string; error: string; exitCode: number })[] = [];
-  settled.forEach((s, i) => {
-    const id = recipe.builds[i].id;
-    if (s.status === 'fulfilled') {
-      rows.push(summaryRow(s.value.result, s.value.file, s.value.manifestFile));
-      return;
+  for (const { id } of recipe.builds) {
+    const done = written.get(id);
+    if (done && !errors.has(id)) {
+      rows.push(summaryRow(done.result, done.file, done.manifestFile));
+      continue;
     }
-    const e = s.reason as Error;
+    const e = errors.get(id) as Error;
     const exitCode = e instanceof CompressError ? e.exitCode : 70;
     code = Math.max(code, exitCode);
     const message = e instanceof CompressError ? e.message : `internal error: ${e?.stack ?? String(e)}`;
     if (!a.json) console.error(`onnx-compress: ${message.startsWith(id) ? '' : `${id}: `}${message}`);
     rows.push({ id, error: message, exitCode });
-  });
+  }
 
   if (a.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
   else printTable(rows, outDir, performance.now() - t0, a.quiet);

@@ -10,27 +10,11 @@ import { CompressError } from '../errors.js';
 import { inspectModel, type InspectReport, type LocationTally, type ValueReport, type WeightTally } from '../inspect.js';
 import { readModel } from '../onnx/io.js';
 import { checkLocation } from '../onnx/external.js';
+import type { ParsedArgs } from './args.js';
 
-const USAGE = 'usage: onnx-compress inspect <model.onnx> [--json]';
-
-export async function run(args: string[]): Promise<number> {
-  let json = false;
-  const files: string[] = [];
-  for (const a of args) {
-    if (a === '--json') json = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      return 0;
-    } else if (a.startsWith('-') && a !== '-') {
-      console.error(`onnx-compress inspect: unknown option "${a}"\n${USAGE}`);
-      return 2;
-    } else files.push(a);
-  }
-  if (files.length !== 1) {
-    console.error(`onnx-compress inspect: ${files.length === 0 ? 'missing the model file' : 'expected one model file'}\n${USAGE}`);
-    return 2;
-  }
-  const file = files[0];
+export async function run(args: ParsedArgs): Promise<number> {
+  const json = args.options.json === true;
+  const file = args.positionals[0];
   // External tensors stay references: their sizes come from external_data `length`.
   const model = readModel(file, { externalData: false });
   const report = inspectModel(model, {

@@ -12,37 +12,16 @@ import { basename, dirname } from 'node:path';
 import { DataLocation, loadExternalData } from '../onnx/external.js';
 import { readModel, writeModel, type WriteOptions } from '../onnx/io.js';
 import { forEachTensor } from '../onnx/walk.js';
+import { UsageError, type ParsedArgs } from './args.js';
 
-const USAGE = 'usage: onnx-compress repack <in.onnx> <out.onnx> [--external-data[=file]] [--inline]';
-
-function usageError(message: string): number {
-  console.error(`onnx-compress repack: ${message}\n${USAGE}`);
-  return 2;
-}
-
-export async function run(args: string[]): Promise<number> {
-  const files: string[] = [];
-  let external: boolean | string | undefined;
-  let inline = false;
-  for (const a of args) {
-    if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      return 0;
-    } else if (a === '--inline') inline = true;
-    else if (a === '--external-data') external = true;
-    else if (a.startsWith('--external-data=')) {
-      const name = a.slice('--external-data='.length);
-      if (!name || name !== basename(name) || name === '.' || name === '..' || name.includes('\\')) {
-        return usageError(`--external-data takes a plain file name (written next to the output), not "${name}"`);
-      }
-      external = name;
-    } else if (a.startsWith('-') && a !== '-') return usageError(`unknown option "${a}"`);
-    else files.push(a);
+export async function run(args: ParsedArgs): Promise<number> {
+  const inline = args.options.inline === true;
+  const external = args.options['external-data'] as boolean | string | undefined;
+  if (typeof external === 'string' && (!external || external !== basename(external) || external === '.' || external === '..' || external.includes('\\'))) {
+    throw new UsageError('repack', `--external-data takes a plain file name (written next to the output), not "${external}"`);
   }
-  if (files.length < 2) return usageError(files.length === 0 ? 'missing the input and output files' : 'missing the output file');
-  if (files.length > 2) return usageError(`unexpected argument "${files[2]}"`);
-  if (inline && external !== undefined) return usageError('--inline and --external-data cannot be combined');
-  const [input, output] = files;
+  if (inline && external !== undefined) throw new UsageError('repack', '--inline and --external-data cannot be combined');
+  const [input, output] = args.positionals;
 
   // readModel would load external data too; reading it in two steps tells whether the input had any.
   const model = readModel(input, { externalData: false });

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { CompressError } from '../errors.js';
-import { compressBuild, type CompressResult, type PipelineOptions } from '../pipeline.js';
+import { compressBuild, type CompressResult, type PipelineEvent, type PipelineOptions } from '../pipeline.js';
 import { loadRecipe, type Build, type Recipe } from '../recipe/index.js';
 import { createLog, resolveOptions, type Log, type Options, type ResolvedOptions } from './options.js';
 import { summaryLine } from './report.js';
@@ -98,16 +98,12 @@ export class CompressedModels {
 
   private pipelineOptions(build: Build): PipelineOptions {
     const { cacheDir, device, budget, root } = this.options;
-    // The pipeline's own "done"/"cached" line is replaced by summaryLine (sizes, accuracy, cache hit).
-    const done = new RegExp(`^${build.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (?:cached \\(|done in )`);
-    const log: Log = (level, message) => (level === 'info' && done.test(message) ? undefined : this.log(level, message));
     return {
       cacheDir: cacheDir === undefined ? defaultCacheDir(root) : cacheDir && path.resolve(root, cacheDir),
       device,
       budget,
       recipeFile: this.recipeOf.get(build),
-      log,
-      onProgress: progressLogger(this.log),
+      onEvent: eventLogger(this.log),
     };
   }
 
@@ -136,17 +132,22 @@ export function watchFilesOf(build: Build): string[] {
 }
 
 /**
- * A line for a step still running after 5 s, then every 5 s (distillation can take minutes): the
- * pipeline already logs each finished step, so short steps stay quiet.
+ * The pipeline's events as build-log lines: warnings, and a line for a step still running after 5 s, then
+ * every 5 s (distillation can take minutes), so short steps stay quiet. The one line per finished model is
+ * summaryLine (sizes, accuracy, cache hit), logged where the result arrives; errors are reported by the
+ * bundler where the result was awaited.
  */
-function progressLogger(log: Log): NonNullable<PipelineOptions['onProgress']> {
+export function eventLogger(log: Log): (e: PipelineEvent) => void {
   const current = new Map<string, { step: string; since: number; logged: number }>();
   return (e) => {
+    if (e.kind === 'warning') return log('warn', `${e.model}: ${e.message}`);
+    if (e.kind === 'model-done' || e.kind === 'error') return void current.delete(e.model);
+    if (e.kind !== 'step-start' && e.kind !== 'step-progress') return;
     const now = Date.now();
-    let s = current.get(e.id);
-    if (!s || s.step !== e.step) current.set(e.id, (s = { step: e.step, since: now, logged: now }));
-    if (e.fraction <= 0 || e.fraction >= 1 || now - s.logged < 5000) return;
+    let s = current.get(e.model);
+    if (!s || s.step !== e.step) current.set(e.model, (s = { step: e.step, since: now, logged: now }));
+    if (e.kind !== 'step-progress' || e.fraction <= 0 || e.fraction >= 1 || now - s.logged < 5000) return;
     s.logged = now;
-    log('info', `${e.id}: ${e.step} ${Math.round(e.fraction * 100)}% (${((now - s.since) / 1000).toFixed(0)} s)`);
+    log('info', `${e.model}: ${e.step} ${Math.round(e.fraction * 100)}% (${((now - s.since) / 1000).toFixed(0)} s)`);
   };
 }

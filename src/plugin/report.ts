@@ -5,7 +5,7 @@
  */
 import type { CompressResult } from '../pipeline.js';
 import type { Manifest } from '../pipeline/manifest.js';
-import { formatBytes } from '../pipeline/progress.js';
+import { formatBytes } from '../format.js';
 
 export const AGGREGATE_FILE = 'onnx-compress.json';
 export const REPORT_FILE = 'onnx-compress-report.html';

@@ -1,0 +1,206 @@
+/**
+ * The compression pipeline's entry points: one build (a model or a variant of it) → compressed bytes +
+ * manifest, cached by content. Shared by the CLI (src/cli/build.ts) and the bundler plugin.
+ *
+ *   key   = computeKey (key.ts)
+ *   hit   → read <cache>/<key>.onnx + <key>.json; no decode, no onnxruntime (the stat cache avoids re-hashing)
+ *   miss  → runBuild (run.ts: steps, verify.ts, measure.ts), then store (model then manifest, each by atomic rename)
+ *   then  → present (the manifest's paths for this build) and applyBudget (each call: budgets are not part of the key)
+ *
+ * Concurrent calls with the same key share one promise. Nothing is written outside the cache except by
+ * writeResult. Progress and warnings reach the caller as events (events.ts).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { loadRecipe } from '../recipe/index.js';
+import type { Build, Recipe } from '../recipe/types.js';
+import { applyBudget } from './budget.js';
+import { ModelCache } from './cache.js';
+import { emitterFor, type EventBody, type EventListener } from './events.js';
+import { StatCache } from './hash.js';
+import { computeKey, type KeyInfo } from './key.js';
+import type { Manifest } from './manifest.js';
+import { present, writeResult } from './present.js';
+import { runBuild } from './run.js';
+
+export interface PipelineOptions {
+  /** Default <cwd>/node_modules/.cache/onnx-compress; false = no cache. */
+  cacheDir?: string | false;
+  /** Overrides the recipe's device. */
+  device?: 'cpu' | 'gpu' | 'auto';
+  /** Overrides budget.onFail. */
+  budget?: 'error' | 'warn';
+  /** Builds compressed at once by compressRecipe; default min(builds, max(1, cores / 2)). */
+  concurrency?: number;
+  /** Progress, warnings and outcomes of each build, as typed events (see PipelineEvent). */
+  onEvent?: EventListener;
+  /**
+   * The recipe file the build comes from (compressRecipe sets it): manifest paths are relative to its
+   * folder, data modules resolve from it, and budget errors point into it. Default: paths relative to cwd.
+   */
+  recipeFile?: string;
+}
+
+export interface CompressRecipeOptions extends PipelineOptions {
+  /**
+   * Called with each build's result as it finishes, before the others settle (the CLI writes files here, so
+   * a later failure keeps the finished ones). A throw fails that build.
+   */
+  onResult?: (result: CompressResult) => void | Promise<void>;
+}
+
+export interface CompressResult {
+  build: Build;
+  /** The compressed .onnx. */
+  bytes: Uint8Array;
+  manifest: Manifest;
+  cached: boolean;
+  /** Cache key (hex). */
+  key: string;
+}
+
+interface Produced {
+  bytes: Uint8Array;
+  /** As stored in the cache: identity and paths are filled per build by `present`. */
+  manifest: Manifest;
+  cached: boolean;
+}
+
+const inFlight = new Map<string, Promise<Produced>>();
+const statCaches = new Map<string, StatCache>();
+const memoryStats = new StatCache();
+let compressions = 0;
+
+/** How many builds this process actually compressed (cache misses); tests use it to prove a hit did no work. */
+export function compressionCount(): number {
+  return compressions;
+}
+
+export function defaultCacheDir(cwd = process.cwd()): string {
+  return path.join(cwd, 'node_modules', '.cache', 'onnx-compress');
+}
+
+function statsFor(cacheDir: string | undefined): StatCache {
+  if (!cacheDir) return memoryStats;
+  let s = statCaches.get(cacheDir);
+  if (!s) statCaches.set(cacheDir, (s = new StatCache(cacheDir)));
+  return s;
+}
+
+/** One model/variant: cached by content, de-duplicated while in flight (same key → same promise). */
+export async function compressBuild(build: Build, opts: PipelineOptions = {}): Promise<CompressResult> {
+  const t0 = performance.now();
+  const emit = emitterFor(build.id, t0, opts.onEvent);
+  const cacheDir = opts.cacheDir === false ? undefined : path.resolve(opts.cacheDir ?? defaultCacheDir());
+  const stats = statsFor(cacheDir);
+  emit({ kind: 'model-start' });
+  try {
+    emit({ kind: 'step-start', step: 'hash' });
+    const tHash = performance.now();
+    const k = await computeKey(build, stats);
+    emit({ kind: 'step-done', step: 'hash', ms: Math.round((performance.now() - tHash) * 100) / 100 });
+    let shared = inFlight.get(k.key);
+    if (!shared) {
+      const cache = cacheDir ? new ModelCache(cacheDir, stats) : undefined;
+      shared = produce(build, opts, k, cache, emit, t0).finally(() => {
+        inFlight.delete(k.key);
+        stats.flush();
+      });
+      inFlight.set(k.key, shared);
+    } else emit({ kind: 'shared', key: k.key });
+    const produced = await shared;
+    const manifest = present(produced.manifest, build, opts.recipeFile);
+    await applyBudget(build, manifest, opts, emit);
+    emit({ kind: 'model-done', cached: produced.cached, bytesBefore: manifest.sizes.before.bytes, bytesAfter: manifest.output.bytes, key: k.key });
+    return { build, bytes: produced.bytes, manifest, cached: produced.cached, key: k.key };
+  } catch (error) {
+    emit({ kind: 'error', error });
+    throw error;
+  }
+}
+
+/**
+ * All builds of a recipe, concurrently; writes nothing outside the cache (unless `onResult` does). Fails
+ * after all builds settle, with the first error; every failed build has had its `error` event.
+ */
+export async function compressRecipe(recipe: Recipe, opts: CompressRecipeOptions = {}): Promise<CompressResult[]> {
+  const { onResult, ...rest } = opts;
+  const o: PipelineOptions = { ...rest, recipeFile: opts.recipeFile ?? recipe.file };
+  const settled = await mapConcurrent(recipe.builds, defaultConcurrency(recipe.builds.length, opts.concurrency), async (b) => {
+    const result = await compressBuild(b, o);
+    if (onResult) {
+      try {
+        await onResult(result);
+      } catch (error) {
+        emitterFor(b.id, performance.now(), opts.onEvent)({ kind: 'error', error });
+        throw error;
+      }
+    }
+    return result;
+  });
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<CompressResult>).value);
+}
+
+export interface RunRecipeOptions extends PipelineOptions {
+  /** Where outputs and manifests go (default ./dist/onnx). */
+  outDir?: string;
+}
+
+/** loadRecipe + compressRecipe + writeResult for every build. */
+export async function runRecipe(
+  recipeFile: string,
+  opts: RunRecipeOptions = {},
+): Promise<{ recipe: Recipe; results: (CompressResult & { file: string; manifestFile: string })[] }> {
+  const recipe = await loadRecipe(recipeFile);
+  const results = await compressRecipe(recipe, opts);
+  const outDir = path.resolve(opts.outDir ?? 'dist/onnx');
+  return { recipe, results: results.map((r) => ({ ...r, ...writeResult(r, outDir) })) };
+}
+
+export function defaultConcurrency(builds: number, requested?: number): number {
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const n = requested ?? Math.min(builds, Math.max(1, Math.floor(cores / 2)));
+  return Math.max(1, Math.floor(n));
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; results in input order. */
+export async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+  const out: PromiseSettledResult<R>[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        out[i] = { status: 'fulfilled', value: await fn(items[i], i) };
+      } catch (reason) {
+        out[i] = { status: 'rejected', reason };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** A hit, or a miss compressed and stored. */
+async function produce(build: Build, opts: PipelineOptions, k: KeyInfo, cache: ModelCache | undefined, emit: (e: EventBody) => void, t0: number): Promise<Produced> {
+  if (cache) {
+    const hit = cache.get(k.key);
+    if (typeof hit === 'object') {
+      emit({ kind: 'cache-hit', key: k.key });
+      return { ...hit, cached: true };
+    }
+    if (hit === 'corrupt') emit({ kind: 'warning', step: 'cache', message: `cache entry ${k.key.slice(0, 12)} is incomplete or corrupt; rebuilding it` });
+  }
+  compressions++;
+  const { bytes, encoded, manifest } = await runBuild(build, opts, k, cache, emit, t0);
+  if (cache) {
+    try {
+      cache.put(k.key, encoded, manifest);
+    } catch (e) {
+      emit({ kind: 'warning', step: 'cache', message: `could not store the result in the cache: ${(e as Error).message}` });
+    }
+  }
+  return { bytes, manifest, cached: false };
+}

@@ -1,0 +1,91 @@
+/**
+ * The cache key of a build:
+ *   sha256(tool version, source bytes, external data / data files / teacher bytes,
+ *          normalized step config with every path replaced by its file's hash, evaluate spec, output name)
+ * and the seed every random choice of the steps uses (from the step config, so equal recipes give equal outputs).
+ */
+import path from 'node:path';
+import { decodeModel } from '../onnx/codec.js';
+import { DataLocation, checkLocation, externalRef } from '../onnx/external.js';
+import { readFileBytes } from '../onnx/io.js';
+import { forEachTensor } from '../onnx/walk.js';
+import { normalizedStepConfig } from '../recipe/index.js';
+import type { Build } from '../recipe/types.js';
+import { toolVersion } from '../version.js';
+import { hashFile, hashPath, sha256, type StatCache } from './hash.js';
+
+export interface KeyInfo {
+  key: string;
+  source: { sha256: string; bytes: number };
+  /** External data files of the source (relative to its folder). */
+  deps: string[];
+  /** Seed for every random choice of the steps: from the step config, so equal recipes give equal outputs. */
+  seed: number;
+}
+
+export const toPosix = (p: string) => p.split(path.sep).join('/');
+
+function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableStringify(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** A deep copy of `v` with every absolute path replaced by `map(path)`. */
+async function mapPaths(v: unknown, map: (p: string) => Promise<string> | string): Promise<unknown> {
+  if (typeof v === 'string') return path.isAbsolute(v) ? map(v) : v;
+  if (Array.isArray(v)) return Promise.all(v.map((x) => mapPaths(x, map)));
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = await mapPaths(x, map);
+    return out;
+  }
+  return v;
+}
+
+/** External data files a model references (relative to its folder), from a decode of its bytes. */
+function externalDeps(file: string): string[] {
+  const model = decodeModel(readFileBytes(file), file);
+  const deps = new Set<string>();
+  forEachTensor(model, (t) => {
+    if (t.dataLocation !== DataLocation.EXTERNAL) return;
+    const { location } = externalRef(t, file);
+    checkLocation(location, file);
+    deps.add(toPosix(path.normalize(location)));
+  });
+  return [...deps].sort();
+}
+
+export async function computeKey(build: Build, stats: StatCache): Promise<KeyInfo> {
+  const src = await hashFile(build.source, stats, { scanExternal: true });
+  let deps = src.entry?.deps;
+  if (!deps) {
+    deps = src.mayReferenceExternal ? externalDeps(build.source) : [];
+    stats.setDeps(build.source, deps);
+  }
+  const dir = path.dirname(build.source);
+  const external = await Promise.all(deps.map(async (d) => [d, (await hashFile(path.join(dir, d), stats)).sha256]));
+  const byHash = (p: string) => hashPath(p, stats).then((h) => `sha256:${h}`);
+  const config = stableStringify(await mapPaths(normalizedStepConfig(build), byHash));
+  const evaluate = build.evaluate ? stableStringify(await mapPaths(build.evaluate, byHash)) : null;
+  const payload = stableStringify({
+    format: 1,
+    tool: toolVersion(),
+    source: src.sha256,
+    external,
+    config,
+    evaluate,
+    output: build.output,
+  });
+  const configHash = sha256(config);
+  return {
+    key: sha256(payload),
+    source: { sha256: src.sha256, bytes: src.bytes },
+    deps,
+    seed: parseInt(configHash.slice(0, 8), 16) >>> 0,
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * Measurements of a compressed build: sizes (raw, gzip, brotli) of source and output, and accuracy on the
+ * evaluate data when the recipe asks. Sizes start early (gzip/brotli run in libuv's pool) so they overlap
+ * verification and evaluation.
+ */
+import type { EvalReport } from '../eval/evaluate.js';
+import type { Sample } from '../eval/types.js';
+import type { ModelProto } from '../onnx/types.js';
+import type { Build } from '../recipe/types.js';
+import type { ModelCache } from './cache.js';
+import type { KeyInfo } from './key.js';
+import { sizeStats, type SizeStats } from './manifest.js';
+
+/** Source sizes by source hash: variants of one model share them. */
+const beforeSizes = new Map<string, Promise<SizeStats>>();
+
+/** The source's sizes: from this process, else the cache, else measured now (and stored). */
+export function sourceSizes(k: KeyInfo, sourceParts: Uint8Array[], original: ModelProto, cache: ModelCache | undefined): Promise<SizeStats> {
+  let before = beforeSizes.get(k.source.sha256);
+  if (!before) {
+    const stored = cache?.getSizes(k.source.sha256);
+    before = stored ? Promise.resolve(stored) : sizeStats(sourceParts, original);
+    if (!stored && cache) before.then((s) => cache.putSizes(k.source.sha256, s)).catch(() => {});
+    before.catch(() => beforeSizes.delete(k.source.sha256));
+    beforeSizes.set(k.source.sha256, before);
+  }
+  return before;
+}
+
+/** The output's sizes; a plain copy that re-encodes to the source's exact bytes reuses the source's. */
+export function outputSizes(k: KeyInfo, bytes: Uint8Array, outputSha: string, model: ModelProto, before: Promise<SizeStats>): Promise<SizeStats> {
+  const after = outputSha === k.source.sha256 && k.deps.length === 0 ? before : sizeStats([bytes], model);
+  after.catch(() => {}); // awaited later; an early failure must not be unhandled
+  return after;
+}
+
+/** Accuracy of the output against the source on the evaluate data. */
+export async function measureAccuracy(
+  build: Build & { evaluate: NonNullable<Build['evaluate']> },
+  source: ModelProto | Uint8Array,
+  bytes: Uint8Array,
+  samples: Sample[],
+  device: 'cpu' | 'gpu' | 'auto',
+): Promise<EvalReport> {
+  const ev = build.evaluate;
+  const { evaluateModels } = await import('../eval/evaluate.js');
+  return evaluateModels(source, bytes, samples, {
+    ...(ev.output !== undefined && { output: ev.output }),
+    ...(ev.labels !== undefined && { labels: ev.labels }),
+    runs: ev.runs,
+    device,
+  });
+}
