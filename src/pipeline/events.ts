@@ -3,7 +3,8 @@
  * (`PipelineOptions.onEvent`). The CLI's terminal reporter (src/cli/reporter.ts) and the bundler plugin
  * (src/plugin/models.ts) render them; neither parses text.
  *
- * Every build emits `model-start` first and exactly one of `model-done` / `error` last. In between:
+ * Every build emits `model-start` first and exactly one of `model-done` / `error` last (compressRecipe adds
+ * an `error` after `model-done` when its `onResult` callback fails for that build). In between:
  *   cache hit   → cache-hit
  *   same key in flight → shared (the first caller's build emits the work)
  *   miss        → step-start / step-progress* / step-log* / step-done for each phase, in order
