@@ -15,8 +15,8 @@ import * as ort from 'onnxruntime-node';
 import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { readModel } from '../src/onnx/io.js';
 import { evaluateModels, type EvalReport } from '../src/eval/evaluate.js';
-import { loadFashionMnist } from '../src/eval/fixtures.js';
-import { stackSamples } from '../src/eval/data.js';
+import { loadFashionMnist } from './lib/fixtures.js';
+import { stackSamples } from '../src/data/batch.js';
 import { inputSpecs, openSession } from '../src/runtime/session.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

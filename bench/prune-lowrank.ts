@@ -25,8 +25,8 @@ import { pruneStep } from '../src/transforms/prune/index.js';
 import { selectLayers } from '../src/transforms/prune/select.js';
 import type { StepContext } from '../src/transforms/types.js';
 import { readModel } from '../src/onnx/io.js';
-import { loadFashionMnist, loadSpamTestSet } from '../src/eval/fixtures.js';
-import { stackSamples } from '../src/eval/data.js';
+import { loadFashionMnist, loadSpamTestSet } from './lib/fixtures.js';
+import { stackSamples } from '../src/data/batch.js';
 import { inputSpecs, openSession, runSession } from '../src/runtime/session.js';
 
 const argv = process.argv.slice(2);

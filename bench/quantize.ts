@@ -30,7 +30,7 @@ import { quantizeDefaults } from '../src/recipe/load.js';
 import { quantizeStep } from '../src/transforms/quantize/index.js';
 import { fillNormal, mlpStack, prng, writeSynthetic } from './lib/synthetic.js';
 import { writeModel } from '../src/onnx/io.js';
-import type { Sample } from '../src/eval/types.js';
+import type { Sample } from '../src/data/types.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);

@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { buildTrainingGraph, probeShapes, supportedOps } from '../src/autodiff/index.js';
-import { loadFashionMnist } from '../src/eval/fixtures.js';
+import { loadFashionMnist } from '../bench/lib/fixtures.js';
 import { readModel } from '../src/onnx/io.js';
 import { DataType } from '../src/onnx/dtypes.js';
 import { makeAttribute } from '../src/onnx/graph.js';

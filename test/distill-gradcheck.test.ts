@@ -6,7 +6,7 @@
 import { Tensor } from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import type * as ort from 'onnxruntime-node';
-import type { Sample } from '../src/eval/types.js';
+import type { Sample } from '../src/data/types.js';
 import { DataType } from '../src/onnx/dtypes.js';
 import { makeNode } from '../src/onnx/graph.js';
 import { makeTensor } from '../src/onnx/tensor.js';

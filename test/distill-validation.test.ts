@@ -4,8 +4,8 @@
  * returns the input student unchanged, with a warning.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadFashionMnist } from '../src/eval/fixtures.js';
-import type { Sample } from '../src/eval/types.js';
+import { loadFashionMnist } from '../bench/lib/fixtures.js';
+import type { Sample } from '../src/data/types.js';
 import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { readModel } from '../src/onnx/io.js';
 import type { ModelProto } from '../src/onnx/types.js';

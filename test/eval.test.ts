@@ -9,11 +9,12 @@ import { readModel } from '../src/onnx/io.js';
 import { dimsOf, makeTensor } from '../src/onnx/tensor.js';
 import type { ModelProto } from '../src/onnx/types.js';
 import { inputSpecs } from '../src/runtime/session.js';
-import { loadSamples, locateJsonError, parseNpy, stackSamples } from '../src/eval/data.js';
-import { checkBudget, evaluateModels, type EvalReport } from '../src/eval/evaluate.js';
-import { loadFashionMnist, loadSpamTestSet, spamTokenize } from '../src/eval/fixtures.js';
+import { loadSamples, locateJsonError, parseNpy, stackSamples } from '../src/data/index.js';
+import { checkBudget } from '../src/eval/budget.js';
+import { evaluateModels, type EvalReport } from '../src/eval/evaluate.js';
+import { loadFashionMnist, loadSpamTestSet, spamTokenize } from '../bench/lib/fixtures.js';
 import { accuracy, compareOutputs, latencyStats } from '../src/eval/metrics.js';
-import type { InputSpec } from '../src/eval/types.js';
+import type { InputSpec } from '../src/data/types.js';
 
 const F = new URL('./fixtures/', import.meta.url).pathname;
 const SPAM_MODEL = `${F}spam-tinybert/model.onnx`;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe } from '../src/recipe/index.js';
 import { compressRecipe } from '../src/pipeline.js';
-import { loadFashionMnist } from '../src/eval/fixtures.js';
+import { loadFashionMnist } from '../bench/lib/fixtures.js';
 
 const FX = 'test/fixtures/fmnist-cnn';
 const dir = mkdtempSync(join(tmpdir(), 'onnx-compress-steps-'));

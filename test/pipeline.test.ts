@@ -12,7 +12,7 @@ import { Ajv } from 'ajv';
 import * as ort from 'onnxruntime-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CompressError } from '../src/errors.js';
-import { loadFashionMnist } from '../src/eval/fixtures.js';
+import { loadFashionMnist } from '../bench/lib/fixtures.js';
 import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
 import { writeModel } from '../src/onnx/io.js';
 import { makeTensor, tensorFloat32 } from '../src/onnx/tensor.js';

@@ -8,8 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { evaluateModels, type EvalReport } from '../src/eval/evaluate.js';
-import { loadFashionMnist, loadSpamTestSet } from '../src/eval/fixtures.js';
-import type { Sample } from '../src/eval/types.js';
+import { loadFashionMnist, loadSpamTestSet } from '../bench/lib/fixtures.js';
+import type { Sample } from '../src/data/types.js';
 import { readModel } from '../src/onnx/io.js';
 import type { ModelProto } from '../src/onnx/types.js';
 import type { QuantizeStep } from '../src/recipe/types.js';

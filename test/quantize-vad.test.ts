@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import type { Sample } from '../src/eval/types.js';
+import type { Sample } from '../src/data/types.js';
 import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { readModel } from '../src/onnx/io.js';
 import type { ModelProto } from '../src/onnx/types.js';

@@ -8,8 +8,8 @@ import type { GraphProto, ModelProto, ValueInfoProto } from '../src/onnx/types.j
 import { captureActivations, collectActivations } from '../src/runtime/capture.js';
 import { MatrixEngine } from '../src/runtime/matrix.js';
 import { inputSpecs, openSession, outputNames, probeGpu, runSession, trimOrtMessage } from '../src/runtime/session.js';
-import { loadFashionMnist, loadSpamTestSet } from '../src/eval/fixtures.js';
-import type { Sample } from '../src/eval/types.js';
+import { loadFashionMnist, loadSpamTestSet } from '../bench/lib/fixtures.js';
+import type { Sample } from '../src/data/types.js';
 
 const F = new URL('./fixtures/', import.meta.url).pathname;
 const FMNIST = `${F}fmnist-cnn/model.onnx`;

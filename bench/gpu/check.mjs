@@ -1,5 +1,5 @@
 // GPU check, run on a lent NVIDIA machine by bench/gpu/run.sh (see bench/gpu/README.md).
-// Uses the compiled dist/: opens sessions with device 'gpu' (CUDA EP, then WebGPU on Vulkan), evaluates
+// Uses the compiled dist/ and the fixture loaders bundled by pack.sh: opens sessions with device 'gpu' (CUDA EP, then WebGPU on Vulkan), evaluates
 // both fixtures and their quantized forms on the GPU and on the CPU, and compares the two.
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -7,7 +7,7 @@ import { readModel } from '../../dist/onnx/io.js';
 import { encodeModelToBytes } from '../../dist/onnx/codec.js';
 import { probeGpu, openSession } from '../../dist/runtime/session.js';
 import { evaluateModels } from '../../dist/eval/evaluate.js';
-import { loadSpamTestSet, loadFashionMnist } from '../../dist/eval/fixtures.js';
+import { loadSpamTestSet, loadFashionMnist } from '../out/gpu/fixtures.mjs';
 
 const out = { probe: await probeGpu(), runs: [] };
 console.log('probe', JSON.stringify(out.probe));

@@ -2,9 +2,9 @@
  * Budgets: a report and a byte count checked against the recipe's limits. Pure (no onnxruntime), so a
  * cache hit can check a budget without loading the runtime.
  */
-import type { Budget } from '../recipe/types.js';
-import type { EvalReport } from './evaluate.js';
+import type { Budget, EvalReport } from './types.js';
 
+/** A number with enough digits that the printed value still compares with the printed limit as the value does. */
 function fmt(v: number, limit: number, violates: (x: number, l: number) => boolean): string {
   if (!Number.isFinite(v)) return String(v);
   for (let p = 3; p <= 12; p++) {

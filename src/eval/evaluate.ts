@@ -16,30 +16,14 @@ import { CompressError } from '../errors.js';
 import { float16ToFloat32Array, float32ArrayToFloat16 } from '../onnx/float16.js';
 import { encodeModelToBytes } from '../onnx/codec.js';
 import type { ModelProto } from '../onnx/types.js';
-import { suggest } from '../recipe/suggest.js';
+import { suggest } from '../suggest.js';
 import { openSession, runSession, sessionInputSpecs, type DeviceRequest } from '../runtime/session.js';
-import { stackSamples } from './data.js';
+import { stackSamples } from '../data/batch.js';
+import type { InputSpec, Sample } from '../data/types.js';
 import { latencyStats, lastAxis, MetricAccumulator, top1Correct, type OutputMetrics } from './metrics.js';
-import type { InputSpec, Sample } from './types.js';
+import type { EvalReport } from './types.js';
 
-export type { OutputMetrics };
-
-export interface EvalReport {
-  samples: number;
-  /** The output the headline metrics and accuracy are for. */
-  output: string;
-  device: string;
-  /** Samples whose label was used for accuracy. */
-  labeled: number;
-  original: { accuracy?: number; latencyMs: { median: number; p90: number } };
-  compressed: { accuracy?: number; latencyMs: { median: number; p90: number } };
-  metrics: OutputMetrics;
-  perOutput: Record<string, OutputMetrics>;
-  /** NaN / ±Inf values in the compressed model's outputs. */
-  nonFinite: number;
-  warnings: string[];
-  ms: number;
-}
+export type { EvalReport, OutputMetrics };
 
 export interface EvaluateOptions {
   /** Output for the headline metrics and accuracy (default: the first output). */
@@ -249,7 +233,3 @@ export async function evaluateModels(
     await b.session.release();
   }
 }
-
-/** A number with enough digits that the printed value still compares with the printed limit as the value does. */
-
-export { checkBudget } from './budget.js';

@@ -1,19 +1,32 @@
 /**
- * Samples: the feeds of one model call with exact shapes, and an optional label. Calibration and
- * evaluation data of every format (JSONL, .npy/.npz, JS modules, random) become these.
+ * What an evaluation reports and what a budget limits. Types only: evaluate.ts produces a report and
+ * budget.ts checks it, and neither imports the other (a cache hit checks a budget without onnxruntime).
  */
-import type { Tensor } from 'onnxruntime-node';
+import type { OutputMetrics } from './metrics.js';
 
-export interface Sample {
-  feeds: Record<string, Tensor>;
-  label?: number | number[] | string;
+export interface EvalReport {
+  samples: number;
+  /** The output the headline metrics and accuracy are for. */
+  output: string;
+  device: string;
+  /** Samples whose label was used for accuracy. */
+  labeled: number;
+  original: { accuracy?: number; latencyMs: { median: number; p90: number } };
+  compressed: { accuracy?: number; latencyMs: { median: number; p90: number } };
+  metrics: OutputMetrics;
+  perOutput: Record<string, OutputMetrics>;
+  /** NaN / ±Inf values in the compressed model's outputs. */
+  nonFinite: number;
+  warnings: string[];
+  ms: number;
 }
 
-/** What a model expects of one input (from the graph's input ValueInfoProto). */
-export interface InputSpec {
-  name: string;
-  /** onnxruntime's type name: 'float32', 'int64', 'float16', … */
-  type: string;
-  /** Numbers for fixed dims, strings for symbolic ones (or '?' when unnamed). */
-  dims: (number | string)[];
+/** A recipe's `budget` block: limits a compressed model must meet, checked by checkBudget. */
+export interface Budget {
+  maxAccuracyDrop?: number;
+  minAgreement?: number;
+  minCosine?: number;
+  /** Bytes ("2MB" etc. already converted). */
+  maxBytes?: number;
+  onFail: 'error' | 'warn';
 }

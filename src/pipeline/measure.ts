@@ -4,7 +4,7 @@
  * verification and evaluation.
  */
 import type { EvalReport } from '../eval/evaluate.js';
-import type { Sample } from '../eval/types.js';
+import type { Sample } from '../data/types.js';
 import type { ModelProto } from '../onnx/types.js';
 import type { Build } from '../recipe/types.js';
 import type { ModelCache } from './cache.js';

@@ -85,7 +85,7 @@ export async function runBuild(
   const rt: Runtime = await import('../runtime/session.js');
   const specs = rt.inputSpecs(original);
   const loadData = async (spec: NonNullable<Build['calibration']>, labelKey?: string) => {
-    const { loadSamples } = await import('../eval/data.js');
+    const { loadSamples } = await import('../data/load.js');
     return loadSamples(spec, specs, { recipeFile, ...(labelKey !== undefined && { labelKey }) });
   };
   const calibration = stepNames.length && build.calibration ? await phase('calibration', () => loadData(build.calibration!)) : undefined;

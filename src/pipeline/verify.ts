@@ -4,7 +4,7 @@
  */
 import type { Tensor } from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
-import type { InputSpec, Sample } from '../eval/types.js';
+import type { InputSpec, Sample } from '../data/types.js';
 import type { ModelProto } from '../onnx/types.js';
 import { seededRandom } from '../random.js';
 import type { Build } from '../recipe/types.js';

@@ -11,5 +11,5 @@ export {
   type RecipeIssue,
 } from './load.js';
 export { unsupportedFeatures, dataExtensions, type UnsupportedFeature } from './support.js';
-export { suggest, editDistance } from './suggest.js';
+export { suggest, editDistance } from '../suggest.js';
 export * from './types.js';

@@ -15,5 +15,5 @@ export interface UnsupportedFeature {
 
 export const unsupportedFeatures: UnsupportedFeature[] = [];
 
-/** File types a `data` path may name (a folder is accepted too). Extend as loaders are added. */
-export const dataExtensions: string[] = ['.jsonl', '.npy', '.npz', '.js', '.mjs', '.ts'];
+/** File types a `data` path may name (a folder is accepted too): the loader's own list, so the two cannot disagree. */
+export { dataExtensions } from '../data/formats.js';

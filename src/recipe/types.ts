@@ -1,4 +1,8 @@
 /** Normalized recipe types: everything defaulted, every path absolute. Produced by loadRecipe / parseRecipe. */
+import type { DataSpec } from '../data/types.js';
+import type { Budget } from '../eval/types.js';
+
+export type { Budget, DataSpec };
 
 /** Steps run in this order when present. */
 export const STEP_ORDER = ['prune', 'lowrank', 'distill', 'quantize'] as const;
@@ -110,26 +114,9 @@ export interface QuantizeStep {
   exclude: string[];
 }
 
-export interface DataSpec {
-  /** Absolute path, or 'random'. */
-  data: string;
-  samples?: number;
-  /** Sizes for symbolic input dimensions (used with random data). */
-  shapes?: Record<string, number>;
-}
-
 export interface EvaluateSpec extends DataSpec {
   labels?: boolean;
   output?: string;
   labelKey: string;
   runs: number;
-}
-
-export interface Budget {
-  maxAccuracyDrop?: number;
-  minAgreement?: number;
-  minCosine?: number;
-  /** Bytes ("2MB" etc. already converted). */
-  maxBytes?: number;
-  onFail: 'error' | 'warn';
 }

@@ -20,9 +20,9 @@ import { CompressError } from '../errors.js';
 import { float16ToFloat32Array } from '../onnx/float16.js';
 import type { ModelProto, ValueInfoProto } from '../onnx/types.js';
 import { allGraphs } from '../onnx/walk.js';
-import { suggest } from '../recipe/suggest.js';
-import { stackSamples } from '../eval/data.js';
-import type { Sample } from '../eval/types.js';
+import { suggest } from '../suggest.js';
+import { stackSamples } from '../data/batch.js';
+import type { Sample } from '../data/types.js';
 import { inputSpecs, openSession, runSession, type DeviceRequest } from './session.js';
 
 export interface CaptureOptions {

@@ -25,7 +25,7 @@ import { encodeModelToBytes } from '../onnx/codec.js';
 import { DataType, dataTypeName } from '../onnx/dtypes.js';
 import { makeGraph, makeModel, makeNode, makeValueInfo } from '../onnx/graph.js';
 import type { ModelProto, TypeProto } from '../onnx/types.js';
-import type { InputSpec } from '../eval/types.js';
+import type { InputSpec } from '../data/types.js';
 
 export type DeviceRequest = 'cpu' | 'gpu' | 'auto';
 export type Device = 'cpu' | 'cuda' | 'webgpu';

@@ -4,7 +4,7 @@
  * manifest's `steps`.
  */
 import type { ModelProto } from '../onnx/types.js';
-import type { Sample } from '../eval/types.js';
+import type { Sample } from '../data/types.js';
 
 export interface StepContext {
   /** The source model's path, for messages. */

@@ -13,8 +13,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { CompressError } from '../../errors.js';
-import { loadSamples } from '../../eval/data.js';
-import type { Sample } from '../../eval/types.js';
+import { loadSamples } from '../../data/load.js';
+import type { Sample } from '../../data/types.js';
 import { readModel } from '../../onnx/io.js';
 import type { ModelProto } from '../../onnx/types.js';
 import type { DistillStep } from '../../recipe/types.js';

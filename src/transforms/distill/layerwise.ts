@@ -21,8 +21,8 @@
 import type * as ort from 'onnxruntime-node';
 import { Tensor } from 'onnxruntime-node';
 import { CompressError } from '../../errors.js';
-import { stackSamples } from '../../eval/data.js';
-import type { Sample } from '../../eval/types.js';
+import { stackSamples } from '../../data/batch.js';
+import type { Sample } from '../../data/types.js';
 import { DataType } from '../../onnx/dtypes.js';
 import { makeAttribute, makeNode, NameScope, opsetVersion } from '../../onnx/graph.js';
 import { dimsOf, makeInt64Tensor, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';

@@ -6,8 +6,8 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { CompressError } from '../../errors.js';
-import { stackSamples } from '../../eval/data.js';
-import type { Sample } from '../../eval/types.js';
+import { stackSamples } from '../../data/batch.js';
+import type { Sample } from '../../data/types.js';
 import type { ModelProto } from '../../onnx/types.js';
 import { inputSpecs, openSession, outputNames, runSession, type DeviceRequest } from '../../runtime/session.js';
 

@@ -9,8 +9,8 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { Tensor } from 'onnxruntime-node';
-import { stackSamples } from '../../eval/data.js';
-import type { Sample } from '../../eval/types.js';
+import { stackSamples } from '../../data/batch.js';
+import type { Sample } from '../../data/types.js';
 import { DataType } from '../../onnx/dtypes.js';
 import { tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto } from '../../onnx/types.js';

@@ -12,7 +12,7 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { captureActivations, tensorToFloat32 } from '../../runtime/capture.js';
-import type { Sample } from '../../eval/types.js';
+import type { Sample } from '../../data/types.js';
 import { attrInt, attrInts } from '../../onnx/graph.js';
 import type { Layer } from './select.js';
 import type { ModelProto, NodeProto } from '../../onnx/types.js';

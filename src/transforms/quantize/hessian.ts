@@ -5,12 +5,12 @@
  * XᵀX is computed inside onnxruntime: a copy of the model gets, per activation, Reshape(X, [−1, K]) →
  * Transpose → MatMul → a [K, K] graph output (and the Reshape's Shape for the row count), so each run
  * returns K×K numbers per layer instead of the activations themselves. Samples run stacked in batches
- * when their inputs allow (src/eval/data.ts stackSamples), else one by one. Sums are kept in float64.
+ * when their inputs allow (src/data/batch.ts stackSamples), else one by one. Sums are kept in float64.
  */
 import type * as ort from 'onnxruntime-node';
 import { CompressError } from '../../errors.js';
-import { stackSamples } from '../../eval/data.js';
-import type { Sample } from '../../eval/types.js';
+import { stackSamples } from '../../data/batch.js';
+import type { Sample } from '../../data/types.js';
 import { cloneForRewrite } from '../../onnx/external.js';
 import { DataType } from '../../onnx/dtypes.js';
 import { makeAttribute, makeNode, NameScope } from '../../onnx/graph.js';

@@ -19,7 +19,7 @@
  */
 import type * as ortNode from 'onnxruntime-node';
 import { CompressError } from '../../errors.js';
-import type { Sample } from '../../eval/types.js';
+import type { Sample } from '../../data/types.js';
 import { decodeModel, encodeModelToBytes } from '../../onnx/codec.js';
 import { float16ToFloat32Array } from '../../onnx/float16.js';
 import { attribute } from '../../onnx/graph.js';

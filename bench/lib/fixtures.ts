@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { Tensor } from 'onnxruntime-node';
-import { CompressError } from '../errors.js';
-import type { Sample } from './types.js';
+import { CompressError } from '../../src/errors.js';
+import type { Sample } from '../../src/data/types.js';
 
 export const SPAM_SEQ_LEN = 128;
 

@@ -1,0 +1,71 @@
+/** Zip archives, as numpy.savez writes them for .npz files. */
+import { inflateRawSync } from 'node:zlib';
+import { CompressError } from '../errors.js';
+
+/** Reads a zip archive's entries (stored or deflated; zip64 aware). Values are decompressed lazily. */
+export function readZip(bytes: Uint8Array, file?: string): Map<string, () => Uint8Array> {
+  const err = (m: string, offset?: number) => new CompressError('data', m, { file, offset });
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const u16 = (o: number) => dv.getUint16(o, true);
+  const u32 = (o: number) => dv.getUint32(o, true);
+  const u64 = (o: number) => Number(dv.getBigUint64(o, true));
+  let eocd = -1;
+  for (let o = bytes.length - 22; o >= Math.max(0, bytes.length - 22 - 0xffff); o--) {
+    if (u32(o) === 0x06054b50) {
+      eocd = o;
+      break;
+    }
+  }
+  if (eocd < 0) throw err('not a zip archive (no end of central directory record): an .npz is written by numpy.savez');
+  let entries = u16(eocd + 10);
+  let cdOffset = u32(eocd + 16);
+  if ((entries === 0xffff || cdOffset === 0xffffffff) && eocd >= 20 && u32(eocd - 20) === 0x07064b50) {
+    const z64 = u64(eocd - 20 + 8);
+    if (u32(z64) !== 0x06064b50) throw err('bad zip64 end of central directory record', z64);
+    entries = u64(z64 + 32);
+    cdOffset = u64(z64 + 48);
+  }
+  const out = new Map<string, () => Uint8Array>();
+  let p = cdOffset;
+  for (let e = 0; e < entries; e++) {
+    if (p + 46 > bytes.length || u32(p) !== 0x02014b50) throw err('bad zip central directory entry', p);
+    const flags = u16(p + 8);
+    const method = u16(p + 10);
+    let compSize = u32(p + 20);
+    let size = u32(p + 24);
+    const nameLen = u16(p + 28);
+    const extraLen = u16(p + 30);
+    const commentLen = u16(p + 32);
+    let local = u32(p + 42);
+    const name = new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLen));
+    // zip64 extra field: the 64-bit values of whichever of the 32-bit fields are 0xFFFFFFFF, in this order.
+    let x = p + 46 + nameLen;
+    const xEnd = x + extraLen;
+    while (x + 4 <= xEnd) {
+      const id = u16(x);
+      const len = u16(x + 2);
+      if (id === 0x0001) {
+        let f = x + 4;
+        if (size === 0xffffffff) (size = u64(f)), (f += 8);
+        if (compSize === 0xffffffff) (compSize = u64(f)), (f += 8);
+        if (local === 0xffffffff) local = u64(f);
+      }
+      x += 4 + len;
+    }
+    p = xEnd + commentLen;
+    if (flags & 1) throw err(`zip entry "${name}" is encrypted`);
+    out.set(name, () => {
+      if (u32(local) !== 0x04034b50) throw err(`bad zip local header for "${name}"`, local);
+      const start = local + 30 + u16(local + 26) + u16(local + 28);
+      const raw = bytes.subarray(start, start + compSize);
+      if (method === 0) return raw;
+      if (method === 8) {
+        const b = inflateRawSync(raw);
+        if (b.length !== size) throw err(`zip entry "${name}" inflates to ${b.length} bytes, expected ${size}`);
+        return b;
+      }
+      throw err(`zip entry "${name}" uses compression method ${method}; only stored (0) and deflate (8) are supported`);
+    });
+  }
+  return out;
+}
