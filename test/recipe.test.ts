@@ -361,7 +361,7 @@ describe('recipe errors', () => {
     expect(await problems(text)).toEqual([
       `R:3:13: models.spam.source: file not found: ${path.join(dir, 'models/missing.onnx')}`,
       `R:5:26: models.spam.calibration.data: file not found: ${path.resolve(dir, '../elsewhere/calib.jsonl')}`,
-      `R:6:23: models.spam.evaluate.data: unsupported data file type: ${path.join(dir, 'data/notes.csv')} (expected .jsonl, .npy, .npz, .js, .mjs, .ts or a folder)`,
+      `R:6:23: models.spam.evaluate.data: unsupported data file type: ${path.join(dir, 'data/notes.csv')} (expected .jsonl, .ndjson, .npy, .npz, .js, .mjs, .cjs, .ts, .mts, .cts or a folder)`,
     ]);
     // Without file checks the same recipe loads.
     expect((await loadRecipe(write(text), { checkFiles: false })).builds).toHaveLength(1);
