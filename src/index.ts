@@ -38,3 +38,5 @@ export type { FileInfo } from './pipeline/manifest.js';
 export type { StepReport, LayerReport } from './transforms/types.js';
 export type { EvalReport } from './eval/evaluate.js';
 export { version, TOOL_NAME } from './version.js';
+export type { Options, LogLevel, FilterPattern } from './plugin/options.js';
+export type { ModelSummary, Precision } from './plugin/summary.js';

@@ -18,7 +18,7 @@ import path from 'node:path';
 import type { Build } from '../recipe/index.js';
 import type { CompressResult } from '../pipeline.js';
 import type { CompressedModels } from './models.js';
-import { reportFiles, type EmittedModel } from './report.js';
+import { reportFiles, sidecarFiles, type EmittedModel } from './report.js';
 
 export interface AssetWriter {
   /** Forgets the previous bundle's files. */
@@ -47,6 +47,9 @@ export async function alwaysResults(models: CompressedModels): Promise<CompressR
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** Models emitted by Vite worker bundles, by output folder, until the page's bundle reports them. */
+const workerModels = new Map<string, EmittedModel[]>();
+
 interface RollupEmitter {
   emitFile(file: { type: 'asset'; name?: string; fileName?: string; source: Uint8Array | string }): string;
   getFileName(ref: string): string;
@@ -66,11 +69,24 @@ export class RollupAssets implements AssetWriter {
     return `export default import.meta.ROLLUP_FILE_URL_${ref};\n`;
   }
 
-  /** generateBundle: the `emit: always` models, then the manifests and reports. */
-  async finish(ctx: RollupEmitter): Promise<void> {
-    for (const result of await alwaysResults(this.models)) this.emit(ctx, result);
+  /**
+   * generateBundle: the `emit: always` models, then the manifests and reports. A Vite worker bundle
+   * (built before the page's bundle, into the same folder) writes its models' manifests and leaves its
+   * models to the page bundle's aggregate JSON and report, so there is one of each per build.
+   */
+  async finish(ctx: RollupEmitter, vite?: { worker: boolean; outDir: string }): Promise<void> {
+    if (!vite?.worker) for (const result of await alwaysResults(this.models)) this.emit(ctx, result);
     const emitted = [...this.refs.values()].map(({ ref, result }) => ({ result, fileName: ctx.getFileName(ref) }));
-    for (const f of reportFiles(emitted)) ctx.emitFile({ type: 'asset', fileName: f.fileName, source: f.source });
+    if (vite?.worker) {
+      for (const f of sidecarFiles(emitted)) ctx.emitFile({ type: 'asset', fileName: f.fileName, source: f.source });
+      workerModels.set(vite.outDir, [...(workerModels.get(vite.outDir) ?? []), ...emitted]);
+      return;
+    }
+    const fromWorkers = vite ? (workerModels.get(vite.outDir) ?? []) : [];
+    if (vite) workerModels.delete(vite.outDir);
+    const own = new Set(emitted.map((e) => e.fileName));
+    const all = [...emitted, ...fromWorkers.filter((e) => !own.has(e.fileName))];
+    for (const f of reportFiles(all, own)) ctx.emitFile({ type: 'asset', fileName: f.fileName, source: f.source });
   }
 
   private emit(ctx: RollupEmitter, result: CompressResult): string {

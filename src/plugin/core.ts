@@ -4,9 +4,10 @@
  * Rollup/Vite `generateBundle`, Vite's dev server (dev.ts), webpack/rspack `processAssets`, esbuild's
  * `file` loader and `onEnd`.
  */
+import path from 'node:path';
 import { createUnplugin, type UnpluginFactory, type WebpackCompiler } from 'unplugin';
 import type { PluginBuild } from 'esbuild';
-import type { Logger } from 'vite';
+import type { Logger, Plugin as VitePlugin, UserConfig } from 'vite';
 import {
   DevAssets,
   ESBUILD_FILE_NAMESPACE,
@@ -39,6 +40,8 @@ export const unpluginFactory: UnpluginFactory<Options | undefined, false> = (opt
   const bundlerAssets: Partial<Record<string, AssetWriter>> = { webpack: webpackAssets, rspack: webpackAssets, esbuild: esbuildAssets };
   let assets: AssetWriter = bundlerAssets[meta.framework] ?? rollupAssets;
   let serving = false;
+  /** Vite: this instance bundles a worker (its models are reported by the main build); the output folder. */
+  let viteBundle: { worker: boolean; outDir: string } | undefined;
 
   return {
     name: PLUGIN_NAME,
@@ -73,10 +76,14 @@ export const unpluginFactory: UnpluginFactory<Options | undefined, false> = (opt
     },
 
     vite: {
+      config(config) {
+        return withWorkerPlugin(config, () => unplugin.vite(options) as VitePlugin);
+      },
       configResolved(config) {
         models.configure(config.root, viteLog(config.logger));
         serving = config.command === 'serve';
         if (serving) assets = new DevAssets(config.base);
+        viteBundle = { worker: config.isWorker, outDir: path.resolve(config.root, config.build.outDir) };
       },
       configureServer(server) {
         server.middlewares.use(modelMiddleware(models, server));
@@ -86,7 +93,7 @@ export const unpluginFactory: UnpluginFactory<Options | undefined, false> = (opt
         if (await onInputChange(models, server, file)) return [];
       },
       async generateBundle() {
-        await rollupAssets.finish(this).catch((e) => Promise.reject(bundlerError(e)));
+        await rollupAssets.finish(this, viteBundle).catch((e) => Promise.reject(bundlerError(e)));
       },
     },
 
@@ -111,6 +118,17 @@ export const unpluginFactory: UnpluginFactory<Options | undefined, false> = (opt
 
 export const unplugin = /* #__PURE__ */ createUnplugin(unpluginFactory);
 export default unplugin;
+
+/**
+ * Vite bundles each Web Worker in a build of its own with `worker.plugins`: `?compress` imports in a
+ * worker need the plugin there too. Added unless the user already put it there.
+ */
+function withWorkerPlugin(config: UserConfig, plugin: () => VitePlugin): UserConfig | undefined {
+  const userPlugins = config.worker?.plugins;
+  const listed = (typeof userPlugins === 'function' ? userPlugins() : []).flat(Infinity as 1) as unknown[];
+  if (listed.some((p) => (p as { name?: string } | null)?.name === PLUGIN_NAME)) return undefined;
+  return { worker: { plugins: () => [plugin()] } };
+}
 
 function viteLog(logger: Logger): Log {
   return (level, message) => logger[level](`[onnx-compress] ${message}`, { timestamp: true });
@@ -147,10 +165,12 @@ function esbuildHooks(build: PluginBuild, models: CompressedModels, assets: Esbu
     loader: 'file',
   }));
   build.onEnd(async (result) => {
-    const { outdir, write } = build.initialOptions;
-    if (!outdir || write === false || result.errors.length > 0) return;
+    const { outdir, outfile, write } = build.initialOptions;
+    // With `outfile` (one bundle), assets and manifests go beside it, as esbuild puts the file loader's assets.
+    const dir = outdir ?? (outfile ? path.dirname(outfile) : undefined);
+    if (!dir || write === false || result.errors.length > 0) return;
     try {
-      await assets.finish(workingDir, outdir, result.metafile);
+      await assets.finish(workingDir, dir, result.metafile);
     } catch (e) {
       result.errors.push({ id: '', pluginName: PLUGIN_NAME, text: bundlerError(e).message, location: null, notes: [], detail: undefined });
     }

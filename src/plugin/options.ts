@@ -28,6 +28,12 @@ export interface Options {
    * `localModelPath`) find them. Imported `emit: imported` models are hashed assets. Default 'models'.
    */
   modelsDir?: string;
+  /**
+   * Preference order of `pickVariant` (from `virtual:onnx-compress`) per device tier: precisions
+   * ('q4f16', 'int4', 'int8', 'float16', …) or variant names, best first. Tiers not given keep the default
+   * (webgpu-f16: q4f16, float16, int4, …; webgpu: int4, int8, …; wasm: int8, uint8, int4, …).
+   */
+  variantOrder?: Partial<Record<'webgpu-f16' | 'webgpu' | 'wasm', string[]>>;
 }
 
 export interface ResolvedOptions {
@@ -38,6 +44,7 @@ export interface ResolvedOptions {
   budget?: 'error' | 'warn';
   logLevel: LogLevel;
   modelsDir: string;
+  variantOrder?: Options['variantOrder'];
   isImporterIncluded: (importer: string | undefined) => boolean;
 }
 
@@ -51,6 +58,7 @@ export function resolveOptions(options: Options = {}, root: string = process.cwd
     budget: options.budget,
     logLevel: options.logLevel ?? 'info',
     modelsDir: (options.modelsDir ?? 'models').replace(/^\/+|\/+$/g, ''),
+    variantOrder: options.variantOrder,
     isImporterIncluded: importerFilter(root, options.include, options.exclude),
   };
 }

@@ -45,10 +45,18 @@ export function emittedManifest({ result, fileName }: EmittedModel): Manifest {
   return { ...result.manifest, output: { ...result.manifest.output, file: fileName } };
 }
 
-/** The sidecar manifests, the aggregate JSON and the HTML report for the models of one bundle. */
-export function reportFiles(models: EmittedModel[]): OutputFile[] {
-  const sorted = [...models].sort((a, b) => a.result.build.id.localeCompare(b.result.build.id));
-  const sidecars = sorted.map((m) => ({ fileName: `${m.fileName}.manifest.json`, source: json(emittedManifest(m)) }));
+/** `<asset>.manifest.json` for each model. */
+export function sidecarFiles(models: EmittedModel[]): OutputFile[] {
+  return models.map((m) => ({ fileName: `${m.fileName}.manifest.json`, source: json(emittedManifest(m)) }));
+}
+
+/**
+ * The sidecar manifests, the aggregate JSON and the HTML report for the models of one build.
+ * `sidecarsFor`: the files whose sidecars this call writes (default all; a worker bundle wrote its own).
+ */
+export function reportFiles(models: EmittedModel[], sidecarsFor?: Set<string>): OutputFile[] {
+  const sorted = [...models].sort((a, b) => a.result.build.id.localeCompare(b.result.build.id) || a.fileName.localeCompare(b.fileName));
+  const sidecars = sidecarFiles(sidecarsFor ? sorted.filter((m) => sidecarsFor.has(m.fileName)) : sorted);
   return [...sidecars, { fileName: AGGREGATE_FILE, source: aggregateJson(sorted) }, { fileName: REPORT_FILE, source: reportHtml(sorted) }];
 }
 

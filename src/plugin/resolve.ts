@@ -2,13 +2,14 @@
  * resolveId and load, bundler-agnostic: turn import specifiers into our virtual ids, and virtual ids
  * into module code (delegating the URL to the bundler's AssetWriter).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { AssetWriter } from './assets.js';
 import { RESOLVED_ALL, VIRTUAL_ALL, isOwnId, moduleId, parseCompressImport, parseModuleId } from './ids.js';
 import type { CompressedModels } from './models.js';
 import { watchFilesOf } from './models.js';
+import { summarize } from './summary.js';
 
 /** Our id for `specifier`, or undefined when it is not ours (or its importer is excluded). */
 export async function resolveImport(models: CompressedModels, specifier: string, importer: string | undefined): Promise<string | undefined> {
@@ -18,7 +19,7 @@ export async function resolveImport(models: CompressedModels, specifier: string,
   if (!parsed || !models.options.isImporterIncluded(importer)) return undefined;
   const file = resolveFile(parsed.path, importer, models.options.root);
   const build = await models.find(file, parsed.variant);
-  return moduleId(parsed.meta ? 'meta' : 'url', build.id);
+  return moduleId(parsed.kind, build.id);
 }
 
 /** An import path as a file: relative to the importer, root-relative (`/models/x.onnx`, as in Vite), absolute, or a package path. */
@@ -44,13 +45,32 @@ export async function loadModule(models: CompressedModels, assets: AssetWriter, 
     models.options.recipes.forEach((r) => ctx.addWatchFile(r));
     const imports = builds.map((b, i) => `import m${i} from ${JSON.stringify(moduleId('meta', b.id))};`);
     const entries = builds.map((b, i) => `  ${JSON.stringify(b.id)}: m${i},`);
-    return `${imports.join('\n')}\nexport default {\n${entries.join('\n')}\n};\n`;
+    const order = JSON.stringify({ order: models.options.variantOrder ?? {} });
+    return [
+      `import { createPicker, detectDevice } from ${JSON.stringify(moduleId('client', 'pick'))};`,
+      ...imports,
+      `const models = {\n${entries.join('\n')}\n};`,
+      'export default models;',
+      `export const pickVariant = createPicker(models, ${order});`,
+      'export { detectDevice };',
+      '',
+    ].join('\n');
   }
   const parsed = parseModuleId(id);
   if (!parsed) return undefined;
+  if (parsed.kind === 'client') return clientSource();
   const build = await models.byId(parsed.buildId);
   for (const f of [...models.options.recipes, ...watchFilesOf(build)]) ctx.addWatchFile(f);
   if (parsed.kind === 'url') return assets.urlModule(ctx, build);
   const { manifest } = await models.compress(build);
-  return `import url from ${JSON.stringify(moduleId('url', build.id))};\nexport default { url, manifest: ${JSON.stringify(manifest)} };\n`;
+  const url = `import url from ${JSON.stringify(moduleId('url', build.id))};\n`;
+  if (parsed.kind === 'manifest') return `${url}export default { url, manifest: ${JSON.stringify(manifest)} };\n`;
+  return `${url}export default { url, ...${JSON.stringify(summarize(manifest))} };\n`;
+}
+
+/** client/pick.js, beside src/ and dist/ in the package (the same relative path from either). */
+let client: string | undefined;
+function clientSource(): string {
+  client ??= readFileSync(new URL('../../client/pick.js', import.meta.url), 'utf8');
+  return client;
 }
