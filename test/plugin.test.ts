@@ -139,9 +139,11 @@ describe('vite', () => {
     expect(html).toContain('spam.raw');
     expect(html).not.toMatch(/<(script|link)\b[^>]*(src|href)=/); // no external assets
 
-    // `&meta` and the virtual module: the manifest is in the bundle, both ids are listed.
+    // `&meta` and the virtual module: a small summary per build (not the manifest), both ids listed.
     expect(js).toContain('"spam.raw"');
-    expect(js).toContain(manifest.output.sha256);
+    expect(js).not.toContain(manifest.output.sha256);
+    expect(js).toMatch(new RegExp(`"?bytes"?:${manifest.sizes.after.bytes}`));
+    expect(js).toMatch(/precision"?:["'`]int8/);
   });
 
   it('does no compression on a second build with nothing changed', async () => {
@@ -170,6 +172,52 @@ describe('vite', () => {
       (e: Error) => e,
     );
     expect(err?.message).toContain('models/spam.onnx: no variant "q4" in compress.yaml');
+  });
+
+  it('keeps &meta under 1 kB per model; &manifest imports the whole manifest', async () => {
+    const url = `import url from '../models/spam.onnx?compress';\nconsole.log(url);\n`;
+    const meta = `import meta from '../models/spam.onnx?compress&meta';\nconsole.log(meta);\n`;
+    const full = `import full from '../models/spam.onnx?compress&manifest';\nconsole.log(full);\n`;
+    const sizes: Record<string, number> = {};
+    for (const [name, src] of [['url', url], ['meta', meta], ['manifest', full]] as const) {
+      const r = project(`vite-${name}`, RECIPE, src);
+      await viteBuild(viteConfig(r));
+      const js = files(path.join(r, 'dist')).filter((f) => f.endsWith('.js'));
+      sizes[name] = js.reduce((n, f) => n + statSync(path.join(r, 'dist', f)).size, 0);
+      const text = js.map((f) => readFileSync(path.join(r, 'dist', f), 'utf8')).join('\n');
+      if (name === 'manifest') expect(text).toMatch(/"?steps"?:\[/);
+    }
+    // What the summary adds to the client JS, over the URL alone: well under 1 kB; the manifest is far larger.
+    expect(sizes.meta - sizes.url).toBeLessThan(1024);
+    expect(sizes.manifest - sizes.url).toBeGreaterThan(3 * (sizes.meta - sizes.url));
+  });
+
+  it('rejects unknown import parameters with a suggestion', async () => {
+    const bad = project('vite-param', RECIPE, `import m from '../models/spam.onnx?compress&meat';\nconsole.log(m);\n`);
+    const err = await viteBuild(viteConfig(bad)).then(() => undefined, (e: Error) => e);
+    expect(err?.message).toMatch(/unknown import parameter "meat" \(did you mean "meta"\?\)/);
+    const dtype = project('vite-param2', RECIPE, `import m from '../models/spam.onnx?compress&dtype=int8';\nconsole.log(m);\n`);
+    const err2 = await viteBuild(viteConfig(dtype)).then(() => undefined, (e: Error) => e);
+    expect(err2?.message).toMatch(/unknown import parameter "dtype" \(precision is set in the recipe/);
+  });
+
+  it('compresses ?compress imports inside a Web Worker; one aggregate and report for the build', async () => {
+    const worker = `import url from '../models/spam.onnx?compress';\nimport q from '../models/spam.onnx?compress=raw&meta';\nself.postMessage([url, q.bytes]);\n`;
+    const main = `import url from '../models/spam.onnx?compress';\nconst w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });\nw.onmessage = (e) => console.log(url, e.data);\n`;
+    const r = project('vite-worker', RECIPE, main);
+    writeFileSync(path.join(r, 'src/worker.js'), worker);
+    await viteBuild(viteConfig(r));
+    const d = path.join(r, 'dist');
+    const out = files(d);
+    const workerJs = out.filter((f) => /worker.*\.js$/.test(f));
+    expect(workerJs, out.join('\n')).toHaveLength(1);
+    const asset = out.find((f) => /^assets\/spam-[\w-]+\.onnx$/.test(f))!;
+    expect(readFileSync(path.join(d, workerJs[0]), 'utf8')).toContain(path.posix.basename(asset));
+    expect(out.filter((f) => f.endsWith('onnx-compress.json'))).toEqual(['onnx-compress.json']);
+    expect(out.filter((f) => f.endsWith('onnx-compress-report.html'))).toEqual(['onnx-compress-report.html']);
+    const aggregate = readJson(path.join(d, 'onnx-compress.json'));
+    expect(Object.keys(aggregate.models).sort()).toEqual(['spam', 'spam.raw']);
+    expect(out).toContain(`${asset}.manifest.json`);
   });
 });
 
@@ -214,6 +262,25 @@ describe('webpack and esbuild (smoke)', () => {
     expect(readFileSync(path.join(dist, 'main.js'), 'utf8')).toContain(`"${asset}"`); // after __webpack_public_path__
   });
 
+  it('esbuild with outfile writes the manifests beside the bundle', async () => {
+    const root = project('esbuild-outfile');
+    const dist = path.join(root, 'out');
+    const result = await esbuild.build({
+      absWorkingDir: root,
+      entryPoints: ['src/main.js'],
+      bundle: true,
+      format: 'esm',
+      outfile: path.join(dist, 'app.js'),
+      logLevel: 'silent',
+      plugins: [onnxCompressEsbuild(pluginOptions())],
+    });
+    expect(result.errors).toEqual([]);
+    const out = files(dist);
+    const asset = out.find((f) => /^spam-\w+\.onnx$/.test(f));
+    expect(asset, out.join('\n')).toBeDefined();
+    expect(out).toEqual(expect.arrayContaining([`${asset}.manifest.json`, 'onnx-compress.json', 'onnx-compress-report.html']));
+  });
+
   it('esbuild emits the model and resolves the import', async () => {
     const root = project('esbuild');
     const dist = path.join(root, 'dist');
@@ -237,9 +304,12 @@ describe('webpack and esbuild (smoke)', () => {
 
 describe('import ids and options', () => {
   it('parses ?compress imports', () => {
-    expect(parseCompressImport('./m.onnx?compress')).toEqual({ path: './m.onnx', variant: undefined, meta: false });
-    expect(parseCompressImport('./m.onnx?compress=q4&meta')).toEqual({ path: './m.onnx', variant: 'q4', meta: true });
-    expect(parseCompressImport('./m.onnx?meta&compress')).toEqual({ path: './m.onnx', variant: undefined, meta: true });
+    expect(parseCompressImport('./m.onnx?compress')).toEqual({ path: './m.onnx', variant: undefined, kind: 'url' });
+    expect(parseCompressImport('./m.onnx?compress=q4&meta')).toEqual({ path: './m.onnx', variant: 'q4', kind: 'meta' });
+    expect(parseCompressImport('./m.onnx?meta&compress')).toEqual({ path: './m.onnx', variant: undefined, kind: 'meta' });
+    expect(parseCompressImport('./m.onnx?compress&manifest')).toEqual({ path: './m.onnx', variant: undefined, kind: 'manifest' });
+    expect(parseCompressImport('./m.onnx?compress&import&t=123')).toEqual({ path: './m.onnx', variant: undefined, kind: 'url' });
+    expect(() => parseCompressImport('./m.onnx?compress&mata')).toThrow(/unknown import parameter "mata" \(did you mean "meta"\?\)/);
     expect(parseCompressImport('./m.onnx?url')).toBeUndefined();
     expect(parseCompressImport('./m.onnx')).toBeUndefined();
   });
@@ -261,5 +331,42 @@ describe('import ids and options', () => {
       (e: Error) => e,
     );
     expect(err?.message).toMatch(/spam\.onnx\?compress/); // left to Vite, which cannot load it
+  });
+});
+
+describe('pickVariant (client helper)', () => {
+  const summary = (id: string, precision: string, target = 'wasm') => {
+    const [name, variant] = id.split('.');
+    return { id, name, ...(variant && { variant }), precision, target, bytes: 1, sourceBytes: 1, brotli: 1, budget: 'none', url: `/${id}.onnx` };
+  };
+  const models = Object.fromEntries(
+    [summary('m', 'int8'), summary('m.q4', 'int4', 'webgpu'), summary('m.q4f16', 'q4f16', 'webgpu'), summary('m.fp16', 'float16'), summary('other', 'float32')].map((s) => [s.id, s]),
+  );
+  const device = (webgpu: boolean, shaderF16 = false) => ({ webgpu, shaderF16, wasmSimd: true, wasmThreads: false });
+
+  it('picks q4f16 on WebGPU with shader-f16, 4-bit on WebGPU, 8-bit on wasm', async () => {
+    const { createPicker } = await import('../client/pick.js');
+    const pick = createPicker(models);
+    expect(await pick('m', { device: device(true, true) })).toMatchObject({ id: 'm.q4f16', executionProvider: 'webgpu' });
+    expect(await pick('m', { device: device(true) })).toMatchObject({ id: 'm.q4', executionProvider: 'webgpu' });
+    expect(await pick('m', { device: device(false) })).toMatchObject({ id: 'm', executionProvider: 'wasm' });
+    expect(await pick('other', { device: device(true, true) })).toMatchObject({ id: 'other', executionProvider: 'webgpu' });
+  });
+
+  it('follows an order given by the plugin option or the call, by precision or variant name', async () => {
+    const { createPicker } = await import('../client/pick.js');
+    const pick = createPicker(models, { order: { wasm: ['float16'] } });
+    expect(await pick('m', { device: device(false) })).toMatchObject({ id: 'm.fp16', executionProvider: 'wasm' });
+    expect(await pick('m', { device: device(true), order: { webgpu: ['fp16'] } })).toMatchObject({ id: 'm.fp16', executionProvider: 'webgpu' });
+    // WebGPU-form builds are never handed to wasm; with nothing in the order, the main build.
+    expect(await pick('m', { device: device(false), order: { wasm: ['int4'] } })).toMatchObject({ id: 'm', executionProvider: 'wasm' });
+    await expect(pick('nope', { device: device(false) })).rejects.toThrow(/no model "nope" was built \(models: m, other\)/);
+  });
+
+  it('detects no WebGPU in Node and never throws', async () => {
+    const { detectDevice } = await import('../client/pick.js');
+    const d = await detectDevice();
+    expect(d.webgpu).toBe(false);
+    expect(typeof d.wasmSimd).toBe('boolean');
   });
 });
