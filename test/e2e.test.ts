@@ -1,7 +1,9 @@
 /**
  * The example app in a real browser: build examples/vite-app with the plugin, serve it with
  * `vite preview` on 127.0.0.1, type a spam and a ham e-mail into it with Playwright + Debian's chromium,
- * and check that the page's P(spam) equals onnxruntime-node's on the same compressed model.
+ * and check that the page's P(spam) equals onnxruntime-node's on the same compressed model. The page
+ * picks its build with `pickVariant` (headless chromium has no WebGPU adapter: the int8 wasm build)
+ * and runs it in a Web Worker.
  * Needs /usr/bin/chromium (apt-get install chromium): without it this test fails, it does not skip.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -80,8 +82,16 @@ it('classifies typed e-mails in the browser exactly as onnxruntime-node does', a
     expect(inNode >= 0.5 ? 'spam' : 'ham').toBe(label); // the model gets these two right
   }
 
-  // The manifest table names the bundled model file.
-  expect(await page.textContent('#manifest')).toContain(`assets/${asset}`);
+  // The manifest table names the bundled model file, the picked provider and the browser's latency.
+  const table = await page.textContent('#manifest');
+  expect(table).toContain(`assets/${asset}`);
+  expect(table).toContain('spam (int8, for wasm)');
+  expect(table).toContain('wasm (no WebGPU adapter)');
+  expect(table).toMatch(/latency in this browser[\d.]+ ms median/);
+  // The model ran in the worker bundle, which has onnxruntime-web; the page's own script does not.
+  const js = readdirSync(path.join(outDir, 'assets')).filter((f) => f.endsWith('.js'));
+  const worker = js.filter((f) => /^worker-/.test(f));
+  expect(worker, js.join(', ')).toHaveLength(1);
   expect(problems).toEqual([]);
   mkdirSync('test-results', { recursive: true });
   await page.screenshot({ path: 'test-results/e2e.png', fullPage: true });

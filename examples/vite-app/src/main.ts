@@ -1,15 +1,11 @@
 /**
- * Spam or ham, in the browser: the compressed model comes from `?compress&meta` (its URL in the build
- * and its manifest), onnxruntime-web runs it on the wasm backend.
+ * Spam or ham, in the browser. `pickVariant` (from the plugin's virtual module) picks the build of the
+ * model that fits this browser — here the recipe builds int8 for wasm and 4-bit for WebGPU — and a Web
+ * Worker runs it with onnxruntime-web, off the page's thread.
  */
-import * as ort from 'onnxruntime-web/wasm';
-import wasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
-import spam from '../models/spam.onnx?compress&meta';
-import { SEQ_LEN, spamProbability, tokenize } from './tokenize.js';
-
-// The .wasm is an asset of this bundle; one thread, so no cross-origin isolation is needed.
-ort.env.wasm.wasmPaths = { wasm: new URL(wasmUrl, document.baseURI).href };
-ort.env.wasm.numThreads = 1;
+import { pickVariant } from 'virtual:onnx-compress';
+import { tokenize } from './tokenize.js';
+import type { Request, Response } from './worker.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const email = $<HTMLTextAreaElement>('email');
@@ -19,29 +15,22 @@ const probability = $<HTMLOutputElement>('probability');
 const status = $('status');
 let runs = 0;
 
-async function classify(session: ort.InferenceSession): Promise<void> {
-  const ids = new ort.Tensor('int64', tokenize(email.value), [1, SEQ_LEN]);
-  const { logits } = await session.run({ input_ids: ids });
-  const p = spamProbability(logits.data as Float32Array);
-  verdict.textContent = p >= 0.5 ? 'spam' : 'ham';
-  verdict.className = p >= 0.5 ? 'spam' : 'ham';
-  probability.value = p.toFixed(6);
-  // For tests and curious readers: the exact value and which run produced it.
-  probability.dataset.value = String(p);
-  probability.dataset.run = String(++runs);
-}
+const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+const send = (r: Request) => worker.postMessage(r);
 
-function showManifest(): void {
-  const m = spam.manifest;
-  const kb = (n: number) => `${(n / 1000).toFixed(1)} kB`;
+function showModel(m: Awaited<ReturnType<typeof pickVariant>>, latency: { median: number; p90: number }): void {
+  const kB = (n: number) => `${(n / 1000).toFixed(1)} kB`;
   const pct = (n: number | undefined) => (n === undefined ? '–' : `${(n * 100).toFixed(1)} %`);
+  const f = m.fidelity;
   const rows: [string, string][] = [
-    ['model', `${m.id} (${m.steps.map((s) => [s.step, s.params.dtype].filter(Boolean).join(' ')).join(', ')})`],
-    ['size before → after', `${kb(m.sizes.before.bytes)} → ${kb(m.sizes.after.bytes)} (${(m.sizes.before.bytes / m.sizes.after.bytes).toFixed(2)}× smaller)`],
-    ['brotli before → after', `${kb(m.sizes.before.brotli)} → ${kb(m.sizes.after.brotli)}`],
-    ['accuracy before → after', `${pct(m.accuracy?.original.accuracy)} → ${pct(m.accuracy?.compressed.accuracy)} (${m.accuracy?.samples ?? 0} e-mails)`],
-    ['agreement with the original', pct(m.accuracy?.metrics.agreement)],
-    ['file', spam.url],
+    ['model', `${m.id} (${m.precision}, for ${m.target})`],
+    ['picked for this browser', `${m.executionProvider}${m.device.webgpu ? ` (WebGPU${m.device.shaderF16 ? ' with shader-f16' : ''})` : ' (no WebGPU adapter)'}`],
+    ['size before → after', `${kB(m.sourceBytes)} → ${kB(m.bytes)} (${(m.sourceBytes / m.bytes).toFixed(2)}× smaller; brotli ${kB(m.brotli)})`],
+    ['accuracy before → after', f ? `${pct(f.accuracyBefore)} → ${pct(f.accuracy)} (${f.samples} e-mails)` : 'not evaluated'],
+    ['agreement with the original', pct(f?.agreement)],
+    ['budget', m.budget],
+    ['latency in this browser', `${latency.median.toFixed(1)} ms median, ${latency.p90.toFixed(1)} ms p90`],
+    ['file', m.url],
   ];
   const table = $<HTMLTableElement>('manifest');
   for (const [k, v] of rows) {
@@ -51,14 +40,31 @@ function showManifest(): void {
   }
 }
 
+function classify(): void {
+  send({ kind: 'classify', ids: tokenize(email.value) });
+}
+
 async function main(): Promise<void> {
-  showManifest();
-  const t0 = performance.now();
-  const session = await ort.InferenceSession.create(spam.url, { executionProviders: ['wasm'] });
-  status.textContent = `Model loaded in ${Math.round(performance.now() - t0)} ms.`;
-  button.disabled = false;
-  button.addEventListener('click', () => void classify(session).catch(fail));
-  await classify(session);
+  const model = await pickVariant('spam');
+  worker.onmessage = ({ data }: MessageEvent<Response>) => {
+    if (data.kind === 'error') return fail(data.message);
+    if (data.kind === 'loaded') {
+      status.textContent = `Model loaded in ${Math.round(data.ms)} ms.`;
+      showModel(model, data.latency);
+      button.disabled = false;
+      button.addEventListener('click', classify);
+      return classify();
+    }
+    const p = data.p;
+    verdict.textContent = p >= 0.5 ? 'spam' : 'ham';
+    verdict.className = p >= 0.5 ? 'spam' : 'ham';
+    probability.value = p.toFixed(6);
+    // For tests and curious readers: the exact value and which run produced it.
+    probability.dataset.value = String(p);
+    probability.dataset.run = String(++runs);
+  };
+  worker.onerror = (e) => fail(e.message);
+  send({ kind: 'load', url: model.url, executionProvider: model.executionProvider });
 }
 
 function fail(e: unknown): void {
