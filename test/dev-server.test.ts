@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createServer, type ViteDevServer } from 'vite';
+import { createLogger, createServer, type ViteDevServer } from 'vite';
 import { compressBuild } from '../src/pipeline.js';
 import onnxCompress from '../src/plugin/vite.js';
 import { loadRecipe } from '../src/recipe/index.js';
@@ -28,6 +28,8 @@ let root: string;
 let cacheDir: string;
 let server: ViteDevServer;
 let base: string;
+/** What the dev server printed in the terminal (errors only). */
+const terminal: string[] = [];
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'onnx-compress-dev-'));
@@ -40,12 +42,12 @@ beforeAll(async () => {
   writeFileSync(path.join(root, 'index.html'), '<!doctype html><script type="module" src="/src/main.js"></script>\n');
   writeFileSync(
     path.join(root, 'src/main.js'),
-    `import url from '../models/spam.onnx?compress';\nimport meta from '../models/spam.onnx?compress&meta';\nconsole.log(url, meta.manifest.id);\n`,
+    `import url from '../models/spam.onnx?compress';\nimport meta from '../models/spam.onnx?compress&meta';\nconsole.log(url, meta.id);\n`,
   );
   server = await createServer({
     root,
     configFile: false,
-    logLevel: 'silent',
+    customLogger: { ...createLogger('silent'), error: (msg: string) => void terminal.push(msg) },
     plugins: [onnxCompress({ cacheDir, device: 'cpu', logLevel: 'silent' })],
     server: { host: '127.0.0.1', port: 0, strictPort: false },
     optimizeDeps: { noDiscovery: true, include: [] },
@@ -91,6 +93,12 @@ it('reloads the page when the recipe changes, and shows recipe errors in the ove
     expect(err.message).toMatch(/compress\.yaml:5:14: models\.spam\.quantize\.dtype/);
     expect(err.loc).toEqual({ file: path.join(root, 'compress.yaml'), line: 5, column: 14 });
     expect(err.id).toBe(path.join(root, 'compress.yaml'));
+    // The recipe's own lines, with a caret under the column — in the overlay and in the terminal.
+    expect(err.frame).toContain('5 |       dtype: int7');
+    expect(err.frame).toContain(`  | ${' '.repeat(13)}^`);
+    const printed = terminal.find((t) => t.includes('compress.yaml:5:14'));
+    expect(printed, terminal.join('\n')).toBeDefined();
+    expect(printed).toContain('5 |       dtype: int7');
 
     await editRecipe(RECIPE);
     await hmr.next((m) => m.type === 'full-reload');

@@ -346,7 +346,7 @@ describe('pickVariant (client helper)', () => {
 
   it('picks q4f16 on WebGPU with shader-f16, 4-bit on WebGPU, 8-bit on wasm', async () => {
     const { createPicker } = await import('../client/pick.js');
-    const pick = createPicker(models);
+    const pick = createPicker(models as Record<string, any>);
     expect(await pick('m', { device: device(true, true) })).toMatchObject({ id: 'm.q4f16', executionProvider: 'webgpu' });
     expect(await pick('m', { device: device(true) })).toMatchObject({ id: 'm.q4', executionProvider: 'webgpu' });
     expect(await pick('m', { device: device(false) })).toMatchObject({ id: 'm', executionProvider: 'wasm' });
@@ -355,7 +355,7 @@ describe('pickVariant (client helper)', () => {
 
   it('follows an order given by the plugin option or the call, by precision or variant name', async () => {
     const { createPicker } = await import('../client/pick.js');
-    const pick = createPicker(models, { order: { wasm: ['float16'] } });
+    const pick = createPicker(models as Record<string, any>, { order: { wasm: ["float16"] } });
     expect(await pick('m', { device: device(false) })).toMatchObject({ id: 'm.fp16', executionProvider: 'wasm' });
     expect(await pick('m', { device: device(true), order: { webgpu: ['fp16'] } })).toMatchObject({ id: 'm.fp16', executionProvider: 'webgpu' });
     // WebGPU-form builds are never handed to wasm; with nothing in the order, the main build.

@@ -32,10 +32,9 @@ async function serveModel(models: CompressedModels, server: ViteDevServer, req: 
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.byteLength, 'cache-control': 'no-cache' });
     res.end(req.method === 'HEAD' ? undefined : bytes);
   } catch (e) {
-    const err = bundlerError(e);
-    server.ws.send({ type: 'error', err: { message: err.message, stack: '', id: err.id, loc: err.loc, plugin: 'onnx-compress' } });
+    reportError(server, e);
     res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end(err.message);
+    res.end(bundlerError(e).message);
   }
   return true;
 }
@@ -56,8 +55,14 @@ export async function onInputChange(models: CompressedModels, server: ViteDevSer
     await Promise.all(builds.flatMap((b) => (b ? [models.compress(b)] : [])));
     server.ws.send({ type: 'full-reload', path: '*' });
   } catch (e) {
-    const err = bundlerError(e);
-    server.ws.send({ type: 'error', err: { message: err.message, stack: '', id: err.id, loc: err.loc, plugin: 'onnx-compress' } });
+    reportError(server, e);
   }
   return true;
+}
+
+/** A recipe or compression error in the dev server: in the terminal and in the browser's overlay, with the recipe's code frame. */
+function reportError(server: ViteDevServer, e: unknown): void {
+  const err = bundlerError(e);
+  server.config.logger.error(`[onnx-compress] ${err.message}${err.frame ? `\n${err.frame}` : ''}`, { timestamp: true });
+  server.ws.send({ type: 'error', err: { message: err.message, stack: '', id: err.id, loc: err.loc, frame: err.frame, plugin: 'onnx-compress' } });
 }
