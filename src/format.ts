@@ -10,3 +10,16 @@ export function formatBytes(n: number): string {
   if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
   return `${(n / 1e9).toFixed(2)} GB`;
 }
+
+/**
+ * The one size-ratio notation: compressed bytes as a multiple of the original, `0.29×` (smaller is
+ * better, as in the README's tables) — never a percentage in one place and `3.4×` in another.
+ */
+export function formatRatio(before: number, after: number): string {
+  return before > 0 ? `${(after / before).toFixed(2)}×` : '–';
+}
+
+/** `1.3 MB → 382.3 kB (0.29×)`. */
+export function formatSizeChange(before: number, after: number): string {
+  return `${formatBytes(before)} → ${formatBytes(after)} (${formatRatio(before, after)})`;
+}

@@ -8,10 +8,13 @@
  *   [{ id, output, manifest, bytesBefore, bytesAfter, accuracy?, cached }]  (failed builds: { id, error, exitCode })
  * Exit: 0 all ok, 1 a budget or compression check failed, 2 bad input (recipe, model, data).
  */
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CompressError } from '../errors.js';
-import { formatBytes, formatMs } from '../format.js';
+import { formatBytes, formatMs, formatRatio } from '../format.js';
 import { compressRecipe, writeResult, type CompressResult } from '../pipeline.js';
+import { writeIfChanged } from '../pipeline/present.js';
+import { reportFiles } from '../pipeline/report.js';
 import { loadRecipe } from '../recipe/index.js';
 import { parseArgs, type ParsedArgs } from './args.js';
 import { COMMANDS, DEFAULT_OUT_DIR } from './commands.js';
@@ -22,6 +25,8 @@ export { DEFAULT_OUT_DIR };
 export interface BuildArgs {
   recipe: string;
   out: string;
+  /** Manifests, the aggregate JSON and the HTML report (default: out). */
+  reportDir?: string;
   cache: boolean;
   cacheDir?: string;
   device?: 'cpu' | 'gpu' | 'auto';
@@ -38,6 +43,7 @@ export function buildArgs(a: ParsedArgs): BuildArgs {
   return {
     recipe: a.positionals[0] ?? 'compress.yaml',
     out: (o.out as string | undefined) ?? DEFAULT_OUT_DIR,
+    ...(o['report-dir'] !== undefined && { reportDir: o['report-dir'] as string }),
     cache: o['no-cache'] !== true,
     ...(o['cache-dir'] !== undefined && { cacheDir: o['cache-dir'] as string }),
     ...(o.device !== undefined && { device: o.device as BuildArgs['device'] }),
@@ -68,6 +74,7 @@ export async function run(parsed: ParsedArgs): Promise<number> {
   const recipe = await loadRecipe(a.recipe);
   const reporter = createReporter({ quiet: a.quiet, verbose: a.verbose });
   const outDir = path.resolve(a.out);
+  const reportDir = path.resolve(a.reportDir ?? a.out);
   const t0 = performance.now();
   const written = new Map<string, { result: CompressResult; file: string; manifestFile: string }>();
   const errors = new Map<string, unknown>();
@@ -82,7 +89,7 @@ export async function run(parsed: ParsedArgs): Promise<number> {
         reporter.onEvent(e);
       },
       // As each finishes: a later failure keeps the finished ones.
-      onResult: (result) => void written.set(result.build.id, { result, ...writeResult(result, outDir) }),
+      onResult: (result) => void written.set(result.build.id, { result, ...writeResult(result, outDir, reportDir) }),
     });
   } catch (e) {
     // Every failed build has had its error event; anything else is not a build's failure.
@@ -107,9 +114,18 @@ export async function run(parsed: ParsedArgs): Promise<number> {
     rows.push({ id, error: message, exitCode });
   }
 
+  writeReport(written, outDir, reportDir);
   if (a.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
   else printTable(rows, outDir, performance.now() - t0, a.quiet);
   return code;
+}
+
+/** onnx-compress.json and onnx-compress-report.html for the builds written (the manifests are already there). */
+function writeReport(written: Map<string, { result: CompressResult; file: string }>, outDir: string, reportDir: string): void {
+  if (written.size === 0) return;
+  const models = [...written.values()].map(({ result, file }) => ({ result, fileName: path.relative(outDir, file).replaceAll('\\', '/') }));
+  mkdirSync(reportDir, { recursive: true });
+  for (const f of reportFiles(models, new Set())) writeIfChanged(path.join(reportDir, f.fileName), Buffer.from(f.source));
 }
 
 function summaryRow(r: CompressResult, file: string, manifestFile: string): SummaryRow {
@@ -145,7 +161,7 @@ function printTable(rows: (SummaryRow | { id: string; error: string })[], outDir
             r.id,
             formatBytes(r.bytesBefore),
             formatBytes(r.bytesAfter),
-            r.bytesBefore ? `${((r.bytesAfter / r.bytesBefore) * 100).toFixed(1)}%` : '',
+            formatRatio(r.bytesBefore, r.bytesAfter),
             r.accuracy?.compressed !== undefined ? `${pct(r.accuracy.original)} → ${pct(r.accuracy.compressed)}` : '',
             pct(r.accuracy?.agreement),
             r.cached ? 'cached' : '',

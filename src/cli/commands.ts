@@ -18,12 +18,14 @@ const build: CommandSpec = {
   synopsis: '[recipe] [options]',
   description: [
     'Compresses every build of the recipe (default ./compress.yaml) and writes <out>/<output> and',
-    '<out>/<id>.manifest.json for each. Builds that succeed are written even when others fail.',
+    '<out>/<id>.manifest.json for each, then onnx-compress.json and onnx-compress-report.html (the HTML',
+    'report) for all. Builds that succeed are written even when others fail.',
     'Exit: 0 all ok, 1 a budget or compression check failed, 2 bad input (recipe, model, data, usage).',
   ].join('\n'),
   positionals: [{ name: 'recipe', required: false }],
   options: [
     { name: 'out', short: 'o', value: 'dir', help: `where outputs and manifests go (default ${DEFAULT_OUT_DIR})` },
+    { name: 'report-dir', value: 'dir', help: 'where manifests, onnx-compress.json and the HTML report go (default: --out); keeps them out of a deployed folder' },
     { name: 'no-cache', help: 'compress everything again, and store nothing in the cache' },
     { name: 'cache-dir', value: 'dir', help: 'the cache folder (default node_modules/.cache/onnx-compress)' },
     { name: 'device', value: 'device', choices: ['cpu', 'gpu', 'auto'], help: "device that verifies and evaluates (default: the recipe's)" },

@@ -6,7 +6,7 @@
  * ("spam: done in 1.6 s, 1.3 MB → 382.3 kB") plus its warnings; --verbose adds each step's timing and the
  * steps' own messages. Errors are left to the caller (the build command prints them after the run).
  */
-import { formatBytes, formatMs } from '../format.js';
+import { formatMs, formatSizeChange } from '../format.js';
 import type { PipelineEvent } from '../pipeline/events.js';
 
 export interface Reporter {
@@ -35,7 +35,7 @@ export function eventLine(e: PipelineEvent, opts: { quiet?: boolean; verbose?: b
   if (opts.quiet) return undefined;
   switch (e.kind) {
     case 'model-done': {
-      const sizes = `${formatBytes(e.bytesBefore)} → ${formatBytes(e.bytesAfter)}`;
+      const sizes = formatSizeChange(e.bytesBefore, e.bytesAfter);
       return e.cached ? `${e.model}: cached (${sizes}) in ${formatMs(e.elapsedMs)}` : `${e.model}: done in ${formatMs(e.elapsedMs)}, ${sizes}`;
     }
     case 'step-done':

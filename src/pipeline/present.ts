@@ -57,9 +57,9 @@ export function present(stored: Manifest, build: Build, recipeFile: string | und
  * Writes <outDir>/<build.output> and <outDir>/<name>[.<variant>].manifest.json atomically. A file that
  * already holds exactly these bytes is left alone (its mtime too, so watchers see no change).
  */
-export function writeResult(result: CompressResult, outDir: string): { file: string; manifestFile: string } {
+export function writeResult(result: CompressResult, outDir: string, manifestDir = outDir): { file: string; manifestFile: string } {
   const file = path.resolve(outDir, result.build.output);
-  const manifestFile = path.resolve(outDir, `${result.build.id}.manifest.json`);
+  const manifestFile = path.resolve(manifestDir, `${result.build.id}.manifest.json`);
   mkdirSync(path.dirname(file), { recursive: true });
   mkdirSync(path.dirname(manifestFile), { recursive: true });
   writeIfChanged(file, result.bytes);
@@ -67,7 +67,7 @@ export function writeResult(result: CompressResult, outDir: string): { file: str
   return { file, manifestFile };
 }
 
-function writeIfChanged(file: string, bytes: Uint8Array): void {
+export function writeIfChanged(file: string, bytes: Uint8Array): void {
   const st = statSync(file, { throwIfNoEntry: false });
   if (st?.isFile() && st.size === bytes.byteLength) {
     const old = readWithStat(file);

@@ -18,7 +18,7 @@ import path from 'node:path';
 import type { Build } from '../recipe/index.js';
 import type { CompressResult } from '../pipeline.js';
 import type { CompressedModels } from './models.js';
-import { reportFiles, sidecarFiles, type EmittedModel } from './report.js';
+import { reportFiles, sidecarFiles, type EmittedModel } from '../pipeline/report.js';
 
 export interface AssetWriter {
   /** Forgets the previous bundle's files. */

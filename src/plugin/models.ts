@@ -9,7 +9,7 @@ import { CompressError } from '../errors.js';
 import { compressBuild, type CompressResult, type PipelineEvent, type PipelineOptions } from '../pipeline.js';
 import { loadRecipe, type Build, type Recipe } from '../recipe/index.js';
 import { createLog, resolveOptions, type Log, type Options, type ResolvedOptions } from './options.js';
-import { summaryLine } from './report.js';
+import { summaryLine } from '../pipeline/report.js';
 
 export class CompressedModels {
   options: ResolvedOptions;

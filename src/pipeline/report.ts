@@ -3,9 +3,9 @@
  * `onnx-compress.json`, and `onnx-compress-report.html` (sizes as an inline SVG bar chart and the
  * accuracy table; no external assets). Pure functions from results to file contents.
  */
-import type { CompressResult } from '../pipeline.js';
-import type { Manifest } from '../pipeline/manifest.js';
-import { formatBytes } from '../format.js';
+import type { CompressResult } from './compress.js';
+import type { Manifest } from './manifest.js';
+import { formatBytes, formatRatio, formatSizeChange } from '../format.js';
 
 export const AGGREGATE_FILE = 'onnx-compress.json';
 export const REPORT_FILE = 'onnx-compress-report.html';
@@ -68,11 +68,11 @@ export function aggregateJson(models: EmittedModel[]): string {
   return json({ generatedBy: models[0]?.result.manifest.tool, models: Object.fromEntries(entries) });
 }
 
-/** One line per model for the build log, e.g. `spam: 1.3 MB → 382.3 kB (brotli 332.1 kB), accuracy 90.33 % → 90.00 %, agreement 99.67 % (cached)`. */
+/** One line per model for the build log, e.g. `spam: 1.3 MB → 382.3 kB (0.29×), brotli 332.1 kB, accuracy 90.33 % → 90.00 %, agreement 99.67 % (cached)`. */
 export function summaryLine(r: CompressResult): string {
   const { before, after } = r.manifest.sizes;
   const acc = accuracyFigures(r.manifest);
-  let line = `${r.build.id}: ${formatBytes(before.bytes)} → ${formatBytes(after.bytes)} (brotli ${formatBytes(after.brotli)})`;
+  let line = `${r.build.id}: ${formatSizeChange(before.bytes, after.bytes)}, brotli ${formatBytes(after.brotli)}`;
   if (acc.before !== undefined && acc.after !== undefined) line += `, accuracy ${pct(acc.before)} → ${pct(acc.after)}`;
   if (acc.agreement !== undefined) line += `, agreement ${pct(acc.agreement)}`;
   return line + (r.cached ? ' (cached)' : ` in ${(r.manifest.timings.total / 1000).toFixed(1)} s`);
@@ -136,7 +136,7 @@ function modelTable(models: EmittedModel[]): string {
     const agreeBad = acc.agreement !== undefined && budget?.minAgreement !== undefined && acc.agreement < budget.minAgreement;
     const steps = result.manifest.steps.map((s) => stepLabel(s.step, s.params)).join(', ');
     return `<tr><td>${esc(result.build.id)}</td><td><code>${esc(fileName)}</code></td><td>${steps}</td>
-<td class="n">${formatBytes(before.bytes)}</td><td class="n">${formatBytes(after.bytes)}</td><td class="n">${(before.bytes / Math.max(1, after.bytes)).toFixed(2)}×</td><td class="n">${formatBytes(after.brotli)}</td>
+<td class="n">${formatBytes(before.bytes)}</td><td class="n">${formatBytes(after.bytes)}</td><td class="n">${formatRatio(before.bytes, after.bytes)}</td><td class="n">${formatBytes(after.brotli)}</td>
 <td class="n">${opt(acc.before)}</td><td class="n">${opt(acc.after)}</td><td class="n${dropBad ? ' bad' : ''}">${drop === undefined ? '–' : (drop * 100).toFixed(2) + ' pt'}</td>
 <td class="n${agreeBad ? ' bad' : ''}">${opt(acc.agreement)}</td><td>${result.cached ? 'yes' : 'no'}</td></tr>`;
   });
