@@ -63,6 +63,25 @@ models:
 `;
 
 describe('build', () => {
+  it('writes onnx-compress.json and the HTML report, beside the models or in --report-dir', async () => {
+    const dir = project(RECIPE);
+    const beside = await cli('build', join(dir, 'compress.yaml'), '--out', join(dir, 'out'), '--cache-dir', join(dir, 'cache'), '--quiet');
+    expect(beside.code, beside.err).toBe(0);
+    const aggregate = JSON.parse(readFileSync(join(dir, 'out', 'onnx-compress.json'), 'utf8'));
+    expect(Object.keys(aggregate.models).sort()).toEqual(['copy', 'fmnist']);
+    expect(aggregate.models.copy.file).toBe('nested/copy.onnx');
+    expect(readFileSync(join(dir, 'out', 'onnx-compress-report.html'), 'utf8')).toContain('<svg');
+
+    const apart = await cli('build', join(dir, 'compress.yaml'), '--out', join(dir, 'deploy'), '--report-dir', join(dir, 'reports'), '--cache-dir', join(dir, 'cache'), '--quiet');
+    expect(apart.code, apart.err).toBe(0);
+    // Only the models in the deployed folder; manifests and reports elsewhere.
+    expect(existsSync(join(dir, 'deploy', 'fmnist.onnx'))).toBe(true);
+    for (const f of ['fmnist.manifest.json', 'onnx-compress.json', 'onnx-compress-report.html']) {
+      expect(existsSync(join(dir, 'deploy', f)), f).toBe(false);
+      expect(existsSync(join(dir, 'reports', f)), f).toBe(true);
+    }
+  });
+
   it('writes every model and manifest, prints a --json summary, and hits the cache the second time', async () => {
     const dir = project(RECIPE);
     const args = ['build', join(dir, 'compress.yaml'), '--out', join(dir, 'out'), '--cache-dir', join(dir, 'cache'), '--json'];
@@ -95,10 +114,10 @@ describe('build', () => {
     const r = await cli('build', join(dir, 'compress.yaml'), '--out', join(dir, 'dist'), '--no-cache');
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/^model\s+before\s+after\s+ratio/m);
-    expect(r.out).toMatch(/^fmnist\s+3\.3 MB\s+3\.3 MB\s+100\.0%/m);
+    expect(r.out).toMatch(/^fmnist\s+3\.3 MB\s+3\.3 MB\s+1\.00×/m);
     expect(r.out).toMatch(/2\/2 models written to /);
     // One line per model on a cold build (stderr is not a terminal here), nothing else.
-    expect(r.err.split('\n').filter(Boolean).map((l) => l.replace(/ in [\d.]+ s,/, ' in T,')).sort()).toEqual(['copy: done in T, 3.3 MB → 3.3 MB', 'fmnist: done in T, 3.3 MB → 3.3 MB']);
+    expect(r.err.split('\n').filter(Boolean).map((l) => l.replace(/ in [\d.]+ s,/, ' in T,')).sort()).toEqual(['copy: done in T, 3.3 MB → 3.3 MB (1.00×)', 'fmnist: done in T, 3.3 MB → 3.3 MB (1.00×)']);
     expect(existsSync(join(dir, 'node_modules'))).toBe(false);
     expect(existsSync(join(dir, 'dist', 'nested', 'copy.onnx'))).toBe(true);
   });
@@ -202,11 +221,11 @@ describe('progress reporter', () => {
     coldBuild.forEach(r.onEvent);
     r.onEvent(ev({ kind: 'model-done', model: 'copy', cached: true, bytesBefore: 1000, bytesAfter: 1000, key: 'k', elapsedMs: 50 }));
     r.close();
-    expect(s.text()).toBe('warning: spam: quantize: careful\nspam: done in 1.6 s, 1.3 MB → 382.3 kB\ncopy: cached (1.0 kB → 1.0 kB) in 0.05 s\n');
+    expect(s.text()).toBe('warning: spam: quantize: careful\nspam: done in 1.6 s, 1.3 MB → 382.3 kB (0.29×)\ncopy: cached in 0.05 s, 1.0 kB → 1.0 kB (1.00×)\n');
     const v = sink(false);
     coldBuild.forEach(createReporter({ stream: v.stream, verbose: true }).onEvent);
     expect(v.text()).toBe(
-      'spam: quantize: gptq: collecting 2 Hessians\nspam: quantize done in 0.42 s\nwarning: spam: quantize: careful\nspam: done in 1.6 s, 1.3 MB → 382.3 kB\n',
+      'spam: quantize: gptq: collecting 2 Hessians\nspam: quantize done in 0.42 s\nwarning: spam: quantize: careful\nspam: done in 1.6 s, 1.3 MB → 382.3 kB (0.29×)\n',
     );
     const q = sink(false);
     coldBuild.forEach(createReporter({ stream: q.stream, quiet: true }).onEvent);

@@ -17,7 +17,7 @@ import { writeIfChanged } from '../pipeline/present.js';
 import { reportFiles } from '../pipeline/report.js';
 import { loadRecipe } from '../recipe/index.js';
 import { parseArgs, type ParsedArgs } from './args.js';
-import { COMMANDS, DEFAULT_OUT_DIR } from './commands.js';
+import { build as buildSpec, DEFAULT_OUT_DIR } from './specs.js';
 import { createReporter } from './reporter.js';
 
 export { DEFAULT_OUT_DIR };
@@ -56,7 +56,7 @@ export function buildArgs(a: ParsedArgs): BuildArgs {
 }
 
 export function parseBuildArgs(args: string[]): BuildArgs {
-  return buildArgs(parseArgs(COMMANDS.build.spec, args));
+  return buildArgs(parseArgs(buildSpec, args));
 }
 
 export interface SummaryRow {

@@ -36,7 +36,7 @@ export function eventLine(e: PipelineEvent, opts: { quiet?: boolean; verbose?: b
   switch (e.kind) {
     case 'model-done': {
       const sizes = formatSizeChange(e.bytesBefore, e.bytesAfter);
-      return e.cached ? `${e.model}: cached (${sizes}) in ${formatMs(e.elapsedMs)}` : `${e.model}: done in ${formatMs(e.elapsedMs)}, ${sizes}`;
+      return `${e.model}: ${e.cached ? "cached" : "done"} in ${formatMs(e.elapsedMs)}, ${sizes}`;
     }
     case 'step-done':
       return opts.verbose ? `${e.model}: ${e.step} done in ${formatMs(e.ms)}` : undefined;

@@ -21,6 +21,7 @@ import { StatCache } from './hash.js';
 import { computeKey, type KeyInfo } from './key.js';
 import type { Manifest } from './manifest.js';
 import { present, writeResult } from './present.js';
+import type { CompressResult } from './result.js';
 import { runBuild } from './run.js';
 
 export interface PipelineOptions {
@@ -49,15 +50,7 @@ export interface CompressRecipeOptions extends PipelineOptions {
   onResult?: (result: CompressResult) => void | Promise<void>;
 }
 
-export interface CompressResult {
-  build: Build;
-  /** The compressed .onnx. */
-  bytes: Uint8Array;
-  manifest: Manifest;
-  cached: boolean;
-  /** Cache key (hex). */
-  key: string;
-}
+export type { CompressResult } from './result.js';
 
 interface Produced {
   bytes: Uint8Array;

@@ -9,7 +9,7 @@ import type { Build } from '../recipe/types.js';
 import { readWithStat } from './hash.js';
 import type { Manifest } from './manifest.js';
 import { toPosix } from './key.js';
-import type { CompressResult } from './compress.js';
+import type { CompressResult } from './result.js';
 
 /** A path for messages: relative to cwd when inside it. */
 export function displayPath(file: string): string {

@@ -3,7 +3,7 @@
  * `onnx-compress.json`, and `onnx-compress-report.html` (sizes as an inline SVG bar chart and the
  * accuracy table; no external assets). Pure functions from results to file contents.
  */
-import type { CompressResult } from './compress.js';
+import type { CompressResult } from './result.js';
 import type { Manifest } from './manifest.js';
 import { formatBytes, formatRatio, formatSizeChange } from '../format.js';
 

@@ -19,7 +19,7 @@
  *   \0virtual:onnx-compress               imports every meta module and the helper
  */
 import { CompressError } from '../errors.js';
-import { suggest } from '../recipe/suggest.js';
+import { suggest } from '../suggest.js';
 
 export const VIRTUAL_ALL = 'virtual:onnx-compress';
 export const RESOLVED_ALL = '\0virtual:onnx-compress';
