@@ -18,7 +18,8 @@ import path from 'node:path';
 import type { Build } from '../recipe/index.js';
 import type { CompressResult } from '../pipeline.js';
 import type { CompressedModels } from './models.js';
-import { reportFiles, sidecarFiles, type EmittedModel } from '../pipeline/report.js';
+import { writeChunksAtomic } from '../onnx/io.js';
+import { reportFiles, sidecarFiles, type EmittedModel, type OutputFile } from '../pipeline/report.js';
 
 export interface AssetWriter {
   /** Forgets the previous bundle's files. */
@@ -77,8 +78,9 @@ export class RollupAssets implements AssetWriter {
   async finish(ctx: RollupEmitter, vite?: { worker: boolean; outDir: string }): Promise<void> {
     if (!vite?.worker) for (const result of await alwaysResults(this.models)) this.emit(ctx, result);
     const emitted = [...this.refs.values()].map(({ ref, result }) => ({ result, fileName: ctx.getFileName(ref) }));
+    const emitFile = (fileName: string, source: string) => void ctx.emitFile({ type: 'asset', fileName, source });
     if (vite?.worker) {
-      for (const f of sidecarFiles(emitted)) ctx.emitFile({ type: 'asset', fileName: f.fileName, source: f.source });
+      await writeReports(this.models, sidecarFiles(emitted), emitFile);
       workerModels.set(vite.outDir, [...(workerModels.get(vite.outDir) ?? []), ...emitted]);
       return;
     }
@@ -86,7 +88,7 @@ export class RollupAssets implements AssetWriter {
     if (vite) workerModels.delete(vite.outDir);
     const own = new Set(emitted.map((e) => e.fileName));
     const all = [...emitted, ...fromWorkers.filter((e) => !own.has(e.fileName))];
-    for (const f of reportFiles(all, own)) ctx.emitFile({ type: 'asset', fileName: f.fileName, source: f.source });
+    await writeReports(this.models, reportFiles(all, own), emitFile);
   }
 
   private emit(ctx: RollupEmitter, result: CompressResult): string {
@@ -120,7 +122,7 @@ export class WebpackAssets implements AssetWriter {
     for (const result of await alwaysResults(this.models)) this.record(result);
     const emitted = [...this.files.values()];
     for (const { result, fileName } of emitted) emitAsset(fileName, result.bytes);
-    for (const f of reportFiles(emitted)) emitAsset(f.fileName, f.source);
+    await writeReports(this.models, reportFiles(emitted), emitAsset);
   }
 
   private record(result: CompressResult): EmittedModel {
@@ -177,7 +179,20 @@ export class EsbuildAssets implements AssetWriter {
       await writeOut(outdir, fileName, result.bytes);
       if (!emitted.some((e) => e.result.build.id === result.build.id)) emitted.push({ result, fileName });
     }
-    for (const f of reportFiles(emitted)) await writeOut(outdir, f.fileName, f.source);
+    await writeReports(this.models, reportFiles(emitted), (fileName, source) => writeOut(outdir, fileName, source));
+  }
+}
+
+/** Manifests and reports: into the bundle by `emit`, or into the `reportDir` option's folder (atomically). */
+async function writeReports(models: CompressedModels, files: OutputFile[], emit: (fileName: string, source: string) => void | Promise<void>): Promise<void> {
+  const dir = models.options.reportDir;
+  for (const f of files) {
+    if (!dir) await emit(f.fileName, f.source);
+    else {
+      const file = path.join(dir, f.fileName);
+      await mkdir(path.dirname(file), { recursive: true });
+      writeChunksAtomic(file, { chunks: [Buffer.from(f.source)], byteLength: Buffer.byteLength(f.source) });
+    }
   }
 }
 

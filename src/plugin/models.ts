@@ -72,7 +72,8 @@ export class CompressedModels {
     let result = this.results.get(build.id);
     if (!result) {
       result = compressBuild(build, this.pipelineOptions(build));
-      result.then((r) => this.log('info', summaryLine(r)), () => {});
+      // One line per model that was compressed; a cache hit changes nothing the user needs to read.
+      result.then((r) => r.cached || this.log('info', summaryLine(r)), () => {});
       this.results.set(build.id, result);
     }
     return result;

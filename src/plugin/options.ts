@@ -34,6 +34,12 @@ export interface Options {
    * (webgpu-f16: q4f16, float16, int4, …; webgpu: int4, int8, …; wasm: int8, uint8, int4, …).
    */
   variantOrder?: Partial<Record<'webgpu-f16' | 'webgpu' | 'wasm', string[]>>;
+  /**
+   * Folder (relative to the root) for the manifests, `onnx-compress.json` and the HTML report, written
+   * there instead of into the bundle's output, so a deploy of the output ships only the models. Default:
+   * in the output, next to the models.
+   */
+  reportDir?: string;
 }
 
 export interface ResolvedOptions {
@@ -45,6 +51,8 @@ export interface ResolvedOptions {
   logLevel: LogLevel;
   modelsDir: string;
   variantOrder?: Options['variantOrder'];
+  /** Absolute; undefined = emitted into the bundle. */
+  reportDir?: string;
   isImporterIncluded: (importer: string | undefined) => boolean;
 }
 
@@ -59,6 +67,7 @@ export function resolveOptions(options: Options = {}, root: string = process.cwd
     logLevel: options.logLevel ?? 'info',
     modelsDir: (options.modelsDir ?? 'models').replace(/^\/+|\/+$/g, ''),
     variantOrder: options.variantOrder,
+    ...(options.reportDir !== undefined && { reportDir: path.resolve(root, options.reportDir) }),
     isImporterIncluded: importerFilter(root, options.include, options.exclude),
   };
 }
