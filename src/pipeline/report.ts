@@ -101,6 +101,8 @@ svg text{font:12px system-ui,sans-serif;fill:#1d232b}
 ${sizeChart(models)}
 <h2>Sizes and accuracy</h2>
 ${modelTable(models)}
+<h2>Per model</h2>
+${models.map(modelDetails).join('\n')}
 </body></html>
 `;
 }
@@ -142,6 +144,53 @@ function modelTable(models: EmittedModel[]): string {
   });
   return `<table><thead><tr><th>model</th><th>file</th><th>steps</th><th>original</th><th>compressed</th><th>ratio</th><th>brotli</th><th>accuracy before</th><th>accuracy after</th><th>drop</th><th>agreement</th><th>cached</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>`;
+}
+
+/**
+ * One model's fidelity per output (cosine and relative error mean something for any output; agreement only
+ * for class scores), latency, budget status, warnings, and what each layer was stored as.
+ */
+function modelDetails({ result }: EmittedModel): string {
+  const m = result.manifest;
+  const a = m.accuracy;
+  const parts: string[] = [`<h3>${esc(m.id)}</h3>`];
+  const budget = budgetStatus(m);
+  parts.push(`<p>Budget: <strong class="${budget.missed ? 'bad' : ''}">${esc(budget.text)}</strong>${m.device ? ` · verified on ${esc(m.device)}` : ''}</p>`);
+  if (a) {
+    const rows = Object.entries(a.perOutput ?? { [a.output]: a.metrics }).map(
+      ([name, o]) => `<tr><td><code>${esc(name)}</code></td><td class="n">${opt(o.agreement)}</td><td class="n">${num(o.cosine, 6)}</td><td class="n">${num(o.relRms, 4)}</td><td class="n">${num(o.maxAbs, 4)}</td></tr>`,
+    );
+    parts.push(`<table><thead><tr><th>output (${a.samples} samples)</th><th>agreement</th><th>cosine</th><th>relative RMS error</th><th>max abs error</th></tr></thead><tbody>${rows.join('')}</tbody></table>`);
+    const lat = (x: { median: number; p90: number }) => `${x.median.toFixed(2)} ms median, ${x.p90.toFixed(2)} ms p90`;
+    parts.push(`<p>Latency (${esc(a.device)}, one sample): original ${lat(a.original.latencyMs)} · compressed ${lat(a.compressed.latencyMs)}</p>`);
+  } else parts.push('<p>Not evaluated (no <code>evaluate</code> data in the recipe).</p>');
+  if (m.warnings.length) parts.push(`<ul>${m.warnings.map((w) => `<li class="bad">${esc(w)}</li>`).join('')}</ul>`);
+  const layers = m.steps.flatMap((s) => s.layers.map((l) => ({ step: s.step, ...l })));
+  if (layers.length) {
+    const rows = layers.map(
+      (l) =>
+        `<tr><td>${esc(l.step)}</td><td><code>${esc(l.name)}</code></td><td>${esc(l.op)}</td><td>${esc(l.shape.join('×'))}</td><td>${esc(l.dtypeBefore)} → ${esc(l.dtypeAfter)}</td><td class="n">${formatBytes(l.bytesBefore)} → ${formatBytes(l.bytesAfter)}</td><td class="n">${num(l.error, 4)}</td></tr>`,
+    );
+    parts.push(
+      `<details><summary>${layers.length} layers: precision and error</summary><table><thead><tr><th>step</th><th>layer</th><th>op</th><th>shape</th><th>stored as</th><th>bytes</th><th>rel. error</th></tr></thead><tbody>${rows.join('\n')}</tbody></table></details>`,
+    );
+  }
+  return parts.join('\n');
+}
+
+function budgetStatus(m: Manifest): { text: string; missed: boolean } {
+  const b = (m.recipe as { budget?: Record<string, unknown> }).budget;
+  if (!b) return { text: 'none set', missed: false };
+  const limits = Object.entries(b)
+    .filter(([k]) => k !== 'onFail')
+    .map(([k, v]) => `${k} ${String(v)}`)
+    .join(', ');
+  const missed = m.warnings.filter((w) => w.startsWith('budget:'));
+  return missed.length ? { text: `missed (${limits}): ${missed.map((w) => w.slice(8)).join('; ')}`, missed: true } : { text: `met (${limits})`, missed: false };
+}
+
+function num(v: number | undefined, digits: number): string {
+  return v === undefined || !Number.isFinite(v) ? '–' : v.toPrecision(digits);
 }
 
 /** e.g. `quantize int8`, `prune 0.5`. */
