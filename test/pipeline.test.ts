@@ -17,6 +17,7 @@ import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
 import { writeModel } from '../src/onnx/io.js';
 import { makeTensor, tensorFloat32 } from '../src/onnx/tensor.js';
 import type { ModelProto } from '../src/onnx/types.js';
+import { reportHtml } from '../src/pipeline/report.js';
 import { compressBuild, compressionCount, compressRecipe, computeKey, writeResult, type CompressResult, type PipelineEvent } from '../src/pipeline.js';
 import { StatCache } from '../src/pipeline/hash.js';
 import { overrideStep } from '../src/pipeline/steps.js';
@@ -311,6 +312,13 @@ describe('steps', () => {
     const m = JSON.parse(readFileSync(manifestFile, 'utf8'));
     expectValidManifest(m);
     expect(m.output.sha256).toBe(sha(readFileSync(file)));
+    // The HTML report shows what the manifest says: fidelity per output, latency, budget, each layer's precision.
+    const html = reportHtml([{ result: r, fileName: 'fmnist.onnx' }]);
+    expect(html).toContain(`<td class="n">${acc.metrics.cosine.toPrecision(6)}</td>`);
+    expect(html).toMatch(/Latency \(cpu, one sample\): original [\d.]+ ms median/);
+    expect(html).toContain('Budget: <strong class="">met (maxAccuracyDrop 0.07, minAgreement 0.9)</strong>');
+    expect(html).toContain(`${r.manifest.steps[0].layers.length} layers: precision and error`);
+    expect(html).toMatch(/float32 → u?int8/);
     // Deterministic: the same recipe elsewhere gives the same bytes.
     const p2 = await project(WITH_QUANT());
     const [r2] = await compressRecipe(p2.recipe, { cacheDir: false });
