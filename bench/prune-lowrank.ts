@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { transformerStack } from './lib/synthetic.js';
 import { tensorFloat32 } from '../src/onnx/tensor.js';
 import type { ModelProto } from '../src/onnx/types.js';
-import { MatrixEngine } from '../src/runtime/matrix.js';
+import { OrtMatrixEngine } from '../src/runtime/matrix.js';
 import { gaussian } from '../src/linalg/dense.js';
 import { lowrankStep, type LowrankLayerReport } from '../src/transforms/lowrank/index.js';
 import { pruneStep } from '../src/transforms/prune/index.js';
@@ -61,7 +61,7 @@ for (let r = 0; r < RUNS; r++) {
   passes.push(performance.now() - t);
   if (acc === -1) console.log(acc);
 }
-const engine = new MatrixEngine(THREADS);
+const engine = new OrtMatrixEngine(THREADS);
 t = performance.now();
 for (const l of layers) await engine.matmul(weights[layers.indexOf(l)], l.K, l.N, gaussian(l.N * (RANK + 10), 1), RANK + 10);
 const productFloor = performance.now() - t;

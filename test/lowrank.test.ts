@@ -17,15 +17,15 @@ import type { StepContext } from '../src/transforms/types.js';
 import type { LowrankStep } from '../src/recipe/types.js';
 import { cholesky, gaussian, matmulSmall, orthonormalizeRows } from '../src/linalg/dense.js';
 import { symmetricEigen } from '../src/linalg/eigen.js';
-import { choleskyBlocked, solveDamped } from '../src/linalg/blocked.js';
-import { MatrixEngine } from '../src/runtime/matrix.js';
+import { choleskyBlocked, dampedCholesky, NotPositiveDefiniteError, solveDamped } from '../src/linalg/blocked.js';
+import { OrtMatrixEngine } from '../src/runtime/matrix.js';
 import { exactSvd, lowrankStep, randomizedSvd, rankForEnergy, singularValues, type LowrankLayerReport } from '../src/transforms/lowrank/index.js';
 import { frobenius2 } from '../src/transforms/lowrank/svd.js';
 
 const F = new URL('./fixtures/', import.meta.url).pathname;
 const SPAM = `${F}spam-tinybert/model.onnx`;
 const CNN = `${F}fmnist-cnn/model.onnx`;
-const engine = new MatrixEngine(1);
+const engine = new OrtMatrixEngine(1);
 afterAll(() => engine.release());
 
 function ctx(calibration?: Sample[]): StepContext {
@@ -64,11 +64,18 @@ describe('linear algebra', () => {
       expect(e).toBeLessThan(1e-9 * n);
       const b = Float64Array.from(gaussian(n * 3, 9));
       const sol = Float64Array.from(b);
-      await solveDamped(engine, a, n, sol, 3, 0);
+      await solveDamped(a, n, sol, 3, { damping: 0, engine });
       const ax = matmulSmall(a, n, n, sol, 3);
       for (let i = 0; i < b.length; i++) expect(ax[i]).toBeCloseTo(b[i], 6);
+      // The same solve in JS alone (no engine: unblocked at any size).
+      const js = Float64Array.from(b);
+      await solveDamped(a, n, js, 3, { damping: 0 });
+      const axJs = matmulSmall(a, n, n, js, 3);
+      for (let i = 0; i < b.length; i++) expect(axJs[i]).toBeCloseTo(b[i], 6);
     }
     expect(cholesky(Float64Array.from([1, 2, 2, 1]), 2)).toBe(false);
+    // Indefinite whatever the damping (a NaN), even from δ = 0: an error, not an endless loop.
+    await expect(dampedCholesky(Float64Array.from([Number.NaN, 0, 0, 1]), 2, 0)).rejects.toThrow(NotPositiveDefiniteError);
   });
 
   it('symmetric eigen-decomposition and Gram–Schmidt', () => {

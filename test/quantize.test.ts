@@ -21,7 +21,9 @@ import type { QuantizeStep } from '../src/recipe/types.js';
 import { quantizeDefaults } from '../src/recipe/load.js';
 import { checkWebCompatibility, quantizeStep, readModelLazy, toFloat16Clamped } from '../src/transforms/quantize/index.js';
 import { matMulNBitsWeights, packNibbles } from '../src/transforms/quantize/layout.js';
-import { inverseCholeskyUpper, matmulJs } from '../src/transforms/quantize/linalg.js';
+import { matmulSmall as matmulJs } from '../src/linalg/dense.js';
+import { DenseEngine } from '../src/linalg/engine.js';
+import { inverseCholeskyUpper } from '../src/linalg/inverse.js';
 import { gptqQuantize } from '../src/transforms/quantize/gptq.js';
 import { quantizeAxis, quantizeBlocks, quantizeBlocksColumns } from '../src/transforms/quantize/rtn.js';
 import { selectWeights } from '../src/transforms/quantize/select.js';
@@ -420,7 +422,7 @@ describe('GPTQ', () => {
     const Xt = new Float64Array(X.length);
     for (let i = 0; i < n; i++) for (let j = 0; j < n + 20; j++) Xt[j * n + i] = X[i * (n + 20) + j];
     const H = matmulJs(X, n, n + 20, Xt, n);
-    const mm = async (a: Float64Array, m: number, k: number, b: Float64Array, nn: number) => matmulJs(a, m, k, b, nn);
+    const mm = new DenseEngine();
     const U = await inverseCholeskyUpper(H, n, mm);
     const Ut = new Float64Array(n * n);
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) Ut[j * n + i] = U[i * n + j];
@@ -443,7 +445,7 @@ describe('GPTQ', () => {
     for (let r = 0; r < rows; r++) for (let k = 0; k < K; k++) Xt[k * rows + r] = X[r * K + k];
     const H = matmulJs(Xt, K, rows, X, K).map((v) => v / rows);
     const W = randn(N * K, 33, 1);
-    const mm = async (a: Float64Array, m: number, k: number, b: Float64Array, n: number) => matmulJs(a, m, k, b, n);
+    const mm = new DenseEngine();
     const outErr = (codes: Uint8Array, scales: Float32Array, zeros: Uint8Array, G: number) => {
       const nG = Math.ceil(K / G);
       const D = new Float64Array(N * K);

@@ -6,7 +6,7 @@ import { makeAttribute, makeNode, removeDeadCode } from '../src/onnx/graph.js';
 import { readModel } from '../src/onnx/io.js';
 import type { GraphProto, ModelProto, ValueInfoProto } from '../src/onnx/types.js';
 import { captureActivations, collectActivations } from '../src/runtime/capture.js';
-import { MatrixEngine } from '../src/runtime/matrix.js';
+import { matrixEngine, type MatrixEngine } from '../src/runtime/matrix.js';
 import { inputSpecs, openSession, outputNames, probeGpu, runSession, trimOrtMessage } from '../src/runtime/session.js';
 import { loadFashionMnist, loadSpamTestSet } from '../bench/lib/fixtures.js';
 import type { Sample } from '../src/data/types.js';
@@ -104,8 +104,13 @@ describe('openSession', () => {
 });
 
 describe('MatrixEngine', () => {
-  it('matmul, matmulTransA/B and gram match a JS reference', async () => {
-    const engine = new MatrixEngine();
+  const engines: [string, () => MatrixEngine][] = [
+    ['ort', () => matrixEngine()],
+    ['dense', () => matrixEngine({ kind: 'dense' })],
+    ['hybrid', () => matrixEngine({ jsBelow: 20_000 })],
+  ];
+  it.each(engines)('%s: matmul, matmulTransA/B and gram match a JS reference', async (_, make) => {
+    const engine = make();
     try {
       const [m, k, n] = [37, 53, 29];
       const a = rand(m * k, 1);

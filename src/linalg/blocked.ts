@@ -5,34 +5,13 @@
  *
  * Layout: row-major float64; L lower triangular n×n; right-hand sides n×m.
  */
-import { cholesky, solveLowerTransposed } from './dense.js';
-import type { MatrixEngine } from '../runtime/matrix.js';
+import { cholesky, copyBlock as sub, invertLower, solveLower, solveLowerTransposed } from './dense.js';
+import type { MatrixEngine } from './engine.js';
 
 const BLOCK = 256;
 
-function sub(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number): Float64Array {
-  const cols = c1 - c0;
-  const out = new Float64Array((r1 - r0) * cols);
-  for (let r = r0; r < r1; r++) out.set(a.subarray(r * lda + c0, r * lda + c1), (r - r0) * cols);
-  return out;
-}
-
 function put(a: Float64Array, lda: number, r0: number, c0: number, x: Float64Array, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) a.set(x.subarray(r * cols, (r + 1) * cols), (r0 + r) * lda + c0);
-}
-
-/** Inverse of a small lower-triangular matrix (JS). */
-function invertLower(l: Float64Array, n: number): Float64Array {
-  const inv = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    inv[j * n + j] = 1 / l[j * n + j];
-    for (let i = j + 1; i < n; i++) {
-      let s = 0;
-      for (let k = j; k < i; k++) s += l[i * n + k] * inv[k * n + j];
-      inv[i * n + j] = -s / l[i * n + i];
-    }
-  }
-  return inv;
 }
 
 /** In-place lower Cholesky factor (upper triangle zeroed); false when the matrix is not positive definite. */
@@ -93,48 +72,67 @@ export async function solveLowerBlocked(engine: MatrixEngine, l: Float64Array, n
       const t = await engine.gemm(li, [bs, i0], Float64Array.from(b.subarray(0, i0 * m)), [i0, m]);
       for (let i = 0; i < rhs.length; i++) rhs[i] -= t[i];
     }
-    const d = sub(l, n, i0, i1, i0, i1);
-    // forward substitution on the diagonal block
-    for (let i = 0; i < bs; i++) {
-      for (let k = 0; k < i; k++) {
-        const lik = d[i * bs + k];
-        if (lik !== 0) for (let j = 0; j < m; j++) rhs[i * m + j] -= lik * rhs[k * m + j];
-      }
-      const di = d[i * bs + i];
-      for (let j = 0; j < m; j++) rhs[i * m + j] /= di;
-    }
+    solveLower(sub(l, n, i0, i1, i0, i1), bs, rhs, m);
     put(b, m, i0, 0, rhs, bs, m);
   }
 }
 
-/**
- * Solves (A + δ·mean(diag A)·I)·X = B for symmetric positive semi-definite A (n×n, not modified),
- * raising δ tenfold until the factorization succeeds. B (n×m) is overwritten with X.
- */
-export async function solveDamped(engine: MatrixEngine, a: Float64Array, n: number, b: Float64Array, m: number, damping = 0.01): Promise<number> {
-  let mean = 0;
-  for (let i = 0; i < n; i++) mean += a[i * n + i];
-  mean = mean / n || 1;
-  for (let d = damping; d < 1e6; d = d === 0 ? 1e-6 : d * 10) {
-    const l = Float64Array.from(a);
-    for (let i = 0; i < n; i++) l[i * n + i] += d * mean;
-    if (!(await choleskyBlocked(engine, l, n))) continue;
-    await solveLowerBlocked(engine, l, n, b, m);
-    await solveLowerTransposedBlocked(engine, l, n, b, m);
-    return d;
+/** Thrown when a matrix stays indefinite whatever the damping. */
+export class NotPositiveDefiniteError extends Error {
+  constructor() {
+    super('matrix is not positive definite even with damping');
   }
-  throw new Error('matrix is not positive definite even with damping');
 }
 
-/** Lower Cholesky factor of A + δ·mean(diag A)·I, raising δ tenfold until it succeeds. */
-export async function dampedCholeskyBlocked(engine: MatrixEngine, a: Float64Array, n: number, damping = 0.01): Promise<{ l: Float64Array; damping: number }> {
+export interface DampedFactor {
+  /** Lower Cholesky factor of A + λ·I (upper triangle zero). */
+  l: Float64Array;
+  /** δ, relative to the mean diagonal of A. */
+  damping: number;
+  /** λ = δ·mean(diag A), the shift actually added. */
+  lambda: number;
+}
+
+/**
+ * The one damping loop: the lower Cholesky factor of A + λ·I for symmetric positive semi-definite A
+ * (n×n, not modified), λ = δ·mean(diag A), δ starting at `damping` and raised tenfold (from 1e-6 when
+ * it is 0) until the factorization succeeds; past δ = 1e6 it throws NotPositiveDefiniteError. Without an
+ * engine the factorization is the unblocked JS one at any size (callers whose results must not depend
+ * on an engine: layer-wise distillation); with one, large matrices use choleskyBlocked on it.
+ */
+export async function dampedCholesky(a: Float64Array, n: number, damping = 0.01, engine?: MatrixEngine): Promise<DampedFactor> {
   let mean = 0;
   for (let i = 0; i < n; i++) mean += a[i * n + i];
   mean = mean / n || 1;
-  for (let d = damping; d < 1e6; d = d === 0 ? 1e-6 : d * 10) {
+  for (let d = damping; ; d = d === 0 ? 1e-6 : d * 10) {
     const l = Float64Array.from(a);
-    for (let i = 0; i < n; i++) l[i * n + i] += d * mean;
-    if (await choleskyBlocked(engine, l, n)) return { l, damping: d };
+    const lambda = d * mean;
+    for (let i = 0; i < n; i++) l[i * n + i] += lambda;
+    if (engine ? await choleskyBlocked(engine, l, n) : cholesky(l, n)) return { l, damping: d, lambda };
+    if (d > 1e6) throw new NotPositiveDefiniteError();
   }
-  throw new Error('matrix is not positive definite even with damping');
+}
+
+/**
+ * Solves (A + λ·I)·X = B + λ·X₀ (λ as in dampedCholesky; X₀ = `prior`, zero when absent) — least
+ * squares pulled toward X₀. B (n×m) is overwritten with X; returns δ.
+ */
+export async function solveDamped(
+  a: Float64Array,
+  n: number,
+  b: Float64Array,
+  m: number,
+  opts: { damping?: number; engine?: MatrixEngine; prior?: Float64Array } = {},
+): Promise<number> {
+  const { l, damping, lambda } = await dampedCholesky(a, n, opts.damping, opts.engine);
+  const prior = opts.prior;
+  if (prior) for (let i = 0; i < b.length; i++) b[i] += lambda * prior[i];
+  if (opts.engine) {
+    await solveLowerBlocked(opts.engine, l, n, b, m);
+    await solveLowerTransposedBlocked(opts.engine, l, n, b, m);
+  } else {
+    solveLower(l, n, b, m);
+    solveLowerTransposed(l, n, b, m);
+  }
+  return damping;
 }

@@ -25,19 +25,32 @@ export function cholesky(a: Float64Array, n: number): boolean {
   return true;
 }
 
-/**
- * Cholesky with diagonal damping: factors A + δ·mean(diag A)·I, raising δ tenfold until it succeeds.
- * Returns the factor and the damping used (relative to the mean diagonal).
- */
-export function dampedCholesky(a: Float64Array, n: number, damping = 0.01): { l: Float64Array; damping: number } {
-  let mean = 0;
-  for (let i = 0; i < n; i++) mean += a[i * n + i];
-  mean = mean / n || 1;
-  for (let d = damping; ; d = d === 0 ? 1e-6 : d * 10) {
-    const l = Float64Array.from(a);
-    for (let i = 0; i < n; i++) l[i * n + i] += d * mean;
-    if (cholesky(l, n)) return { l, damping: d };
-    if (d > 1e6) throw new Error('matrix is not positive definite even with damping');
+/** Inverse of an n×n lower triangular matrix (column by column). */
+export function invertLower(l: Float64Array, n: number): Float64Array {
+  const inv = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    inv[j * n + j] = 1 / l[j * n + j];
+    for (let i = j + 1; i < n; i++) {
+      let s = 0;
+      for (let k = j; k < i; k++) s += l[i * n + k] * inv[k * n + j];
+      inv[i * n + j] = -s / l[i * n + i];
+    }
+  }
+  return inv;
+}
+
+/** Solves L·X = B in place for X by forward substitution (L lower n×n, B n×m row-major). */
+export function solveLower(l: Float64Array, n: number, b: Float64Array, m: number): void {
+  for (let i = 0; i < n; i++) {
+    const bi = i * m;
+    for (let k = 0; k < i; k++) {
+      const lik = l[i * n + k];
+      if (lik === 0) continue;
+      const bk = k * m;
+      for (let j = 0; j < m; j++) b[bi + j] -= lik * b[bk + j];
+    }
+    const d = l[i * n + i];
+    for (let j = 0; j < m; j++) b[bi + j] /= d;
   }
 }
 
@@ -102,6 +115,14 @@ export function orthonormalizeRows(a: Float64Array, rows: number, cols: number):
     const inv = norm > 1e-10 * Math.sqrt(before) && norm > 0 ? 1 / norm : 0;
     for (let c = 0; c < cols; c++) a[ri + c] *= inv;
   }
+}
+
+/** A copy of the block [r0, r1) × [c0, c1) of a matrix with `lda` columns. */
+export function copyBlock(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number): Float64Array {
+  const cols = c1 - c0;
+  const out = new Float64Array((r1 - r0) * cols);
+  for (let r = r0; r < r1; r++) out.set(a.subarray(r * lda + c0, r * lda + c1), (r - r0) * cols);
+  return out;
 }
 
 /** Transpose of a rows×cols row-major matrix. */

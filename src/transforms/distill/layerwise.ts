@@ -23,12 +23,13 @@ import { Tensor } from 'onnxruntime-node';
 import { CompressError } from '../../errors.js';
 import { stackSamples } from '../../data/batch.js';
 import type { Sample } from '../../data/types.js';
+import { matmulSmall } from '../../linalg/dense.js';
 import { DataType } from '../../onnx/dtypes.js';
 import { makeAttribute, makeNode, NameScope, opsetVersion } from '../../onnx/graph.js';
 import { dimsOf, makeInt64Tensor, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 import { inputSpecs, openSession, runSession, type DeviceRequest } from '../../runtime/session.js';
-import { matchChannels, matmul, objective, solveUnit, type Solution, type Stats } from './solve.js';
+import { matchChannels, objective, solveUnit, type Solution, type Stats } from './solve.js';
 import { findUnits, readMatrix, writeMatrix, type Kind, type Unit } from './units.js';
 
 export { findUnits, type Unit } from './units.js';
@@ -222,7 +223,7 @@ export async function refitLayers(student: ModelProto, teacher: ModelProto, samp
       if (u.kind === 'factorized') {
         current.U = readMatrix(w, u.layout);
         current.V = readMatrix(inits.get(u.second!)!, u.secondLayout!);
-        current.W.set(matmul(current.U, u.K, current.U.length / u.K, current.V, u.N));
+        current.W.set(matmulSmall(current.U, u.K, current.U.length / u.K, current.V, u.N));
       } else {
         const m = readMatrix(w, u.layout);
         current.W.set(m);
@@ -231,7 +232,7 @@ export async function refitLayers(student: ModelProto, teacher: ModelProto, samp
       if (u.bias) current.W.set(tensorFloat32(inits.get(u.bias)!), u.K * u.N);
       const total = cols.reduce((a, c) => a + st.yy[c], 0) || 1;
       const before = objective(st, current.W, u.N, cols);
-      const next = solveUnit(u, st, current, cols, mask, opts);
+      const next = await solveUnit(u, st, current, cols, mask, opts);
       const after = objective(st, next.W, u.N, cols);
       const report: LayerRefit = {
         name: u.name, op: u.op, kind: u.kind, weight: u.weight, output: u.output, rows: st.rows,

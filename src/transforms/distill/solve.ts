@@ -1,9 +1,11 @@
 /**
  * The closed-form solves of layer-wise distillation, in float64 from sufficient statistics
- * (Stats: Gram matrices accumulated by onnxruntime). Small dense algebra in JS: the systems are
- * K×K (inputs of one layer) and r×r (a rank).
+ * (Stats: Gram matrices accumulated by onnxruntime). Small dense algebra in JS (src/linalg/): the
+ * systems are K×K (inputs of one layer) and r×r (a rank).
  */
 import { CompressError } from '../../errors.js';
+import { NotPositiveDefiniteError, solveDamped } from '../../linalg/blocked.js';
+import { matmulSmall as matmul, transpose } from '../../linalg/dense.js';
 import type { Unit } from './units.js';
 
 export interface Stats {
@@ -24,76 +26,24 @@ export interface Stats {
  * Ridge-damped normal equations: solves (A + λ·I)·X = B + λ·X₀ for symmetric positive semi-definite
  * A (n×n), B n×m, λ = δ·mean(diag A) — least squares pulled toward the current weights X₀ (zero
  * when absent), so an input that never varies on the data (a dead ReLU) keeps its weight instead of
- * losing it. δ grows tenfold until the Cholesky factorization succeeds.
+ * losing it. δ grows tenfold until the Cholesky factorization succeeds. In JS (no engine), so the
+ * result does not depend on one.
  */
-export function solveSpd(A: Float64Array, n: number, B: Float64Array, m: number, ridge: number, prior?: Float64Array): Float64Array {
-  let mean = 0;
-  for (let i = 0; i < n; i++) mean += A[i * n + i];
-  mean = mean / n || 1;
-  for (let d = ridge; ; d *= 10) {
-    const L = Float64Array.from(A);
-    const lambda = d * mean;
-    for (let i = 0; i < n; i++) L[i * n + i] += lambda;
-    if (cholesky(L, n)) {
-      const X = Float64Array.from(B);
-      if (prior) for (let i = 0; i < X.length; i++) X[i] += lambda * prior[i];
-      // L·Z = B, then Lᵀ·X = Z.
-      for (let i = 0; i < n; i++) {
-        for (let k = 0; k < i; k++) {
-          const l = L[i * n + k];
-          if (l !== 0) for (let j = 0; j < m; j++) X[i * m + j] -= l * X[k * m + j];
-        }
-        for (let j = 0; j < m; j++) X[i * m + j] /= L[i * n + i];
-      }
-      for (let i = n - 1; i >= 0; i--) {
-        for (let k = i + 1; k < n; k++) {
-          const l = L[k * n + i];
-          if (l !== 0) for (let j = 0; j < m; j++) X[i * m + j] -= l * X[k * m + j];
-        }
-        for (let j = 0; j < m; j++) X[i * m + j] /= L[i * n + i];
-      }
-      return X;
-    }
-    if (d > 1e6) throw new CompressError('compress', 'layerwise distillation: a Gram matrix is not positive definite even with damping');
+export async function solveSpd(A: Float64Array, n: number, B: Float64Array, m: number, ridge: number, prior?: Float64Array): Promise<Float64Array> {
+  const X = Float64Array.from(B);
+  try {
+    await solveDamped(A, n, X, m, { damping: ridge, prior });
+  } catch (e) {
+    if (e instanceof NotPositiveDefiniteError) throw new CompressError('compress', 'layerwise distillation: a Gram matrix is not positive definite even with damping');
+    throw e;
   }
-}
-
-function cholesky(a: Float64Array, n: number): boolean {
-  for (let j = 0; j < n; j++) {
-    let d = a[j * n + j];
-    for (let k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
-    if (!(d > 0)) return false;
-    const l = Math.sqrt(d);
-    a[j * n + j] = l;
-    for (let i = j + 1; i < n; i++) {
-      let s = a[i * n + j];
-      for (let k = 0; k < j; k++) s -= a[i * n + k] * a[j * n + k];
-      a[i * n + j] = s / l;
-    }
-  }
-  return true;
-}
-
-export function matmul(a: Float64Array, m: number, k: number, b: Float64Array, n: number): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++)
-    for (let p = 0; p < k; p++) {
-      const x = a[i * k + p];
-      if (x !== 0) for (let j = 0; j < n; j++) out[i * n + j] += x * b[p * n + j];
-    }
-  return out;
+  return X;
 }
 
 export function concat(a: Float64Array, b: Float64Array): Float64Array {
   const out = new Float64Array(a.length + b.length);
   out.set(a);
   out.set(b, a.length);
-  return out;
-}
-
-export function transposeOf(a: Float64Array, rows: number, cols: number): Float64Array {
-  const out = new Float64Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = a[i * cols + j];
   return out;
 }
 
@@ -145,7 +95,7 @@ export interface Solution {
   V?: Float64Array;
 }
 
-export function solveUnit(u: Unit, st: Stats, current: Solution, cols: number[], mask: Uint8Array | undefined, opts: { ridge?: number; alsRounds?: number }): Solution {
+export async function solveUnit(u: Unit, st: Stats, current: Solution, cols: number[], mask: Uint8Array | undefined, opts: { ridge?: number; alsRounds?: number }): Promise<Solution> {
   const ridge = opts.ridge ?? 1e-4;
   const { K, N } = u;
   const A = K + 1;
@@ -162,7 +112,7 @@ export function solveUnit(u: Unit, st: Stats, current: Solution, cols: number[],
       B.set(target.subarray(k * N, (k + 1) * N), i * N);
       prior.set(current.W.subarray(k * N, (k + 1) * N), i * N);
     });
-    const X = solveSpd(G, rows.length, B, N, ridge, prior);
+    const X = await solveSpd(G, rows.length, B, N, ridge, prior);
     const W = new Float64Array(A * N);
     rows.forEach((k, i) => W.set(X.subarray(i * N, (i + 1) * N), k * N));
     return { W };
@@ -173,7 +123,7 @@ export function solveUnit(u: Unit, st: Stats, current: Solution, cols: number[],
       const keep = Array.from({ length: A }, (_, k) => k).filter((k) => (k < K ? mask![k * N + n] === 1 : hasBias));
       if (keep.length === 0) continue;
       const { A: G, b } = subSystem(st, keep, cols[n]);
-      const x = solveSpd(G, keep.length, b, 1, ridge, Float64Array.from(keep, (k) => current.W[k * N + n]));
+      const x = await solveSpd(G, keep.length, b, 1, ridge, Float64Array.from(keep, (k) => current.W[k * N + n]));
       keep.forEach((k, i) => (W[k * N + n] = x[i]));
     }
     return { W };
@@ -198,7 +148,7 @@ export function solveUnit(u: Unit, st: Stats, current: Solution, cols: number[],
   for (let round = 0; round < (opts.alsRounds ?? 4); round++) {
     // V-step: H = [X·U, 1]; HᵀH = [[UᵀGU, Uᵀs], [sᵀU, rows]], HᵀY = [[UᵀCx], [ty]].
     const GU = matmul(Gxx, K, K, U, r);
-    const Ut = transposeOf(U, K, r);
+    const Ut = transpose(U, K, r);
     const H = r + (hasBias ? 1 : 0);
     const HH = new Float64Array(H * H);
     const UGU = matmul(Ut, r, K, GU, r);
@@ -211,17 +161,17 @@ export function solveUnit(u: Unit, st: Stats, current: Solution, cols: number[],
       HH[r * H + r] = st.G[K * A + K];
       HY.set(ty, r * N);
     }
-    const Vb = solveSpd(HH, H, HY, N, ridge, hasBias ? concat(V, bias) : V);
+    const Vb = await solveSpd(HH, H, HY, N, ridge, hasBias ? concat(V, bias) : V);
     V = Vb.slice(0, r * N);
     if (hasBias) bias = Vb.slice(r * N);
     // U-step: Gxx·U·(V·Vᵀ) = (Cx − s·bᵀ)·Vᵀ.
-    const Vt = transposeOf(V, r, N);
+    const Vt = transpose(V, r, N);
     const R = Float64Array.from(Cx);
     if (hasBias) for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) R[k * N + n] -= sx[k] * bias[n];
     const P = matmul(R, K, N, Vt, r);
     const VV = matmul(V, r, N, Vt, r);
-    const Z = solveSpd(Gxx, K, P, r, ridge, matmul(U, K, r, VV, r)); // Gxx⁻¹·P (K×r), pulled toward U·VVᵀ
-    U = transposeOf(solveSpd(VV, r, transposeOf(Z, K, r), K, ridge, transposeOf(U, K, r)), r, K); // Z·(VVᵀ)⁻¹
+    const Z = await solveSpd(Gxx, K, P, r, ridge, matmul(U, K, r, VV, r)); // Gxx⁻¹·P (K×r), pulled toward U·VVᵀ
+    U = transpose(await solveSpd(VV, r, transpose(Z, K, r), K, ridge, transpose(U, K, r)), r, K); // Z·(VVᵀ)⁻¹
     const W = effective();
     const f = objective(st, W, N, cols);
     if (f < best.f) best = { W, U, V, f };

@@ -5,11 +5,11 @@
  * lowrank step writes: MatMul·MatMul, MatMul·Gemm, Conv·1×1 Conv), or changed otherwise (e.g. input
  * channels removed by channel pruning).
  */
+import { transpose } from '../../linalg/dense.js';
 import { DataType } from '../../onnx/dtypes.js';
 import { attrFloat, attrInt, GraphIndex } from '../../onnx/graph.js';
 import { dimsOf, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
-import { transposeOf } from './solve.js';
 import { PRUNED_ZEROS } from './trainable.js';
 
 export type Kind = 'pruned' | 'factorized' | 'dense';
@@ -172,11 +172,11 @@ export function readMatrix(t: TensorProto, layout: Layout): Float64Array {
   const v = tensorFloat32(t);
   if (layout === 'KN') return Float64Array.from(v);
   const n = dimsOf(t)[0];
-  return transposeOf(Float64Array.from(v), n, v.length / n);
+  return transpose(Float64Array.from(v), n, v.length / n);
 }
 
 export function writeMatrix(t: TensorProto, m: Float64Array, layout: Layout): TensorProto {
   const d = dimsOf(t);
-  const v = layout === 'KN' ? Float32Array.from(m) : Float32Array.from(transposeOf(m, m.length / d[0], d[0]));
+  const v = layout === 'KN' ? Float32Array.from(m) : Float32Array.from(transpose(m, m.length / d[0], d[0]));
   return makeTensor(t.name!, DataType.FLOAT, d, v);
 }

@@ -18,7 +18,8 @@ import { attrInt, makeAttribute, makeNode, NameScope, opsetVersion, removeDeadCo
 import { makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 import type { LowrankStep } from '../../recipe/types.js';
-import { MatrixEngine } from '../../runtime/matrix.js';
+import type { MatrixEngine } from '../../linalg/engine.js';
+import { matrixEngine } from '../../runtime/matrix.js';
 import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
 import { cloneModel, layerBias, selectLayers, weightMatrix, type Layer } from '../prune/select.js';
 import { collectStats, layerInputRequest, outputEnergy, quadraticError, statsKey, type FeatureStats, type StatsRequest } from '../prune/stats.js';
@@ -74,7 +75,7 @@ export function lowrankStep(params: LowrankStep, opts: LowrankOptions = {}): Ste
       report.warnings.push('activation-aware low-rank needs calibration data; used plain SVD instead');
       method = 'svd';
     }
-    const engine = new MatrixEngine(opts.threads ?? 1);
+    const engine = matrixEngine({ threads: opts.threads ?? 1 });
     const before = modelSize(input, false);
     try {
       const { layers: candidates, skipped } = selectLayers(model, params);

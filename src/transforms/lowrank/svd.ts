@@ -13,9 +13,9 @@
  * Factors are balanced: left = U·√Σ, right = √Σ·Vᵀ, so both have the same scale (kinder to a later
  * quantization step).
  */
-import { cholesky, gaussian, orthonormalizeRows, transpose } from '../../linalg/dense.js';
+import { cholesky, gaussian, invertLower, orthonormalizeRows, transpose } from '../../linalg/dense.js';
 import { symmetricEigen } from '../../linalg/eigen.js';
-import type { MatrixEngine } from '../../runtime/matrix.js';
+import type { MatrixEngine } from '../../linalg/engine.js';
 
 export interface Factors {
   left: Float32Array;
@@ -65,15 +65,7 @@ async function orthonormalize(engine: MatrixEngine, y: Float64Array, rows: numbe
     const g = await engine.gram(q, rows, cols);
     if (!cholesky(g, cols)) return gramSchmidt(y, rows, cols);
     // R = Lᵀ; Q = Y·R⁻¹ = Y·L⁻ᵀ
-    const inv = new Float64Array(cols * cols);
-    for (let j = 0; j < cols; j++) {
-      inv[j * cols + j] = 1 / g[j * cols + j];
-      for (let i = j + 1; i < cols; i++) {
-        let s = 0;
-        for (let k = j; k < i; k++) s += g[i * cols + k] * inv[k * cols + j];
-        inv[i * cols + j] = -s / g[i * cols + i];
-      }
-    }
+    const inv = invertLower(g, cols);
     q = await engine.gemm(q, [rows, cols], inv, [cols, cols], { transB: true });
   }
   return q;

@@ -7,8 +7,8 @@
  * λ = 1 % of H's mean diagonal (raised until the factorization succeeds) covers features that never
  * vary on the calibration data.
  */
-import { dampedCholeskyBlocked, solveLowerTransposedBlocked } from '../../linalg/blocked.js';
-import type { MatrixEngine } from '../../runtime/matrix.js';
+import { dampedCholesky, solveLowerTransposedBlocked } from '../../linalg/blocked.js';
+import type { MatrixEngine } from '../../linalg/engine.js';
 import { rankForEnergy, singularValues, truncatedSvd, type Factors, type SvdOptions } from './svd.js';
 
 export interface WhitenedFactors extends Factors {
@@ -17,7 +17,7 @@ export interface WhitenedFactors extends Factors {
 
 /** The whitened matrix S·W [K, N] (float32) and the factor L, from H [K, K] and W [K, N]. */
 export async function whiten(engine: MatrixEngine, w: Float32Array, K: number, N: number, gram: Float64Array, damping = 0.01): Promise<{ sw: Float32Array; l: Float64Array; damping: number }> {
-  const { l, damping: used } = await dampedCholeskyBlocked(engine, gram, K, damping);
+  const { l, damping: used } = await dampedCholesky(gram, K, damping, engine);
   const sw = await engine.gemm(l, [K, K], Float64Array.from(w), [K, N], { transA: true });
   return { sw: Float32Array.from(sw), l, damping: used };
 }

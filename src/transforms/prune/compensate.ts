@@ -11,7 +11,7 @@
  *   when there are fewer calibration rows than features.
  */
 import { solveDamped } from '../../linalg/blocked.js';
-import type { MatrixEngine } from '../../runtime/matrix.js';
+import type { MatrixEngine } from '../../linalg/engine.js';
 import type { Absorber, ChannelPlan } from './channels.js';
 import type { FeatureStats } from './stats.js';
 import type { Layer } from './select.js';
@@ -84,7 +84,7 @@ export async function compensate(
   for (let i = 0; i < kept.length; i++) for (let j = 0; j < removed.length; j++) hkr[i * removed.length + j] = st.gram[kept[i] * K + removed[j]];
   if (withBias) for (let j = 0; j < removed.length; j++) hkr[(m - 1) * removed.length + j] = st.sum[removed[j]];
   if (removed.length) rhs.set(await engine.matmul(hkr, m, removed.length, wr, N));
-  await solveDamped(engine, hkk, m, rhs, N, damping);
+  await solveDamped(hkk, m, rhs, N, { damping, engine });
   const out = w.slice();
   for (const r of removed) for (let n = 0; n < N; n++) out[r * strideK + n * strideN] = 0;
   kept.forEach((k, i) => {

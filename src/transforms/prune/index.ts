@@ -20,7 +20,8 @@ import { randomSamples } from '../../data/random.js';
 import { captureActivations } from '../../runtime/capture.js';
 import { inputSpecs } from '../../runtime/session.js';
 import { CompressError } from '../../errors.js';
-import { MatrixEngine } from '../../runtime/matrix.js';
+import type { MatrixEngine } from '../../linalg/engine.js';
+import { matrixEngine } from '../../runtime/matrix.js';
 import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
 import { activationScores, lowest, magnitudeScores, traceChannels, type Absorber, type ChannelPlan } from './channels.js';
 import { blockScores, compensate } from './compensate.js';
@@ -86,7 +87,7 @@ export function pruneStep(params: PruneStep, opts: PruneOptions = {}): Step {
       method = 'magnitude';
     }
     const before = modelSize(input, opts.brotli !== false);
-    const engine = new MatrixEngine(opts.threads ?? 1);
+    const engine = matrixEngine({ threads: opts.threads ?? 1 });
     let extra: Record<string, unknown> = {};
     try {
       const { layers, skipped } = selectLayers(model, params);

@@ -16,7 +16,7 @@ import type { Sample } from '../../data/types.js';
 import { attrInt, attrInts } from '../../onnx/graph.js';
 import type { Layer } from './select.js';
 import type { ModelProto, NodeProto } from '../../onnx/types.js';
-import type { MatrixEngine } from '../../runtime/matrix.js';
+import type { MatrixEngine } from '../../linalg/engine.js';
 
 export type FeatureLayout =
   | { kind: 'last' }

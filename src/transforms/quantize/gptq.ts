@@ -17,7 +17,8 @@
  * stored layout needs no column permutation (no g_idx).
  */
 import { groupParams, type Bits, type Quantized } from './rtn.js';
-import { inverseCholeskyUpper, type MatMul } from './linalg.js';
+import type { MatrixEngine } from '../../linalg/engine.js';
+import { inverseCholeskyUpper } from '../../linalg/inverse.js';
 
 export interface GptqOptions {
   bits: Bits;
@@ -37,7 +38,7 @@ export interface GptqOptions {
  * Quantizes `w` ([N, K] rows layout) with Hessian `h` ([K, K], not modified). Returns codes in rows
  * layout and scales/zeros [N, ceil(K / group)], as rtn.quantizeBlocks does.
  */
-export async function gptqQuantize(w: Float32Array, N: number, K: number, h: Float64Array, opts: GptqOptions, mm: MatMul): Promise<Quantized> {
+export async function gptqQuantize(w: Float32Array, N: number, K: number, h: Float64Array, opts: GptqOptions, mm: MatrixEngine): Promise<Quantized> {
   const { bits, symmetric } = opts;
   const G = Math.min(opts.group, K);
   const nG = Math.ceil(K / G);
@@ -153,7 +154,7 @@ export async function gptqQuantize(w: Float32Array, N: number, K: number, h: Flo
       const rest = K - i2;
       const u = new Float64Array(count * rest);
       for (let r = 0; r < count; r++) u.set(U.subarray((i1 + r) * K + i2, (i1 + r + 1) * K), r * rest);
-      const upd = await mm(E.subarray(0, N * count), N, count, u, rest);
+      const upd = await mm.matmul(E.subarray(0, N * count), N, count, u, rest);
       for (let n = 0; n < N; n++) {
         const dst = n * K + i2;
         const src = n * rest;

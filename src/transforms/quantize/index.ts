@@ -25,7 +25,7 @@ import { splitAt, toRows } from './layout.js';
 import { isLazy, loadLazy, weightFloats } from './lazy.js';
 import { emitMatMulNBits } from './matmulnbits.js';
 import { opset21Blocker, raiseToOpset21 } from './opset.js';
-import type { ortMatMul } from './ortmatmul.js';
+import type { MatrixEngine } from '../../linalg/engine.js';
 import { relativeRms } from './rtn.js';
 import { selectWeights, type Target } from './select.js';
 import { quantizeWeight, type WeightQuant } from './weights.js';
@@ -119,7 +119,9 @@ async function quantizeWeights(
 
   const edits = new GraphEdits(names);
   const indexes = indexModel(model);
-  const mm = gptqTargets.size ? await (await import('./ortmatmul.js')).ortMatMul(extras.intraOpThreads ?? 1) : undefined;
+  // ORT's float64 Gemm for GPTQ's large products; under ~2M multiply-adds JS is cheaper than a session
+  // call. Loaded lazily, so RTN quantization never loads the native runtime.
+  const mm = gptqTargets.size ? (await import('../../runtime/matrix.js')).matrixEngine({ threads: extras.intraOpThreads ?? 1, jsBelow: 2_000_000 }) : undefined;
   let usesMicrosoft = false;
   try {
     let done = 0;
@@ -168,7 +170,7 @@ async function quantizeWeights(
       ctx.progress?.((++done / selection.targets.length) * 0.95);
     }
   } finally {
-    await mm?.close();
+    await mm?.release();
   }
   edits.apply();
   if (usesMicrosoft) ensureOpset(model, 'com.microsoft', 1);
@@ -194,7 +196,7 @@ function gptqIneligible(t: Target, main: GraphProto): string | undefined {
   return undefined;
 }
 
-async function gptqWeight(t: Target, plan: Plan, w: Float32Array, hessians: Map<string, Hessian>, mm: Awaited<ReturnType<typeof ortMatMul>>, actOrder: boolean): Promise<WeightQuant> {
+async function gptqWeight(t: Target, plan: Plan, w: Float32Array, hessians: Map<string, Hessian>, mm: MatrixEngine, actOrder: boolean): Promise<WeightQuant> {
   const [outer, K, inner] = splitAt(t.shape, t.reduceAxis);
   const N = outer * inner;
   const rows = toRows(w, outer, K, inner, (n) => new Float32Array(n));
@@ -205,6 +207,6 @@ async function gptqWeight(t: Target, plan: Plan, w: Float32Array, hessians: Map<
     if (hu) for (let i = 0; i < h.length; i++) h[i] += hu.h[i];
   }
   const group = typeof plan.granularity === 'number' ? plan.granularity : K;
-  const q = await gptqQuantize(rows, N, K, h, { bits: plan.bits, symmetric: plan.symmetric, group, perTensor: plan.granularity === 'per-tensor', actOrder }, mm.matmul);
+  const q = await gptqQuantize(rows, N, K, h, { bits: plan.bits, symmetric: plan.symmetric, group, perTensor: plan.granularity === 'per-tensor', actOrder }, mm);
   return { ...q, layout: 'rows', axis: t.reduceAxis, group: Math.min(group, K), dims: t.shape };
 }
