@@ -13,6 +13,7 @@
  */
 import { CompressError } from '../errors.js';
 import { DataType } from '../onnx/dtypes.js';
+import { extendGraph } from '../onnx/edit.js';
 import { attrInt, GraphIndex, makeNode, NameScope, opsetVersion } from '../onnx/graph.js';
 import { dimsOf, tensorValues } from '../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types.js';
@@ -145,12 +146,13 @@ export function buildTrainingGraph(model: ModelProto, opts: TrainingGraphOptions
 
   const inputNames = new Set(g.input.map((v) => v.name));
   const paramInputs = [...params].filter(([name]) => !inputNames.has(name)).map(([name, t]) => valueInfo(name, floatType!, dimsOf(t)));
-  const graph = {
-    ...g,
-    node: [...g.node, ...b.nodes],
-    initializer: [...g.initializer.filter((t) => !params.has(t.name ?? '')), ...b.initializers],
-    input: [...g.input, ...paramInputs],
-    output: outputs,
-  };
-  return { model: { ...model, graph }, loss: opts.loss, gradients, params, differentiated: path.length };
+  const trained = extendGraph(model, {
+    nodes: b.nodes,
+    initializers: b.initializers,
+    dropInitializers: new Set(params.keys()),
+    inputs: paramInputs,
+    outputs,
+    replaceOutputs: true,
+  });
+  return { model: trained, loss: opts.loss, gradients, params, differentiated: path.length };
 }

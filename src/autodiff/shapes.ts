@@ -6,8 +6,9 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { dataTypeName } from '../onnx/dtypes.js';
+import { withOutputs } from '../onnx/edit.js';
 import { dimsOf } from '../onnx/tensor.js';
-import type { ModelProto, ValueInfoProto } from '../onnx/types.js';
+import type { ModelProto } from '../onnx/types.js';
 import { openSession, runSession, type DeviceRequest } from '../runtime/session.js';
 import type { Dim, ShapeInfo } from './builder.js';
 
@@ -20,16 +21,8 @@ export async function probeShapes(model: ModelProto, feedSets: Record<string, or
   const g = model.graph!;
   const info: ShapeInfo = new Map();
   for (const t of g.initializer) if (t.name) info.set(t.name, { dims: dimsOf(t), type: dataTypeName(t.dataType ?? 0) });
-  const outputs = new Set(g.output.map((o) => o.name ?? ''));
-  const extra: ValueInfoProto[] = [];
-  for (const n of g.node) {
-    for (const o of n.output) {
-      if (!o || outputs.has(o)) continue;
-      outputs.add(o);
-      extra.push({ name: o, metadataProps: [] });
-    }
-  }
-  const probe: ModelProto = { ...model, graph: { ...g, output: [...g.output, ...extra] } };
+  // Every value a node computes becomes an output, so one run shows all the shapes.
+  const probe = withOutputs(model, g.node.flatMap((n) => n.output.filter((o) => o)));
   const { session } = await openSession(probe, { device: opts.device, intraOpThreads: opts.intraOpThreads, optimization: 'basic' });
   const seen = new Map<string, { dims: Dim[]; type: string }>();
   const record = (name: string, t: ort.Tensor) => {

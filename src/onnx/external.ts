@@ -8,6 +8,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { CompressError } from '../errors.js';
+import { cloneModel } from './edit.js';
 import type { ModelProto, StringStringEntryProto, TensorProto } from './types.js';
 import { forEachTensor } from './walk.js';
 
@@ -119,7 +120,7 @@ export interface ExternalDataPlan {
  */
 export function moveToExternalData(model: ModelProto, fileName: string, threshold: number): ExternalDataPlan {
   checkLocation(fileName);
-  const copy = cloneForRewrite(model);
+  const copy = cloneModel(model);
   const chunks: Uint8Array[] = [];
   let offset = 0;
   forEachTensor(copy, (t) => {
@@ -140,17 +141,4 @@ export function moveToExternalData(model: ModelProto, fileName: string, threshol
     t.dataLocation = DataLocation.EXTERNAL;
   });
   return { model: copy, fileName, chunks, byteLength: offset };
-}
-
-/**
- * Copies the message tree (objects and arrays) but not byte payloads, so tensors can be rewritten
- * without touching the caller's model.
- */
-export function cloneForRewrite<T>(value: T): T {
-  if (value === null || typeof value !== 'object') return value;
-  if (ArrayBuffer.isView(value)) return value;
-  if (Array.isArray(value)) return value.map(cloneForRewrite) as T;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = cloneForRewrite(v);
-  return out as T;
 }

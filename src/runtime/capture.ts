@@ -17,6 +17,7 @@
 import type * as ort from 'onnxruntime-node';
 import { Tensor } from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
+import { extendGraph } from '../onnx/edit.js';
 import { float16ToFloat32Array } from '../onnx/float16.js';
 import type { ModelProto, ValueInfoProto } from '../onnx/types.js';
 import { allGraphs } from '../onnx/walk.js';
@@ -83,7 +84,7 @@ function captureModel(model: ModelProto, names: string[]): { model: ModelProto; 
     const info = g.valueInfo.find((v) => v.name === name);
     extra.push(info ? { ...info } : { name, metadataProps: [] });
   }
-  const copy: ModelProto = { ...model, graph: { ...g, output: [...g.output, ...extra] } };
+  const copy = extendGraph(model, { outputs: extra });
   return { model: copy, fromInputs };
 }
 

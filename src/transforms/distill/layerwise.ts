@@ -25,6 +25,7 @@ import { stackSamples } from '../../data/batch.js';
 import type { Sample } from '../../data/types.js';
 import { matmulSmall } from '../../linalg/dense.js';
 import { DataType } from '../../onnx/dtypes.js';
+import { extendGraph, floatValue, mapInitializers, withOutputs } from '../../onnx/edit.js';
 import { makeAttribute, makeNode, NameScope, opsetVersion } from '../../onnx/graph.js';
 import { dimsOf, makeInt64Tensor, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
@@ -117,16 +118,7 @@ function statsModel(student: ModelProto, u: Unit, Nt: number): { model: ModelPro
   ];
   const ysr = rowsOf(u.output, u.N);
   outputs.push(op('Gemm', [ysr, ytr], [makeAttribute('transA', 1, true)]), sumRows(op('Mul', [ysr, ysr])));
-  const model: ModelProto = {
-    ...student,
-    graph: {
-      ...g,
-      node: [...g.node, ...nodes],
-      initializer: [...g.initializer, ...inits],
-      input: [...g.input, { name: targetInput, type: { tensorType: { elemType: DataType.FLOAT } }, metadataProps: [] }],
-      output: outputs.map((o) => ({ name: o, metadataProps: [] })),
-    },
-  };
+  const model = extendGraph(student, { nodes, initializers: inits, inputs: [floatValue(targetInput)], outputs, replaceOutputs: true });
   return { model, outputs: [targetInput, ...outputs] };
 }
 
@@ -197,8 +189,7 @@ async function accumulate(student: ModelProto, teacherSession: ort.InferenceSess
 // ----------------------------------------------------------------------------------- the pass
 
 function replaceInitializer(model: ModelProto, t: TensorProto): ModelProto {
-  const g = model.graph!;
-  return { ...model, graph: { ...g, initializer: g.initializer.map((x) => (x.name === t.name ? t : x)) } };
+  return mapInitializers(model, (x) => (x.name === t.name ? t : x));
 }
 
 export async function refitLayers(student: ModelProto, teacher: ModelProto, samples: Sample[], opts: LayerwiseOptions = {}): Promise<LayerwiseResult> {
@@ -208,8 +199,7 @@ export async function refitLayers(student: ModelProto, teacher: ModelProto, samp
   const layers: LayerRefit[] = [];
   if (units.length === 0) return { model: student, layers, skipped, ms: performance.now() - start };
   const targets = units.map((u) => u.output);
-  const g = teacher.graph!;
-  const teacherCapture: ModelProto = { ...teacher, graph: { ...g, output: [...g.output, ...targets.filter((n) => !g.output.some((o) => o.name === n)).map((name) => ({ name, metadataProps: [] }))] } };
+  const teacherCapture = withOutputs(teacher, targets);
   const { session: teacherSession } = await openSession(teacherCapture, { device: opts.device, intraOpThreads: opts.intraOpThreads });
   let model = student;
   try {
@@ -272,9 +262,9 @@ export async function layerErrors(
   opts: LayerwiseOptions = {},
 ): Promise<number[]> {
   const names = layers.map((l) => l.output);
-  const withOutputs = (m: ModelProto): ModelProto => ({ ...m, graph: { ...m.graph!, output: names.map((name) => ({ name, metadataProps: [] })) } });
-  const s = (await openSession(withOutputs(student), { device: opts.device, intraOpThreads: opts.intraOpThreads })).session;
-  const t = (await openSession(withOutputs(teacher), { device: opts.device, intraOpThreads: opts.intraOpThreads })).session;
+  const onlyOutputs = (m: ModelProto): ModelProto => extendGraph(m, { outputs: names, replaceOutputs: true });
+  const s = (await openSession(onlyOutputs(student), { device: opts.device, intraOpThreads: opts.intraOpThreads })).session;
+  const t = (await openSession(onlyOutputs(teacher), { device: opts.device, intraOpThreads: opts.intraOpThreads })).session;
   const err = new Float64Array(layers.length);
   const norm = new Float64Array(layers.length);
   try {

@@ -25,6 +25,7 @@ import { probeShapes } from '../../autodiff/shapes.js';
 import { stackSamples } from '../../data/batch.js';
 import type { Sample } from '../../data/types.js';
 import { DataType } from '../../onnx/dtypes.js';
+import { mapInitializers } from '../../onnx/edit.js';
 import { makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto } from '../../onnx/types.js';
 import { inputSpecs, outputNames, type DeviceRequest } from '../../runtime/session.js';
@@ -136,12 +137,10 @@ class AdamState {
 }
 
 function withParams(model: ModelProto, values: Map<string, Float32Array>): ModelProto {
-  const g = model.graph!;
-  const initializer = g.initializer.map((t) => {
+  return mapInitializers(model, (t) => {
     const v = values.get(t.name ?? '');
     return v ? makeTensor(t.name!, DataType.FLOAT, t.dims.map(Number), v.slice()) : t;
   });
-  return { ...model, graph: { ...g, initializer } };
 }
 
 function oneHot(samples: Sample[], indices: number[], classes: number): Float32Array {

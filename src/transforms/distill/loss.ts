@@ -12,9 +12,10 @@
  * Classes are the last axis of the logits; every other axis is a row.
  */
 import { DataType } from '../../onnx/dtypes.js';
+import { extendGraph, floatValue } from '../../onnx/edit.js';
 import { makeAttribute, makeNode, NameScope } from '../../onnx/graph.js';
 import { makeInt64Tensor, makeTensor } from '../../onnx/tensor.js';
-import type { ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../../onnx/types.js';
+import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 
 export interface KdLoss {
   model: ModelProto;
@@ -26,7 +27,6 @@ export interface KdLoss {
 }
 
 export function appendKdLoss(model: ModelProto, opts: { logits: string; temperature: number; labels: boolean }): KdLoss {
-  const g = model.graph!;
   const scope = new NameScope(model);
   const name = (base: string) => scope.unique(`kd/${base}`);
   const nodes: NodeProto[] = [];
@@ -61,16 +61,11 @@ export function appendKdLoss(model: ModelProto, opts: { logits: string; temperat
     ce = op('Neg', [mean(rowSum(op('Mul', [labelInput, logSm])))]);
     loss = op('Add', [op('Mul', [kd, scalar(0.5)]), op('Mul', [ce, scalar(0.5)])]);
   }
-  const floatInput = (n: string): ValueInfoProto => ({ name: n, type: { tensorType: { elemType: DataType.FLOAT } }, metadataProps: [] });
-  const out: ModelProto = {
-    ...model,
-    graph: {
-      ...g,
-      node: [...g.node, ...nodes],
-      initializer: [...g.initializer, ...inits],
-      input: [...g.input, floatInput(teacherInput), ...(labelInput ? [floatInput(labelInput)] : [])],
-      output: [...g.output, { name: loss, metadataProps: [] }],
-    },
-  };
+  const out = extendGraph(model, {
+    nodes,
+    initializers: inits,
+    inputs: [floatValue(teacherInput), ...(labelInput ? [floatValue(labelInput)] : [])],
+    outputs: [loss],
+  });
   return { model: out, loss, teacherInput, labelInput, kd, ce };
 }

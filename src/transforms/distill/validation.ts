@@ -11,7 +11,7 @@ import type * as ort from 'onnxruntime-node';
 import { Tensor } from 'onnxruntime-node';
 import { stackSamples } from '../../data/batch.js';
 import type { Sample } from '../../data/types.js';
-import { DataType } from '../../onnx/dtypes.js';
+import { extendGraph, floatValue } from '../../onnx/edit.js';
 import { tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto } from '../../onnx/types.js';
 import { inputSpecs, openSession, outputNames, runSession, type DeviceRequest } from '../../runtime/session.js';
@@ -63,15 +63,7 @@ export async function kdEvaluator(model: ModelProto, samples: Sample[], teacher:
   const names = new Set(params.map((p) => p.name));
   const g = kd.model.graph!;
   const defaults = new Map<string, Float32Array>();
-  const evalModel: ModelProto = {
-    ...kd.model,
-    graph: {
-      ...g,
-      initializer: g.initializer.filter((t) => !names.has(t.name ?? '')),
-      input: [...g.input, ...params.map((p) => ({ name: p.name, type: { tensorType: { elemType: DataType.FLOAT } }, metadataProps: [] }))],
-      output: [{ name: kd.kd, metadataProps: [] }],
-    },
-  };
+  const evalModel = extendGraph(kd.model, { dropInitializers: names, inputs: params.map((p) => floatValue(p.name)), outputs: [kd.kd], replaceOutputs: true });
   for (const t of g.initializer) if (names.has(t.name ?? '')) defaults.set(t.name!, tensorFloat32(t));
   const specs = inputSpecs(model);
   const { session } = await openSession(evalModel, { device: opts.device, intraOpThreads: opts.intraOpThreads });

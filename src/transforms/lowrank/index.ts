@@ -14,6 +14,7 @@
  */
 import { CompressError } from '../../errors.js';
 import { DataType } from '../../onnx/dtypes.js';
+import { cloneModel } from '../../onnx/edit.js';
 import { attrInt, makeAttribute, makeNode, NameScope, opsetVersion, removeDeadCode } from '../../onnx/graph.js';
 import { makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
@@ -21,7 +22,7 @@ import type { LowrankStep } from '../../recipe/types.js';
 import type { MatrixEngine } from '../../linalg/engine.js';
 import { matrixEngine } from '../../runtime/matrix.js';
 import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
-import { cloneModel, layerBias, selectLayers, weightMatrix, type Layer } from '../prune/select.js';
+import { layerBias, selectLayers, weightMatrix, type Layer } from '../prune/select.js';
 import { collectStats, layerInputRequest, outputEnergy, quadraticError, statsKey, type FeatureStats, type StatsRequest } from '../prune/stats.js';
 import { modelSize } from '../prune/size.js';
 import { factorizeConv } from './conv.js';

@@ -12,6 +12,7 @@
  */
 import { forgetValueInfo, indexModel, NameScope, removeDeadCode, setValueInfo } from '../../onnx/graph.js';
 import { DataType } from '../../onnx/dtypes.js';
+import { cloneModel } from '../../onnx/edit.js';
 import { dimsOf, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto } from '../../onnx/types.js';
 import type { PruneStep } from '../../recipe/types.js';
@@ -27,12 +28,13 @@ import { activationScores, lowest, magnitudeScores, traceChannels, type Absorber
 import { blockScores, compensate } from './compensate.js';
 import { applyEdits, type KeptEdit, type ReshapeEdit } from './edit.js';
 import { pruneNM } from './nm.js';
-import { cloneModel, layerBias, layerBiasSite, readCount, replaceWeight, selectLayers, type Layer } from './select.js';
+import { layerBias, layerBiasSite, readCount, replaceWeight, selectLayers, type Layer } from './select.js';
 import { modelSize } from './size.js';
 import { collectStats, featureNorms, layerInputRequest, layerOutputError, matrix64, MAX_GRAM_FEATURES, outputEnergy, statsKey, type FeatureStats, type StatsRequest } from './stats.js';
 import { pruneMagnitude, pruneWandaGlobal, pruneWandaRows, wandaScores, type PruneResult } from './unstructured.js';
 
-export { globMatch, selectLayers, cloneModel } from './select.js';
+export { globMatch, selectLayers } from './select.js';
+export { cloneModel } from '../../onnx/edit.js';
 export { satisfiesNM } from './nm.js';
 
 export interface PruneOptions {

@@ -169,20 +169,6 @@ export function selectLayers(model: ModelProto, sel: Selection, ops: readonly La
   return out;
 }
 
-/**
- * A copy of the model's structure (graphs, nodes, attributes, value infos) that shares tensor bytes
- * with the original: steps replace tensors instead of writing into them, so the input model (and the
- * file buffer behind it) never changes.
- */
-export function cloneModel<T>(x: T): T {
-  if (x === null || typeof x !== 'object') return x;
-  if (ArrayBuffer.isView(x)) return x;
-  if (Array.isArray(x)) return x.map(cloneModel) as T;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(x)) out[k] = cloneModel(v);
-  return out as T;
-}
-
 /** Replaces the weight behind `site` with `tensor` (same name). */
 export function replaceWeight(site: WeightSite, tensor: TensorProto): void {
   if (site.kind === 'initializer') {

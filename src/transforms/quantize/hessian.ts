@@ -11,11 +11,11 @@ import type * as ort from 'onnxruntime-node';
 import { CompressError } from '../../errors.js';
 import { stackSamples } from '../../data/batch.js';
 import type { Sample } from '../../data/types.js';
-import { cloneForRewrite } from '../../onnx/external.js';
 import { DataType } from '../../onnx/dtypes.js';
+import { extendGraph } from '../../onnx/edit.js';
 import { makeAttribute, makeNode, NameScope } from '../../onnx/graph.js';
 import { makeInt64Tensor } from '../../onnx/tensor.js';
-import type { ModelProto } from '../../onnx/types.js';
+import type { ModelProto, NodeProto, ValueInfoProto } from '../../onnx/types.js';
 import { inputSpecs, openSession, runSession } from '../../runtime/session.js';
 
 export interface HessianRequest {
@@ -41,9 +41,9 @@ export interface HessianOptions {
 export async function collectHessians(model: ModelProto, requests: HessianRequest[], samples: Sample[], opts: HessianOptions = {}): Promise<Map<string, Hessian>> {
   const g0 = model.graph;
   if (!g0) throw new CompressError('model', 'the model has no graph');
-  const copy = cloneForRewrite(model);
-  const g = copy.graph!;
-  const names = new NameScope(copy);
+  const names = new NameScope(model);
+  const nodes: NodeProto[] = [];
+  const extra: ValueInfoProto[] = [];
   const unique = [...new Map(requests.map((r) => [r.value, r])).values()];
   const outputs: { value: string; gram: string; shape: string; K: number }[] = [];
   for (const r of unique) {
@@ -53,19 +53,20 @@ export async function collectHessians(model: ModelProto, requests: HessianReques
     const xt = names.unique(`${base}_rows_t`);
     const gram = names.unique(`${base}_gram`);
     const shape = names.unique(`${base}_shape`);
-    g.node.push(
+    nodes.push(
       makeNode('Constant', [], [shapeConst], { name: names.unique(`${base}_Constant`), attributes: [makeAttribute('value', makeInt64Tensor(shapeConst, [-1, r.K]))] }),
       makeNode('Reshape', [r.value, shapeConst], [x2], { name: names.unique(`${base}_Reshape`) }),
       makeNode('Transpose', [x2], [xt], { name: names.unique(`${base}_Transpose`), attributes: [makeAttribute('perm', [1, 0], true)] }),
       makeNode('MatMul', [xt, x2], [gram], { name: names.unique(`${base}_MatMul`) }),
       makeNode('Shape', [x2], [shape], { name: names.unique(`${base}_Shape`) }),
     );
-    g.output.push(
+    extra.push(
       { name: gram, type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: [{ dimValue: r.K }, { dimValue: r.K }] } } }, metadataProps: [] },
       { name: shape, type: { tensorType: { elemType: DataType.INT64, shape: { dim: [{ dimValue: 2 }] } } }, metadataProps: [] },
     );
     outputs.push({ value: r.value, gram, shape, K: r.K });
   }
+  const copy = extendGraph(model, { nodes, outputs: extra });
   const result = new Map<string, Hessian>(outputs.map((o) => [o.value, { h: new Float64Array(o.K * o.K), rows: 0 }]));
   if (samples.length === 0) return result;
   const { session } = await openSession(copy, { intraOpThreads: opts.intraOpThreads ?? 1 });

@@ -7,7 +7,7 @@
  */
 import { dirname } from 'node:path';
 import { CompressError } from '../../errors.js';
-import { cloneForRewrite } from '../../onnx/external.js';
+import { cloneModel } from '../../onnx/edit.js';
 import { ensureOpset, indexModel, NameScope, opsetVersion } from '../../onnx/graph.js';
 import type { GraphProto, ModelProto, TensorProto } from '../../onnx/types.js';
 import { forEachTensor } from '../../onnx/walk.js';
@@ -48,7 +48,7 @@ export function quantizeStep(params: QuantizeStep, extras: QuantizeExtras = {}):
   return async (model: ModelProto, ctx: StepContext) => {
     const t0 = performance.now();
     const report: StepReport = { step: 'quantize', params: { ...params }, layers: [], skipped: [], warnings: [], ms: 0, totals: {} };
-    const out = cloneForRewrite(model);
+    const out = cloneModel(model);
     const names = new NameScope(out);
     const modelDir = dirname(ctx.file);
     const read = (t: TensorProto) => weightFloats(t, modelDir);
