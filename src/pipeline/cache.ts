@@ -9,8 +9,8 @@
  * the same entry at once: outputs are deterministic and renames atomic, so any interleaving leaves a
  * correct entry.
  */
-import { mkdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Encoded } from '../onnx/codec.js';
 import { writeChunksAtomic } from '../onnx/io.js';
 import { readWithStat, sha256, type StatCache } from './hash.js';
@@ -103,5 +103,17 @@ export class ModelCache {
   remove(key: string): void {
     rmSync(this.manifestFile(key), { force: true });
     rmSync(this.modelFile(key), { force: true });
+  }
+}
+
+/**
+ * `node_modules/.cache/onnx-compress` beside the nearest package.json at or above `root` (as Vite places
+ * `.vite`), so a build started in a subfolder of a project still uses the project's cache; `root` itself
+ * when no package.json is found. The plugin passes its root, the CLI and API the current folder.
+ */
+export function defaultCacheDir(root = process.cwd()): string {
+  for (let dir = root; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'node_modules', '.cache', 'onnx-compress');
+    if (dirname(dir) === dir) return join(root, 'node_modules', '.cache', 'onnx-compress');
   }
 }

@@ -15,7 +15,8 @@ import path from 'node:path';
 import { loadRecipe } from '../recipe/index.js';
 import type { Build, Recipe } from '../recipe/types.js';
 import { applyBudget } from './budget.js';
-import { ModelCache } from './cache.js';
+import { defaultCacheDir, ModelCache } from './cache.js';
+export { defaultCacheDir } from './cache.js';
 import { emitterFor, type EventBody, type EventListener } from './events.js';
 import { StatCache } from './hash.js';
 import { computeKey, type KeyInfo } from './key.js';
@@ -67,10 +68,6 @@ let compressions = 0;
 /** How many builds this process actually compressed (cache misses); tests use it to prove a hit did no work. */
 export function compressionCount(): number {
   return compressions;
-}
-
-export function defaultCacheDir(cwd = process.cwd()): string {
-  return path.join(cwd, 'node_modules', '.cache', 'onnx-compress');
 }
 
 function statsFor(cacheDir: string | undefined): StatCache {

@@ -3,10 +3,10 @@
  * Knows nothing of bundlers: hooks ask it for builds and results and turn its CompressErrors into
  * bundler errors. Compression itself (cache, in-flight de-duplication) is the pipeline's.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { CompressError } from '../errors.js';
 import { compressBuild, type CompressResult, type PipelineEvent, type PipelineOptions } from '../pipeline.js';
+import { defaultCacheDir } from '../pipeline/cache.js';
 import { loadRecipe, type Build, type Recipe } from '../recipe/index.js';
 import { createLog, resolveOptions, type Log, type Options, type ResolvedOptions } from './options.js';
 import { summaryLine } from '../pipeline/report.js';
@@ -115,14 +115,6 @@ export class CompressedModels {
   private relative(file: string): string {
     const rel = path.relative(this.options.root, file);
     return rel.startsWith('..') ? file : rel;
-  }
-}
-
-/** `node_modules/.cache/onnx-compress` beside the nearest package.json at or above the root (as Vite places `.vite`). */
-export function defaultCacheDir(root: string): string {
-  for (let dir = root; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'node_modules', '.cache', 'onnx-compress');
-    if (path.dirname(dir) === dir) return path.join(root, 'node_modules', '.cache', 'onnx-compress');
   }
 }
 
