@@ -1,6 +1,6 @@
 /**
  * GradBuilder: what gradient rules use to emit backward nodes — standard ONNX ops only (onnxruntime's
- * inference build has no training kernels, FACTS.md) — with names that clash with nothing in the model.
+ * inference build has no training kernels; docs/facts.md) — with names that clash with nothing in the model.
  *
  * Shapes: rules read the shapes of forward values from a ShapeInfo measured by running the model
  * (shapes.ts). A dim is a number when it was the same in every probe run (fixed for this data) and

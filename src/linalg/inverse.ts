@@ -1,8 +1,9 @@
 /**
  * The inverse-Hessian factor GPTQ needs, in float64: a Cholesky factorization and the inverse of a lower
  * triangular matrix, blocked so that the O(n³) work is matrix products on a MatrixEngine (GPTQ uses the
- * hybrid one: ORT's float64 Gemm for large products, which is about 50× faster than JS loops for n in
- * the thousands — docs/facts.md — and JS for small ones). Matrices are row-major Float64Arrays.
+ * hybrid one: ORT's Gemm for large products, far faster than JS loops — docs/facts.md "Matrix
+ * products" — and JS for small ones, where a session call costs more). Matrices are row-major
+ * Float64Arrays.
  *
  * This Cholesky differs from choleskyBlocked (blocked.ts) in its panel step: blocks of 128, the panel
  * solved by substitution in JS rather than multiplied by the inverse block. GPTQ's outputs are pinned to

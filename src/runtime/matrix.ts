@@ -1,7 +1,7 @@
 /**
  * onnxruntime as the matrix engine: one tiny Gemm model per (element type, transA, transB), inputs with
  * symbolic dims, so any op(A)·op(B) in float32 or float64 runs in ORT's BLAS (a 768×3072 by 3072×64
- * product takes ~2 ms there against ~500 ms in JS loops; docs/facts.md). One session per form, reused
+ * product takes ~2 ms there against ~500 ms in JS loops; docs/facts.md, "Matrix products"). One session per form, reused
  * for every shape.
  *
  * `matrixEngine()` is the one place that picks the engine behind the linear algebra of src/linalg/.

@@ -13,8 +13,8 @@
  * sessions costs one probe. A GPU provider that passed the probe but fails on a real model is an error
  * for `gpu` and falls back to the CPU (with a warning) for `auto`.
  *
- * Threads: several sessions on few cores each spin their own pool (FACTS.md: 9 sessions made small runs
- * 30× slower), so the default is 1 intra-op thread, 1 inter-op thread and no spinning; pass
+ * Threads: several sessions on few cores each spin their own pool (9 sessions made small runs 30×
+ * slower on 2 cores; docs/facts.md, "Sessions and threads"), so the default is 1 intra-op thread, 1 inter-op thread and no spinning; pass
  * `intraOpThreads` for a session that runs alone.
  */
 import { existsSync, readFileSync } from 'node:fs';

@@ -9,7 +9,7 @@
  *   convinteger     DynamicQuantizeLinear(X) → ConvInteger → Cast → Mul (+ Add)   8    Conv, symmetric weights
  *   gatherblock     com.microsoft GatherBlockQuantized                           8, 4  Gather (axis 0)
  *
- * Defaults (FACTS.md): wasm → 8-bit DequantizeLinear → MatMul (ORT fuses it into MatMulNBits),
+ * Defaults (docs/facts.md, "Quantized graph forms"): wasm → 8-bit DequantizeLinear → MatMul (ORT fuses it into MatMulNBits),
  * 4-bit MatMulNBits / GatherBlockQuantized; node → 8-bit DynamicQuantizeLinear + MatMulInteger for
  * MatMul/Gemm (ORT fuses it into DynamicQuantizeMatMul, the fastest CPU form), Conv as DequantizeLinear;
  * webgpu → never MatMulInteger / DynamicQuantizeLinear / ConvInteger (no WebGPU kernels: they fall back

@@ -9,7 +9,7 @@
  *                unsigned data always carries them
  *   attributes   gather_axis = 0, quantize_axis = 1 (the last), block_size, bits (8 for UINT8 data)
  *
- * The onnxruntime-web wasm backend and the WebGPU EP run it (FACTS.md).
+ * The onnxruntime-web wasm backend and the WebGPU EP run it (docs/facts.md, "Quantized graph forms").
  */
 import { DataType } from '../../onnx/dtypes.js';
 import { makeAttribute, makeNode } from '../../onnx/graph.js';

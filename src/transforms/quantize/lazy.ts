@@ -1,6 +1,7 @@
 /**
  * Reading a model without its large tensor payloads, so quantizing a model needs memory for the
- * output, not for the input too (FACTS.md: reading a 378 MB file alone costs ~421 MB of RSS).
+ * output, not for the input too (reading a 378 MB file alone costs ~421 MB of RSS; docs/facts.md,
+ * "Memory when reading a model").
  *
  * readModelLazy skims the file with positional reads: every message on the way to a tensor
  * (ModelProto.graph → GraphProto.initializer / node → AttributeProto.t / g / tensors / graphs →
