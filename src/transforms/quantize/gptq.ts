@@ -16,9 +16,9 @@
  * does); with act-order, groups are fixed up front from the original weights ("static groups"), so the
  * stored layout needs no column permutation (no g_idx).
  */
-import { groupParams, type Bits, type Quantized } from './rtn.js';
 import type { MatrixEngine } from '../../linalg/engine.js';
 import { inverseCholeskyUpper } from '../../linalg/inverse.js';
+import { groupParams, type Bits, type Quantized } from './rtn.js';
 
 export interface GptqOptions {
   bits: Bits;

@@ -7,6 +7,7 @@
  */
 import { dirname } from 'node:path';
 import { CompressError } from '../../errors.js';
+import type { MatrixEngine } from '../../linalg/engine.js';
 import { cloneModel } from '../../onnx/edit.js';
 import { ensureOpset, indexModel, NameScope, opsetVersion } from '../../onnx/graph.js';
 import type { GraphProto, ModelProto, TensorProto } from '../../onnx/types.js';
@@ -25,7 +26,6 @@ import { splitAt, toRows } from './layout.js';
 import { isLazy, loadLazy, weightFloats } from './lazy.js';
 import { emitMatMulNBits } from './matmulnbits.js';
 import { opset21Blocker, raiseToOpset21 } from './opset.js';
-import type { MatrixEngine } from '../../linalg/engine.js';
 import { relativeRms } from './rtn.js';
 import { selectWeights, type Target } from './select.js';
 import { quantizeWeight, type WeightQuant } from './weights.js';
