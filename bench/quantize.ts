@@ -1,7 +1,7 @@
 /**
- * Quantize-step benchmark on FACTS.md's 113 MB reference model (6 × [LayerNorm → MatMul 768×3072 + Add
+ * Quantize-step benchmark on the 113 MB reference model of docs/facts.md (6 × [LayerNorm → MatMul 768×3072 + Add
  * → Gelu → MatMul 3072×768 + Add], bench/lib/synthetic.ts mlpStack), against the figures of ONNX
- * Runtime's Python quantizer in FACTS.md.
+ * Runtime's Python quantizer in docs/facts.md.
  *
  *   npx tsx bench/quantize.ts [--runs 5] [--no-gptq] [--only TEXT] [--python /path/to/python]
  *
@@ -15,7 +15,7 @@
  *   [1, 128, 768].
  * - --python PY: also runs ONNX Runtime's own Python quantizer (onnxruntime.quantization, same modes) on
  *   this same model in this same run, for wall/RSS/bytes/cosine side by side (needs onnxruntime + onnx
- *   installed for that interpreter). FACTS.md's figures are for another model/input of that shape:
+ *   installed for that interpreter). docs/facts.md's figures are for another model/input of that shape:
  *   on this one, ORT's quantizer gives other cosines (see the table).
  */
 import { spawnSync } from 'node:child_process';
@@ -75,7 +75,7 @@ const base: QuantizeStep = quantizeDefaults('int8');
 interface Mode {
   label: string;
   params: QuantizeStep;
-  /** FACTS.md reference row: wall s, RSS MB, output MB, cosine, max abs. */
+  /** docs/facts.md reference row: wall s, RSS MB, output MB, cosine, max abs. */
   ref?: { wall: number; rss: number; bytes: number; cosine: number; maxAbs: number; label: string };
   budget: { wall?: number; rssRatio?: number; bytesRatio?: number; cosine?: number };
 }
@@ -249,7 +249,7 @@ async function main(): Promise<void> {
     const check = (ok: boolean | undefined) => (ok === undefined ? '' : ok ? ' ok' : ' FAIL');
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     console.log(`\nnode bare start-up: ${f(bareWall, 3)} s wall, ${f(bareCpu, 3)} s CPU, ${f(bareRss, 0)} MB RSS (median of ${RUNS}); load average ${load} on ${availableParallelism()} cores`);
-    console.log('\n| mode | wall s | CPU s | peak RSS MB (×input) | output MB (×input) | cosine | max abs | reference (FACTS.md, Python quantizer) |');
+    console.log('\n| mode | wall s | CPU s | peak RSS MB (×input) | output MB (×input) | cosine | max abs | reference (docs/facts.md, Python quantizer) |');
     console.log('|---|---|---|---|---|---|---|---|');
     for (const r of rows) {
       const b = r.mode?.budget ?? {};

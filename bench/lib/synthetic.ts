@@ -3,7 +3,7 @@
  * weights come from a seeded PRNG, ~N(0, 0.02); biases likewise; LayerNorm scale 1, bias 0.
  *
  * - transformerStack: BERT-shaped encoder layers (single-head attention with real shapes, GELU MLP)
- * - mlpStack: the 113 MB reference model of FACTS.md (6 × [LayerNorm → MatMul+Add → Gelu → MatMul+Add])
+ * - mlpStack: the 113 MB reference model of docs/facts.md (6 × [LayerNorm → MatMul+Add → Gelu → MatMul+Add])
  * - wideGraph: a huge graph (default 100k nodes) without weights
  *
  * All use opset 17 (LayerNormalization) and GELU written as 0.5·x·(1 + erf(x/√2)), so ORT ≥ 1.14 and
@@ -197,7 +197,7 @@ export function mlpLayerBytes(hidden: number, ff: number): number {
 
 /**
  * layers × [LayerNorm → MatMul hidden×ff + Add → Gelu → MatMul ff×hidden + Add]; with layers=6,
- * hidden=768, ff=3072 this is FACTS.md's 113 MB reference model. Input float32 [batch, seq, hidden].
+ * hidden=768, ff=3072 this is the 113 MB reference model of docs/facts.md. Input float32 [batch, seq, hidden].
  */
 export function mlpStack(opts: MlpOptions): ModelProto {
   const { layers, hidden: H, ff: F } = opts;
