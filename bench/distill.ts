@@ -25,6 +25,7 @@ import { distillLogits } from '../src/transforms/distill/logits.js';
 import { TeacherLogits } from '../src/transforms/distill/teacher.js';
 import { selectTrainable } from '../src/transforms/distill/trainable.js';
 import { machineInfo } from './lib/machine.js';
+import type { Device } from '../src/device.js';
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,7 +35,7 @@ const arg = (name: string, fallback: string) => {
 const ROOT = path.resolve(arg('root', path.join(path.dirname(fileURLToPath(import.meta.url)), '..')));
 const STEPS = Math.max(5, Number(arg('steps', '7')));
 const THREADS = Number(arg('threads', '2'));
-const DEVICE = arg('device', 'cpu') as 'cpu' | 'gpu' | 'auto';
+const DEVICE = arg('device', 'cpu') as Device;
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

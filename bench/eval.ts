@@ -18,6 +18,7 @@ import { evaluateModels, type EvalReport } from '../src/eval/evaluate.js';
 import { loadFashionMnist } from './lib/fixtures.js';
 import { stackSamples } from '../src/data/batch.js';
 import { inputSpecs, openSession } from '../src/runtime/session.js';
+import type { Device } from '../src/device.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'fmnist-cnn');
@@ -30,7 +31,7 @@ function arg(name: string, fallback: string): string {
 const RUNS = Math.max(3, Number(arg('runs', '3')));
 const THREADS = Number(arg('threads', '1'));
 const BATCH = Number(arg('batch', '256'));
-const DEVICE = arg('device', 'cpu') as 'cpu' | 'gpu' | 'auto';
+const DEVICE = arg('device', 'cpu') as Device;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

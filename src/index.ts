@@ -36,6 +36,7 @@ export {
 } from './pipeline.js';
 export type { FileInfo } from './pipeline/manifest.js';
 export type { StepReport, LayerReport } from './transforms/types.js';
+export type { Device } from './device.js';
 export type { EvalReport } from './eval/evaluate.js';
 export { version, TOOL_NAME } from './version.js';
 export type { Options, LogLevel, FilterPattern } from './plugin/options.js';

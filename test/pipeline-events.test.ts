@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CompressError } from '../src/errors.js';
 import { compressBuild, compressRecipe, type PipelineEvent } from '../src/pipeline.js';
-import { overrideStep } from '../src/pipeline/steps.js';
+import { overrideStep } from '../src/transforms/registry.js';
 import { eventLogger } from '../src/plugin/models.js';
 import { loadRecipe } from '../src/recipe/index.js';
 import type { Recipe } from '../src/recipe/types.js';

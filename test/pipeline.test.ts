@@ -20,7 +20,7 @@ import type { ModelProto } from '../src/onnx/types.js';
 import { reportHtml } from '../src/pipeline/report.js';
 import { compressBuild, compressionCount, compressRecipe, computeKey, writeResult, type CompressResult, type PipelineEvent } from '../src/pipeline.js';
 import { StatCache } from '../src/pipeline/hash.js';
-import { overrideStep } from '../src/pipeline/steps.js';
+import { overrideStep } from '../src/transforms/registry.js';
 import { loadRecipe } from '../src/recipe/index.js';
 import type { Build, Recipe } from '../src/recipe/types.js';
 import type { Step, StepReport } from '../src/transforms/types.js';

@@ -19,6 +19,7 @@ import { loadRecipe } from '../recipe/index.js';
 import { parseArgs, type ParsedArgs } from './args.js';
 import { build as buildSpec, DEFAULT_OUT_DIR } from './specs.js';
 import { createReporter } from './reporter.js';
+import type { Device } from '../device.js';
 
 export { DEFAULT_OUT_DIR };
 
@@ -29,7 +30,7 @@ export interface BuildArgs {
   reportDir?: string;
   cache: boolean;
   cacheDir?: string;
-  device?: 'cpu' | 'gpu' | 'auto';
+  device?: Device;
   budget?: 'error' | 'warn';
   concurrency?: number;
   json: boolean;

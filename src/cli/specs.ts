@@ -3,6 +3,7 @@
  * command module can read its own spec without importing the command table (commands.ts).
  */
 import type { CommandSpec } from './args.js';
+import { DEVICES } from '../device.js';
 
 export const DEFAULT_OUT_DIR = 'dist/onnx';
 
@@ -22,7 +23,7 @@ export const build: CommandSpec = {
     { name: 'report-dir', value: 'dir', help: 'where manifests, onnx-compress.json and the HTML report go (default: --out); keeps them out of a deployed folder' },
     { name: 'no-cache', help: 'compress everything again, and store nothing in the cache' },
     { name: 'cache-dir', value: 'dir', help: 'the cache folder (default node_modules/.cache/onnx-compress)' },
-    { name: 'device', value: 'device', choices: ['cpu', 'gpu', 'auto'], help: "device that verifies and evaluates (default: the recipe's)" },
+    { name: 'device', value: 'device', choices: [...DEVICES], help: "device that verifies and evaluates (default: the recipe's)" },
     { name: 'concurrency', short: 'j', value: 'n', positiveInteger: true, help: 'builds compressed at once (default: half the cores)' },
     { name: 'budget', value: 'mode', choices: ['error', 'warn'], help: "what a missed budget does (default: the recipe's onFail)" },
     { name: 'json', help: 'print a JSON summary on stdout instead of the table' },

@@ -24,12 +24,13 @@ import type { Manifest } from './manifest.js';
 import { present, writeResult } from './present.js';
 import type { CompressResult } from './result.js';
 import { runBuild } from './run.js';
+import type { Device } from '../device.js';
 
 export interface PipelineOptions {
   /** Default <cwd>/node_modules/.cache/onnx-compress; false = no cache. */
   cacheDir?: string | false;
   /** Overrides the recipe's device. */
-  device?: 'cpu' | 'gpu' | 'auto';
+  device?: Device;
   /** Overrides budget.onFail. */
   budget?: 'error' | 'warn';
   /** Builds compressed at once by compressRecipe; default min(builds, max(1, cores / 2)). */

@@ -9,7 +9,7 @@ import { decodeModel } from '../onnx/codec.js';
 import { DataLocation, checkLocation, externalRef } from '../onnx/external.js';
 import { readFileBytes } from '../onnx/io.js';
 import { forEachTensor } from '../onnx/walk.js';
-import { normalizedStepConfig } from '../recipe/index.js';
+import { mapFilePathsAsync, normalizedStepConfig } from '../recipe/index.js';
 import type { Build } from '../recipe/types.js';
 import { toolVersion } from '../version.js';
 import { hashFile, hashPath, sha256, type StatCache } from './hash.js';
@@ -35,18 +35,6 @@ function stableStringify(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
-/** A deep copy of `v` with every absolute path replaced by `map(path)`. */
-async function mapPaths(v: unknown, map: (p: string) => Promise<string> | string): Promise<unknown> {
-  if (typeof v === 'string') return path.isAbsolute(v) ? map(v) : v;
-  if (Array.isArray(v)) return Promise.all(v.map((x) => mapPaths(x, map)));
-  if (v && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = await mapPaths(x, map);
-    return out;
-  }
-  return v;
-}
-
 /** External data files a model references (relative to its folder), from a decode of its bytes. */
 function externalDeps(file: string): string[] {
   const model = decodeModel(readFileBytes(file), file);
@@ -70,8 +58,9 @@ export async function computeKey(build: Build, stats: StatCache): Promise<KeyInf
   const dir = path.dirname(build.source);
   const external = await Promise.all(deps.map(async (d) => [d, (await hashFile(path.join(dir, d), stats)).sha256]));
   const byHash = (p: string) => hashPath(p, stats).then((h) => `sha256:${h}`);
-  const config = stableStringify(await mapPaths(normalizedStepConfig(build), byHash));
-  const evaluate = build.evaluate ? stableStringify(await mapPaths(build.evaluate, byHash)) : null;
+  // Only the recipe keys that name files are hashed (a node-name glob like "/encoder/*" is not a path).
+  const config = stableStringify(await mapFilePathsAsync(normalizedStepConfig(build), byHash));
+  const evaluate = build.evaluate ? stableStringify((await mapFilePathsAsync({ evaluate: build.evaluate }, byHash)).evaluate) : null;
   const payload = stableStringify({
     format: 1,
     tool: toolVersion(),

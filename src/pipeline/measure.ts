@@ -10,6 +10,7 @@ import type { Build } from '../recipe/types.js';
 import type { ModelCache } from './cache.js';
 import type { KeyInfo } from './key.js';
 import { sizeStats, type SizeStats } from './manifest.js';
+import type { Device } from '../device.js';
 
 /** Source sizes by source hash: variants of one model share them. */
 const beforeSizes = new Map<string, Promise<SizeStats>>();
@@ -40,7 +41,7 @@ export async function measureAccuracy(
   source: ModelProto | Uint8Array,
   bytes: Uint8Array,
   samples: Sample[],
-  device: 'cpu' | 'gpu' | 'auto',
+  device: Device,
 ): Promise<EvalReport> {
   const ev = build.evaluate;
   const { evaluateModels } = await import('../eval/evaluate.js');

@@ -5,6 +5,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { writeChunksAtomic } from '../onnx/io.js';
+import { mapFilePaths } from '../recipe/files.js';
 import type { Build } from '../recipe/types.js';
 import { readWithStat } from './hash.js';
 import type { Manifest } from './manifest.js';
@@ -21,12 +22,6 @@ export function displayPath(file: string): string {
 export function present(stored: Manifest, build: Build, recipeFile: string | undefined): Manifest {
   const root = recipeFile ? path.dirname(path.resolve(recipeFile)) : process.cwd();
   const rel = (p: string) => toPosix(path.relative(root, p)) || '.';
-  const relPaths = (v: unknown): unknown => {
-    if (typeof v === 'string') return path.isAbsolute(v) ? rel(v) : v;
-    if (Array.isArray(v)) return v.map(relPaths);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, relPaths(x)]));
-    return v;
-  };
   return {
     tool: stored.tool,
     id: build.id,
@@ -34,14 +29,14 @@ export function present(stored: Manifest, build: Build, recipeFile: string | und
     ...(build.variant !== undefined && { variant: build.variant }),
     source: { ...stored.source, file: rel(build.source) },
     output: { ...stored.output, file: build.output },
-    recipe: relPaths({
+    recipe: mapFilePaths({
       steps: build.steps,
       ...(build.calibration && { calibration: build.calibration }),
       ...(build.evaluate && { evaluate: build.evaluate }),
       ...(build.budget && { budget: build.budget }),
       device: build.device,
       emit: build.emit,
-    }) as Record<string, unknown>,
+    } as Record<string, unknown>, rel),
     steps: stored.steps,
     sizes: stored.sizes,
     ...(stored.accuracy && { accuracy: stored.accuracy }),

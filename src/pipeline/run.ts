@@ -20,11 +20,12 @@ import type { KeyInfo } from './key.js';
 import { BROTLI_QUALITY, GZIP_LEVEL, type Manifest } from './manifest.js';
 import { measureAccuracy, outputSizes, sourceSizes } from './measure.js';
 import { displayPath } from './present.js';
-import { loadStep } from './steps.js';
 import { verify, type Runtime } from './verify.js';
+import type { Device } from '../device.js';
+import { loadStep } from '../transforms/registry.js';
 
 export interface RunOptions {
-  device?: 'cpu' | 'gpu' | 'auto';
+  device?: Device;
   recipeFile?: string;
 }
 

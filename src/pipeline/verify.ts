@@ -9,6 +9,7 @@ import type { ModelProto } from '../onnx/types.js';
 import { seededRandom } from '../random.js';
 import type { Build } from '../recipe/types.js';
 import { displayPath } from './present.js';
+import type { Device } from '../device.js';
 
 export type Runtime = typeof import('../runtime/session.js');
 
@@ -77,7 +78,7 @@ export async function verify(
   bytes: Uint8Array,
   sample: Sample | undefined,
   specs: InputSpec[],
-  device: 'cpu' | 'gpu' | 'auto',
+  device: Device,
   seed: number,
   warn: (m: string) => void,
 ): Promise<string> {

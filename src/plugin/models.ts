@@ -7,7 +7,7 @@ import path from 'node:path';
 import { CompressError } from '../errors.js';
 import { compressBuild, type CompressResult, type PipelineEvent, type PipelineOptions } from '../pipeline.js';
 import { defaultCacheDir } from '../pipeline/cache.js';
-import { loadRecipe, type Build, type Recipe } from '../recipe/index.js';
+import { filesOf, loadRecipe, type Build, type Recipe } from '../recipe/index.js';
 import { createLog, resolveOptions, type Log, type Options, type ResolvedOptions } from './options.js';
 import { summaryLine } from '../pipeline/report.js';
 
@@ -120,8 +120,7 @@ export class CompressedModels {
 
 /** A build's input files (what a watcher should follow). */
 export function watchFilesOf(build: Build): string[] {
-  const data = [build.calibration?.data, build.evaluate?.data, build.steps.distill?.data, build.steps.distill?.teacher];
-  return [build.source, ...data.filter((d): d is string => !!d && path.isAbsolute(d))];
+  return filesOf(build);
 }
 
 /**

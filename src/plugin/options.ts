@@ -3,6 +3,7 @@
  * and the importer filter (`include` / `exclude`).
  */
 import path from 'node:path';
+import type { Device } from '../device.js';
 
 export type LogLevel = 'silent' | 'error' | 'warn' | 'info';
 export type FilterPattern = string | RegExp | readonly (string | RegExp)[];
@@ -13,7 +14,7 @@ export interface Options {
   /** Where compressed models are cached (default: the pipeline's, `node_modules/.cache/onnx-compress`); `false` disables it. */
   cacheDir?: string | false;
   /** Device that verifies and evaluates compressed models (default: the recipe's, else 'auto'). */
-  device?: 'cpu' | 'gpu' | 'auto';
+  device?: Device;
   /** What a missed accuracy/size budget does; overrides the recipe's `budget.onFail`. */
   budget?: 'error' | 'warn';
   /** Importers whose `?compress` imports this plugin handles (globs relative to the root, or RegExps). Default: all. */
@@ -46,7 +47,7 @@ export interface ResolvedOptions {
   root: string;
   recipes: string[];
   cacheDir?: string | false;
-  device?: 'cpu' | 'gpu' | 'auto';
+  device?: Device;
   budget?: 'error' | 'warn';
   logLevel: LogLevel;
   modelsDir: string;

@@ -26,8 +26,10 @@ import { DataType, dataTypeName } from '../onnx/dtypes.js';
 import { makeGraph, makeModel, makeNode, makeValueInfo } from '../onnx/graph.js';
 import type { ModelProto, TypeProto } from '../onnx/types.js';
 import type { InputSpec } from '../data/types.js';
+import type { Device as DeviceChoice } from '../device.js';
 
-export type DeviceRequest = 'cpu' | 'gpu' | 'auto';
+/** What a caller asks for; `Device` below is what it got. */
+export type DeviceRequest = DeviceChoice;
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 
 export interface SessionOptions {

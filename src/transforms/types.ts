@@ -5,6 +5,8 @@
  */
 import type { ModelProto } from '../onnx/types.js';
 import type { Sample } from '../data/types.js';
+import type { Device } from '../device.js';
+import type { StepName } from './steps.js';
 
 export interface StepContext {
   /** The source model's path, for messages. */
@@ -13,7 +15,7 @@ export interface StepContext {
   original: ModelProto;
   /** Calibration samples, when the recipe gives calibration data. */
   calibration?: Sample[];
-  device: 'cpu' | 'gpu' | 'auto';
+  device: Device;
   /** Deterministic seed for anything random. */
   seed: number;
   log(message: string): void;
@@ -43,7 +45,7 @@ export interface LayerReport {
 }
 
 export interface StepReport {
-  step: 'prune' | 'lowrank' | 'distill' | 'quantize';
+  step: StepName;
   /** The normalized recipe block the step ran with. */
   params: Record<string, unknown>;
   layers: LayerReport[];

@@ -17,7 +17,7 @@ import { loadSamples } from '../../data/load.js';
 import type { Sample } from '../../data/types.js';
 import { readModel } from '../../onnx/io.js';
 import type { ModelProto } from '../../onnx/types.js';
-import type { DistillStep } from '../../recipe/types.js';
+import type { DistillStep } from './config.js';
 import { inputSpecs, outputSpecs } from '../../runtime/session.js';
 import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
 import { refitLayers } from './layerwise.js';
@@ -51,7 +51,7 @@ const RANDOM_SAMPLES = 256;
 async function trainingSamples(params: DistillStep, model: ModelProto, ctx: StepContext, opts: DistillOptions): Promise<Sample[]> {
   if (opts.samples) return opts.samples;
   if (!params.data && ctx.calibration?.length) return ctx.calibration;
-  if (!params.data) throw new CompressError('recipe', 'distill: no training data (set distill.data or calibration.data)', { file: ctx.file });
+  if (!params.data) throw new Error('distill: no training data (distill/config.ts defaults it to calibration.data)');
   const spec = params.data === 'random' ? { data: 'random', samples: RANDOM_SAMPLES } : { data: params.data };
   return loadSamples(spec, inputSpecs(model), { seed: params.seed });
 }

@@ -18,7 +18,7 @@ import { cloneModel } from '../../onnx/edit.js';
 import { attrInt, makeAttribute, makeNode, NameScope, opsetVersion, removeDeadCode } from '../../onnx/graph.js';
 import { makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
-import type { LowrankStep } from '../../recipe/types.js';
+import type { LowrankStep } from './config.js';
 import type { MatrixEngine } from '../../linalg/engine.js';
 import { matrixEngine } from '../../runtime/matrix.js';
 import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
@@ -58,7 +58,7 @@ export function chooseRank(params: LowrankStep, K: number, N: number): number | 
   if (params.rank !== undefined) return Math.max(1, Math.min(small, Math.floor(params.rank)));
   if (params.ratio !== undefined) return Math.max(1, Math.min(small, Math.round(params.ratio * small)));
   if (params.energy !== undefined) return { energy: params.energy };
-  throw new CompressError('recipe', 'lowrank needs one of rank, ratio or energy');
+  throw new Error('lowrank: no rank, ratio or energy (lowrank/config.ts requires one)');
 }
 
 export function lowrankStep(params: LowrankStep, opts: LowrankOptions = {}): Step {
@@ -67,8 +67,6 @@ export function lowrankStep(params: LowrankStep, opts: LowrankOptions = {}): Ste
     const model = cloneModel(input);
     const g = model.graph;
     if (!g) throw new CompressError('model', 'the model has no graph', { file: ctx.file });
-    const set = (['rank', 'ratio', 'energy'] as const).filter((k) => params[k] !== undefined);
-    if (set.length !== 1) throw new CompressError('recipe', `lowrank: set exactly one of rank, ratio or energy (got ${set.join(', ') || 'none'})`, { file: ctx.file });
     const report: StepReport = { step: 'lowrank', params: { ...params }, layers: [], skipped: [], warnings: [], ms: 0 };
     const calibration = ctx.calibration?.length ? ctx.calibration : undefined;
     let method = params.method;

@@ -15,7 +15,7 @@ import { DataType } from '../../onnx/dtypes.js';
 import { cloneModel } from '../../onnx/edit.js';
 import { dimsOf, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto } from '../../onnx/types.js';
-import type { PruneStep } from '../../recipe/types.js';
+import type { PruneStep } from './config.js';
 import type { Sample } from '../../data/types.js';
 import { randomSamples } from '../../data/random.js';
 import { captureActivations } from '../../runtime/capture.js';
@@ -76,12 +76,8 @@ export function pruneStep(params: PruneStep, opts: PruneOptions = {}): Step {
     const g = model.graph;
     const report: StepReport = { step: 'prune', params: { ...params }, layers: [], skipped: [], warnings: [], ms: 0 };
     if (!g) throw new CompressError('model', 'the model has no graph', { file: ctx.file });
-    if (!(params.rate >= 0 && params.rate <= 1)) throw new CompressError('recipe', `prune.rate must be in [0, 1], got ${params.rate}`, { file: ctx.file });
+    // rate and structure were checked by the recipe loader (prune/config.ts), at the recipe line.
     const nm = parseNM(params.structure);
-    if (params.structure !== 'unstructured' && params.structure !== 'channels' && !nm) {
-      throw new CompressError('recipe', `prune.structure "${params.structure}" is not unstructured, channels or N:M`, { file: ctx.file });
-    }
-    if (nm && !(nm.keep >= 1 && nm.keep < nm.group)) throw new CompressError('recipe', `prune.structure "${params.structure}": need 1 ≤ N < M`, { file: ctx.file });
     const calibration = ctx.calibration?.length ? ctx.calibration : undefined;
     let method = params.method;
     if (method === 'activation-aware' && !calibration) {

@@ -1,7 +1,7 @@
 /**
- * Which layers a prune / lowrank step touches: node-name globs and `op:Type` patterns from the recipe,
- * the weight behind each layer (initializer or Constant node), how its elements map to input features
- * and output units, and the layers no step should touch by default (the final classifier).
+ * Which layers a prune / lowrank step touches: the recipe's include/exclude (the dialect every step shares,
+ * src/transforms/select.ts), the weight behind each layer (initializer or Constant node), how its elements
+ * map to input features and output units, and the layers no step should touch by default (the final classifier).
  *
  * Weight layouts (ONNX):
  * - MatMul(X, B): B is [K, N]; y[n] = Σ_k x[k]·B[k, n].
@@ -9,6 +9,7 @@
  * - Conv(X, W, b): W is [O, C/group, kh, kw]; each filter o reads F = C/group·kh·kw inputs (stored
  *   contiguously, in that order).
  */
+import { globMatch, isSelected, namedByInclude, type Patterns } from '../select.js';
 import { DataType } from '../../onnx/dtypes.js';
 import { attrInt, indexModel, type GraphIndex, type WeightSite } from '../../onnx/graph.js';
 import { dimsOf, tensorFloat32 } from '../../onnx/tensor.js';
@@ -40,31 +41,10 @@ export interface Layer {
   group: number;
 }
 
-export interface Selection {
-  include: string[];
-  exclude: string[];
-}
+/** The step's include/exclude patterns (src/transforms/select.ts has the dialect). */
+export type Selection = Patterns;
 
-/** Glob on node names: `*` any run of characters (slashes too), `?` one character. */
-export function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*+/g, '.*').replace(/\?/g, '.') + '$');
-  return re.test(name);
-}
-
-function matches(pattern: string, node: NodeProto, name: string): boolean {
-  if (pattern.startsWith('op:')) return node.opType === pattern.slice(3);
-  return globMatch(pattern, name);
-}
-
-export function isSelected(sel: Selection, node: NodeProto, name: string): boolean {
-  if (sel.exclude.some((p) => matches(p, node, name))) return false;
-  return sel.include.length === 0 || sel.include.some((p) => matches(p, node, name));
-}
-
-/** True when an include pattern names the node (a name glob, not an op: pattern). */
-export function namedByInclude(sel: Selection, name: string): boolean {
-  return sel.include.some((p) => !p.startsWith('op:') && globMatch(p, name));
-}
+export { globMatch };
 
 /** Reasons a layer candidate cannot be used, or the layer. */
 export function layerOf(index: GraphIndex, node: NodeProto): Layer | string | undefined {

@@ -17,6 +17,7 @@ import { attrInt, attrInts } from '../../onnx/graph.js';
 import type { Layer } from './select.js';
 import type { ModelProto, NodeProto } from '../../onnx/types.js';
 import type { MatrixEngine } from '../../linalg/engine.js';
+import type { Device } from '../../device.js';
 
 export type FeatureLayout =
   | { kind: 'last' }
@@ -172,7 +173,7 @@ export async function collectStats(
   requests: StatsRequest[],
   samples: Sample[],
   engine: MatrixEngine,
-  opts: { device?: 'cpu' | 'gpu' | 'auto'; threads?: number } = {},
+  opts: { device?: Device; threads?: number } = {},
 ): Promise<Map<string, FeatureStats>> {
   const byKey = new Map<string, Accumulator>();
   for (const r of requests) {

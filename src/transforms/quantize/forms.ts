@@ -19,7 +19,7 @@
  * GatherBlockQuantized, Conv/ConvTranspose to 8-bit per-channel (with a warning).
  */
 import { attrInt } from '../../onnx/graph.js';
-import type { QuantizeStep } from '../../recipe/types.js';
+import type { QuantizeStep } from './config.js';
 import type { Bits } from './rtn.js';
 import type { Target } from './select.js';
 

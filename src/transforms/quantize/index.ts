@@ -12,7 +12,7 @@ import { cloneModel } from '../../onnx/edit.js';
 import { ensureOpset, indexModel, NameScope, opsetVersion } from '../../onnx/graph.js';
 import type { GraphProto, ModelProto, TensorProto } from '../../onnx/types.js';
 import { forEachTensor } from '../../onnx/walk.js';
-import type { QuantizeStep } from '../../recipe/types.js';
+import type { QuantizeStep } from './config.js';
 import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
 import { emitDequantize, type Emitted } from './dq.js';
 import { emitConvInteger, emitMatMulInteger } from './dynamic.js';
@@ -100,7 +100,8 @@ async function quantizeWeights(
   let hessians: Map<string, Hessian> | undefined;
   const gptqTargets = new Set<Target>();
   if (params.method === 'gptq') {
-    if (!ctx.calibration?.length) throw new CompressError('recipe', 'quantize.method gptq needs calibration data (calibration: { data: … })', { file: ctx.file });
+    // The recipe loader rejects gptq without calibration data (at the recipe line); this is data with no samples.
+    if (!ctx.calibration?.length) throw new CompressError('data', 'quantize: method gptq got no calibration samples', { file: ctx.file });
     const main = model.graph!;
     for (const t of selection.targets) {
       const why = gptqIneligible(t, main);

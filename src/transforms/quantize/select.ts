@@ -19,6 +19,7 @@ import { attrInt, indexModel, type GraphIndex, type WeightSite } from '../../onn
 import { dimsOf, elementCount } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 import { subgraphsOf } from '../../onnx/walk.js';
+import { rejection } from '../select.js';
 
 export type TargetKind = 'matmul' | 'gemm' | 'conv' | 'convtranspose' | 'gather';
 
@@ -66,27 +67,9 @@ const KIND: Record<string, TargetKind> = {
   Gather: 'gather',
 };
 
-/** Glob over node names (`*` any run of characters, `?` one), or `op:Type` (a glob over op types). */
-export function matchesPattern(node: NodeProto, pattern: string): boolean {
-  if (pattern.startsWith('op:')) return globRegExp(pattern.slice(3)).test(node.opType ?? '');
-  return globRegExp(pattern).test(node.name ?? '');
-}
-
-const globCache = new Map<string, RegExp>();
-function globRegExp(glob: string): RegExp {
-  let re = globCache.get(glob);
-  if (!re) {
-    const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-    re = new RegExp(`^${body}$`);
-    globCache.set(glob, re);
-  }
-  return re;
-}
-
+/** Why the recipe's include/exclude leave the node out (the dialect is src/transforms/select.ts). */
 function selectedByPatterns(node: NodeProto, opts: SelectOptions): string | undefined {
-  if (opts.include.length && !opts.include.some((p) => matchesPattern(node, p))) return 'not matched by include';
-  const ex = opts.exclude.find((p) => matchesPattern(node, p));
-  return ex === undefined ? undefined : `excluded by "${ex}"`;
+  return rejection(opts, node);
 }
 
 /** Which input is the weight, and the axes, for a node of a quantizable kind (undefined = not applicable). */

@@ -1,0 +1,188 @@
+/**
+ * Recipe data → builds: the layers of a build (defaults, model, variant) deep-merged, each section
+ * normalized (defaults filled in, paths made absolute), each step's block by its config from the step
+ * registry, and every key's recipe position kept for later messages.
+ */
+import path from 'node:path';
+import type { NormalizeContext } from '../transforms/step-config.js';
+import { STEP_REGISTRY, type Steps } from '../transforms/registry.js';
+import { getIn, mergeLayer, type Obj } from './objects.js';
+import type { Seg, Source } from './source.js';
+import { unsupportedFeatures } from './support.js';
+import type { Budget, Build, DataSpec, EvaluateSpec, SourcePosition } from './types.js';
+
+export interface Layer {
+  at: Seg[];
+  config: Obj;
+}
+
+const STEPS = new Set<string>(STEP_REGISTRY.map((s) => s.name));
+
+type Resolve = (p: string) => string;
+
+export function checkUnsupported(src: Source, data: Record<string, unknown>, scopes: Seg[][]): void {
+  for (const scope of scopes) {
+    for (const { path: feature, reason } of unsupportedFeatures) {
+      const [keys, value] = feature.split('=', 2) as [string, string | undefined];
+      const at = [...scope, ...keys.split('.')];
+      const found = getIn(data, at);
+      if (found === undefined || found === null) continue; // null removes an inherited step: that is fine
+      if (value !== undefined && String(found) !== value) continue;
+      const what = value === undefined ? 'not supported yet' : `${JSON.stringify(found)} is not supported yet`;
+      src.report(at, what + (reason ? ` — ${reason}` : ''), value === undefined ? 'key' : 'value');
+    }
+  }
+}
+
+export function makeBuild(src: Source, data: Obj, name: string, variant: string | undefined, layers: Layer[]): Build {
+  const scope = layers[layers.length - 1].at;
+  const model = ['models', name];
+  const origins = new Map<string, Seg[]>(); // merged key path → the recipe key it came from
+  const merged = layers.reduce<Obj>((acc, l) => mergeLayer(acc, l.config, l.at, [], origins), {});
+  const dir = path.dirname(src.file);
+  const originOf = (keys: string[]): Seg[] => {
+    for (let n = keys.length; n > 0; n--) {
+      const o = origins.get(keys.slice(0, n).join('.'));
+      if (o) return o;
+    }
+    return scope;
+  };
+  // A problem written outside this build's own entry (in defaults, or the model for a variant) names the build.
+  const problem = (keys: string[], message: string, at: 'key' | 'value' = 'value') => {
+    const origin = originOf(keys);
+    const inScope = scope.every((s, i) => origin[i] === s);
+    src.report(origin, message, at, inScope ? '' : ` (in ${scope.join('.')})`);
+  };
+  const abs = (p: string) => path.resolve(dir, p);
+  const dataPath = (p: string) => (p === 'random' ? p : abs(p));
+
+  // Outputs are not inherited: a variant's default name derives from the model's name, not its output.
+  const outputAt = [...scope, 'output'];
+  const written = getIn(data, outputAt);
+  const output = normalizeOutput(src, outputAt, written, name, variant);
+
+  const c = merged as Record<string, Obj | undefined>; // sections; the schema has checked their shape
+  for (const [section, key] of [['calibration', 'data'], ['evaluate', 'data']] as const) {
+    if (c[section] && c[section][key] === undefined) problem([section], `missing required key "${key}"`, 'key');
+  }
+  const calibration = c.calibration?.data !== undefined ? dataSpec(c.calibration, dataPath) : undefined;
+  const ctx: NormalizeContext = {
+    problem,
+    ...(calibration && { calibration: calibration.data }),
+    modelPath: (p) => (p === 'original' ? p : abs(p)),
+    dataPath,
+  };
+  const steps: Steps = {};
+  for (const { name: step, config } of STEP_REGISTRY) {
+    const block = c[step];
+    if (!block) continue;
+    const missing = config.required.filter((k) => block[k] === undefined);
+    for (const k of missing) problem([step], `missing required key "${k}"`, 'key');
+    if (missing.length) continue;
+    const params = config.normalize(block, ctx);
+    if (params) (steps as Record<string, unknown>)[step] = params;
+  }
+
+  const build: Build = {
+    name,
+    ...(variant !== undefined && { variant }),
+    id: variant === undefined ? name : `${name}.${variant}`,
+    source: abs(String(getIn(data, [...model, 'source']))),
+    output,
+    emit: (merged.emit as Build['emit']) ?? 'imported',
+    steps,
+    ...(calibration && { calibration }),
+    ...(c.evaluate?.data !== undefined && { evaluate: evaluateSpec(c.evaluate, dataPath) }),
+    device: (merged.device as Build['device']) ?? 'auto',
+    ...(c.budget && { budget: budget(c.budget) }),
+    positions: {},
+  };
+
+  const at = (keys: Seg[]): SourcePosition => {
+    const p = src.position(keys, 'key');
+    return { line: p.line, column: p.col, path: keys.join('.') };
+  };
+  build.positions[''] = at(scope);
+  build.positions.source = at([...model, 'source']);
+  if (written !== undefined) build.positions.output = at(outputAt);
+  for (const [keys, origin] of origins) {
+    const first = keys.split('.')[0];
+    build.positions[STEPS.has(first) ? `steps.${keys}` : keys] = at(origin);
+  }
+  return build;
+}
+
+function dataSpec(d: Obj, dataPath: Resolve): DataSpec {
+  return {
+    data: dataPath(String(d.data)),
+    samples: (d.samples as number) ?? 128,
+    ...(d.shapes !== undefined && { shapes: { ...(d.shapes as Record<string, number>) } }),
+  };
+}
+
+function evaluateSpec(e: Obj, dataPath: Resolve): EvaluateSpec {
+  return {
+    data: dataPath(String(e.data)),
+    ...(e.samples !== undefined && { samples: e.samples as number }),
+    ...(e.shapes !== undefined && { shapes: { ...(e.shapes as Record<string, number>) } }),
+    ...(e.labels !== undefined && { labels: e.labels as boolean }),
+    ...(e.output !== undefined && { output: e.output as string }),
+    labelKey: (e.labelKey as string) ?? 'label',
+    runs: (e.runs as number) ?? 20,
+  };
+}
+
+function budget(b: Obj): Budget {
+  const out: Budget = { onFail: (b.onFail as Budget['onFail']) ?? 'error' };
+  for (const k of ['maxAccuracyDrop', 'minAgreement', 'minCosine'] as const) if (b[k] !== undefined) out[k] = b[k] as number;
+  if (b.maxBytes !== undefined) out.maxBytes = parseBytes(b.maxBytes as number | string);
+  return out;
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, m: 1e6, g: 1e9, ki: 2 ** 10, mi: 2 ** 20, gi: 2 ** 30 };
+
+/** 2MB → 2000000, 1.5 MiB → 1572864; the schema has already checked the form. */
+export function parseBytes(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const [, num, unit] = /^\s*([\d.]+)\s*([kmg]i?)?b?\s*$/i.exec(v)!;
+  return Math.round(Number(num) * UNITS[(unit ?? '').toLowerCase()]);
+}
+
+function normalizeOutput(src: Source, at: Seg[], written: unknown, name: string, variant?: string): string {
+  if (written === undefined) return variant === undefined ? `${name}.onnx` : `${name}.${variant}.onnx`;
+  const raw = String(written);
+  const posix = raw.replace(/\\/g, '/');
+  if (path.isAbsolute(raw) || path.win32.isAbsolute(raw) || posix.split('/').includes('..')) {
+    src.report(at, `output must stay inside the output directory, found ${JSON.stringify(raw)}`, 'value');
+    return raw;
+  }
+  const out = path.posix.normalize(posix);
+  if (out === '.' || out.endsWith('/')) src.report(at, `expected a file name, found ${JSON.stringify(raw)}`, 'value');
+  return out;
+}
+
+export function checkDuplicateOutputs(src: Source, builds: Build[]): void {
+  // Lower-cased: on macOS and Windows two names differing in case are one file.
+  const seen = new Map<string, Build>();
+  for (const b of builds) {
+    const key = b.output.toLowerCase();
+    const first = seen.get(key);
+    if (!first) {
+      seen.set(key, b);
+      continue;
+    }
+    // At the output value when it is written, else at the model or variant whose default name collides.
+    const where = b.positions.output ?? b.positions[''];
+    const message = `output "${b.output}" is also written by ${first.positions[''].path} (line ${positionOf(first, 'output').line})`;
+    src.report(where.path.split('.'), message, b.positions.output ? 'value' : 'key');
+  }
+}
+
+
+/** Where `keyPath` of a build (e.g. 'steps.quantize.granularity') was written, or its nearest written ancestor. */
+export function positionOf(build: Build, keyPath: string): SourcePosition {
+  for (let p = keyPath; ; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+    if (build.positions[p]) return build.positions[p];
+    if (p === '') throw new Error(`build ${build.id} has no position`);
+  }
+}

@@ -1,0 +1,75 @@
+/** The `quantize` recipe block: parameters, defaults and the checks that point at the recipe. */
+import { stringList, type StepConfig } from '../step-config.js';
+
+export type QuantizeDtype = 'int8' | 'uint8' | 'int4' | 'uint4' | 'float16';
+
+export interface QuantizeStep {
+  dtype: QuantizeDtype;
+  /** A number is a block size (16 | 32 | 64 | 128), only for int4/uint4. */
+  granularity: 'per-tensor' | 'per-channel' | number;
+  symmetric: boolean;
+  method: 'rtn' | 'gptq';
+  /** GPTQ only. */
+  actOrder: boolean;
+  target: 'wasm' | 'webgpu' | 'node';
+  /** Op form forced by the recipe; absent = chosen from target. */
+  format?: 'qdq' | 'dynamic' | 'matmulnbits';
+  /** Convert the remaining float weights to fp16 ("q4f16"); always true for dtype float16. */
+  float16: boolean;
+  keepIoTypes: boolean;
+  keepFloat32Ops: string[];
+  include: string[];
+  exclude: string[];
+}
+
+export const quantizeConfig: StepConfig<QuantizeStep> = {
+  name: 'quantize',
+  keys: {
+    dtype: undefined,
+    granularity: undefined, // per-channel for 8-bit, 32 for 4-bit
+    symmetric: undefined, // true for int8/int4, false for uint8/uint4
+    method: 'rtn',
+    actOrder: false,
+    target: 'wasm',
+    format: undefined,
+    float16: undefined, // true for dtype float16
+    keepIoTypes: true,
+    keepFloat32Ops: [],
+    include: [],
+    exclude: [],
+  },
+  required: ['dtype'],
+  files: {},
+  normalize(q, { problem, calibration }) {
+    const dtype = q.dtype as QuantizeDtype;
+    const fourBit = dtype === 'int4' || dtype === 'uint4';
+    const method = (q.method as QuantizeStep['method']) ?? 'rtn';
+    if (typeof q.granularity === 'number' && !fourBit) {
+      problem(['quantize', 'granularity'], `block-wise granularity is for int4/uint4, not ${dtype}`);
+    }
+    if (q.actOrder === true && method !== 'gptq') problem(['quantize', 'actOrder'], 'actOrder only applies to method: gptq');
+    if (q.float16 === false && dtype === 'float16') problem(['quantize', 'float16'], 'float16: false contradicts dtype: float16');
+    if (method === 'gptq' && calibration === undefined) {
+      problem(['quantize', 'method'], 'method gptq needs calibration data: set calibration.data');
+    }
+    return {
+      dtype,
+      granularity: (q.granularity as QuantizeStep['granularity']) ?? (fourBit ? 32 : 'per-channel'),
+      symmetric: (q.symmetric as boolean) ?? !dtype.startsWith('u'),
+      method,
+      actOrder: (q.actOrder as boolean) ?? false,
+      target: (q.target as QuantizeStep['target']) ?? 'wasm',
+      ...(q.format !== undefined && { format: q.format as QuantizeStep['format'] }),
+      float16: dtype === 'float16' || q.float16 === true,
+      keepIoTypes: (q.keepIoTypes as boolean) ?? true,
+      keepFloat32Ops: stringList(q.keepFloat32Ops),
+      include: stringList(q.include),
+      exclude: stringList(q.exclude),
+    };
+  },
+};
+
+/** The normalized quantize block a recipe with only `dtype` gets (every default filled in). */
+export function quantizeDefaults(dtype: QuantizeDtype): QuantizeStep {
+  return quantizeConfig.normalize({ dtype }, { problem: () => {}, calibration: 'random', modelPath: (p) => p, dataPath: (p) => p })!;
+}
