@@ -321,7 +321,7 @@ describe('recipe errors', () => {
   it('lists what an enum allows, suggesting only an unambiguous match', async () => {
     const text = yaml(['models:', '  spam:', '    source: ./models/spam.onnx', '    quantize:', '      dtype: int3', '      target: webgpus']);
     expect(await problems(text)).toEqual([
-      'R:5:14: models.spam.quantize.dtype: expected one of int8, uint8, int4, uint4, float16, found "int3"',
+      'R:5:14: models.spam.quantize.dtype: expected one of int8, uint8, int4, uint4, float16, q8, q4, q4f16, fp16, found "int3"',
       'R:6:15: models.spam.quantize.target: expected one of wasm, webgpu, node, found "webgpus" — did you mean "webgpu"?',
     ]);
   });
@@ -450,7 +450,7 @@ describe('recipe errors', () => {
     expect(error.location).toEqual({ file, line: 4, column: 24 });
     expect(error.message).toBe(
       [
-        `${file}:4:24: models.spam.quantize.dtype: expected one of int8, uint8, int4, uint4, float16, found "int3"`,
+        `${file}:4:24: models.spam.quantize.dtype: expected one of int8, uint8, int4, uint4, float16, q8, q4, q4f16, fp16, found "int3"`,
         `${file}:4:30: models.spam.quantize.granularty: unknown key — did you mean "granularity"?`,
         `${file}:5:3: models.digits: missing required key "source"`,
         `${file}:6:11: models.digits.emit: expected one of always, imported, found "sometimes"`,
@@ -573,6 +573,7 @@ describe('schema', () => {
   it('is a valid draft-07 schema that ajv compiles in strict mode', () => {
     const ajv = new Ajv({ strict: true, allowUnionTypes: true });
     ajv.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' });
+    ajv.addKeyword({ keyword: 'enumHints', schemaType: 'object' });
     expect(ajv.validateSchema(schema), ajv.errorsText()).toBe(true);
     expect(() => ajv.compile(schema)).not.toThrow();
   });
@@ -594,5 +595,61 @@ describe('schema', () => {
   it('accepts a $schema key at the top', async () => {
     const recipe = await load(yaml(['$schema: ./schemas/compress.schema.json', 'models: { m: { source: ./models/spam.onnx } }']));
     expect(recipe.builds[0]).toMatchObject({ id: 'm', steps: {} });
+  });
+});
+
+describe('transformers.js names and layout', () => {
+  it('accepts q8, q4, q4f16 and fp16 as dtype aliases', async () => {
+    const recipe = await load(
+      yaml([
+        'models:',
+        '  m:',
+        '    source: ./models/spam.onnx',
+        '    quantize: { dtype: q8 }',
+        '    variants:',
+        '      a: { quantize: { dtype: q4 } }',
+        '      b: { quantize: { dtype: q4f16 } }',
+        '      c: { quantize: { dtype: fp16 } }',
+      ]),
+    );
+    const q = Object.fromEntries(recipe.builds.map((b) => [b.id, b.steps.quantize!]));
+    expect(q.m).toMatchObject({ dtype: 'int8', granularity: 'per-channel', float16: false, alias: 'q8' });
+    expect(q['m.a']).toMatchObject({ dtype: 'int4', granularity: 32, float16: false, alias: 'q4' });
+    expect(q['m.b']).toMatchObject({ dtype: 'int4', granularity: 32, float16: true, alias: 'q4f16' });
+    expect(q['m.c']).toMatchObject({ dtype: 'float16', float16: true, alias: 'fp16' });
+  });
+
+  it('refuses bnb4 pointing at q4, and suggests the name meant for a typo', async () => {
+    const bnb = await problems(yaml(['models:', '  m:', '    source: ./models/spam.onnx', '    quantize: { dtype: bnb4 }']));
+    expect(bnb[0]).toMatch(/^R:4:24: models\.m\.quantize\.dtype: bnb4 \(bitsandbytes NF4, MatMulBnb4\) is not a format this tool writes: use q4/);
+    const typo = await problems(yaml(['models:', '  m:', '    source: ./models/spam.onnx', '    quantize: { dtype: q4f61 }']));
+    expect(typo[0]).toMatch(/models\.m\.quantize\.dtype: .*did you mean "q4f16"/);
+  });
+
+  it('layout: transformers.js names outputs as transformers.js looks for them, emitted always', async () => {
+    const recipe = await load(
+      yaml([
+        'models:',
+        '  m:',
+        '    source: ./models/spam.onnx',
+        '    layout: transformers.js',
+        '    variants:',
+        '      q8: { quantize: { dtype: q8 } }',
+        '      int8: { quantize: { dtype: int8 } }',
+        '      fp16: { quantize: { dtype: float16 } }',
+        '      q4: { quantize: { dtype: int4 } }',
+        '      q4f16: { quantize: { dtype: int4, float16: true } }',
+        '      mine: { quantize: { dtype: q4 }, output: custom.onnx }',
+      ]),
+    );
+    expect(Object.fromEntries(recipe.builds.map((b) => [b.id, [b.output, b.emit]]))).toEqual({
+      m: ['onnx/spam.onnx', 'always'],
+      'm.q8': ['onnx/spam_quantized.onnx', 'always'],
+      'm.int8': ['onnx/spam_int8.onnx', 'always'],
+      'm.fp16': ['onnx/spam_fp16.onnx', 'always'],
+      'm.q4': ['onnx/spam_q4.onnx', 'always'],
+      'm.q4f16': ['onnx/spam_q4f16.onnx', 'always'],
+      'm.mine': ['custom.onnx', 'always'],
+    });
   });
 });

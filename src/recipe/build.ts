@@ -59,7 +59,8 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
   // Outputs are not inherited: a variant's default name derives from the model's name, not its output.
   const outputAt = [...scope, 'output'];
   const written = getIn(data, outputAt);
-  const output = normalizeOutput(src, outputAt, written, name, variant);
+  let output = normalizeOutput(src, outputAt, written, name, variant);
+  const layout = (merged.layout as string | undefined) ?? 'default';
 
   const c = merged as Record<string, Obj | undefined>; // sections; the schema has checked their shape
   for (const [section, key] of [['calibration', 'data'], ['evaluate', 'data']] as const) {
@@ -83,13 +84,17 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
     if (params) (steps as Record<string, unknown>)[step] = params;
   }
 
+  const source = abs(String(getIn(data, [...model, 'source'])));
+  if (layout === 'transformers.js' && written === undefined) output = transformersJsOutput(source, steps);
+
   const build: Build = {
     name,
     ...(variant !== undefined && { variant }),
     id: variant === undefined ? name : `${name}.${variant}`,
-    source: abs(String(getIn(data, [...model, 'source']))),
+    source,
     output,
-    emit: (merged.emit as Build['emit']) ?? 'imported',
+    // transformers.js computes its files' paths itself: they must be there, under their own names.
+    emit: (merged.emit as Build['emit']) ?? (layout === 'transformers.js' ? 'always' : 'imported'),
     steps,
     ...(calibration && { calibration }),
     ...(c.evaluate?.data !== undefined && { evaluate: evaluateSpec(c.evaluate, dataPath) }),
@@ -146,6 +151,19 @@ export function parseBytes(v: number | string): number {
   if (typeof v === 'number') return v;
   const [, num, unit] = /^\s*([\d.]+)\s*([kmg]i?)?b?\s*$/i.exec(v)!;
   return Math.round(Number(num) * UNITS[(unit ?? '').toLowerCase()]);
+}
+
+/**
+ * transformers.js's file for a precision: `onnx/<source stem><suffix>.onnx`, the suffix as its
+ * `DEFAULT_DTYPE_SUFFIX_MAPPING` has it (fp32 '', fp16 _fp16, q8 _quantized, int8 _int8, uint8 _uint8,
+ * q4 _q4, q4f16 _q4f16). A dtype written as a transformers.js name keeps that name's suffix.
+ */
+function transformersJsOutput(source: string, steps: Steps): string {
+  const stem = path.basename(source).replace(/\.onnx$/i, '');
+  const q = steps.quantize;
+  const SUFFIX: Record<string, string> = { q8: '_quantized', q4: '_q4', q4f16: '_q4f16', fp16: '_fp16', float16: '_fp16', int8: '_int8', uint8: '_uint8' };
+  const name = !q ? undefined : (q.alias ?? ((q.dtype === 'int4' || q.dtype === 'uint4') && q.float16 ? 'q4f16' : q.dtype === 'int4' || q.dtype === 'uint4' ? 'q4' : q.dtype));
+  return `onnx/${stem}${name ? SUFFIX[name] : ''}.onnx`;
 }
 
 function normalizeOutput(src: Source, at: Seg[], written: unknown, name: string, variant?: string): string {

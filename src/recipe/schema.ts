@@ -25,6 +25,7 @@ export function validator(): ValidateFunction {
     code: { optimize: false },
   });
   ajv.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' }); // editors show it; so do we
+  ajv.addKeyword({ keyword: 'enumHints', schemaType: 'object' }); // value → why it is refused and what to write instead
   compiled = ajv.compile(JSON.parse(readFileSync(schemaFile, 'utf8')));
   return compiled;
 }
@@ -34,6 +35,7 @@ type SchemaNode = Record<string, unknown> & {
   type?: string | string[];
   examples?: unknown[];
   patternErrorMessage?: string;
+  enumHints?: Record<string, string>;
 };
 
 export function schemaIssues(src: Source, all: ErrorObject[]): void {
@@ -71,6 +73,7 @@ function valueProblem(e: ErrorObject, parent: SchemaNode, at: Seg[], empty: bool
     case 'type': // a value with several accepted forms describes them best itself
       return `${parent.patternErrorMessage ?? `expected ${typeNames(e.params.type)}`}, found ${found}`;
     case 'enum':
+      if (typeof e.data === 'string' && parent.enumHints?.[e.data]) return parent.enumHints[e.data];
       return `expected one of ${e.params.allowedValues.join(', ')}, found ${found}${hint(e.params.allowedValues)}`;
     case 'const':
       return `expected ${JSON.stringify(e.params.allowedValue)}, found ${found}`;

@@ -3,6 +3,18 @@ import { stringList, type StepConfig } from '../step-config.js';
 
 export type QuantizeDtype = 'int8' | 'uint8' | 'int4' | 'uint4' | 'float16';
 
+/**
+ * transformers.js's names for model precisions, accepted as `dtype` aliases. `bnb4` (bitsandbytes NF4,
+ * MatMulBnb4) is a different format that this tool does not write: the schema refuses it, pointing at q4.
+ */
+export const DTYPE_ALIASES = {
+  q8: { dtype: 'int8' },
+  q4: { dtype: 'int4' },
+  q4f16: { dtype: 'int4', float16: true },
+  fp16: { dtype: 'float16' },
+} as const satisfies Record<string, { dtype: QuantizeDtype; float16?: boolean }>;
+export type DtypeAlias = keyof typeof DTYPE_ALIASES;
+
 export interface QuantizeStep {
   dtype: QuantizeDtype;
   /** A number is a block size (16 | 32 | 64 | 128), only for int4/uint4. */
@@ -20,6 +32,8 @@ export interface QuantizeStep {
   keepFloat32Ops: string[];
   include: string[];
   exclude: string[];
+  /** The transformers.js name the recipe wrote as `dtype`, when it wrote one (names the output in that layout). */
+  alias?: DtypeAlias;
 }
 
 export const quantizeConfig: StepConfig<QuantizeStep> = {
@@ -41,7 +55,10 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
   required: ['dtype'],
   files: {},
   normalize(q, { problem, calibration }) {
-    const dtype = q.dtype as QuantizeDtype;
+    const alias = (q.dtype as string) in DTYPE_ALIASES ? (q.dtype as DtypeAlias) : undefined;
+    const aliased: { dtype: QuantizeDtype; float16?: boolean } | undefined = alias && DTYPE_ALIASES[alias];
+    if (aliased?.float16 && q.float16 === false) problem(['quantize', 'float16'], `float16: false contradicts dtype: ${alias}`);
+    const dtype = aliased?.dtype ?? (q.dtype as QuantizeDtype);
     const fourBit = dtype === 'int4' || dtype === 'uint4';
     const method = (q.method as QuantizeStep['method']) ?? 'rtn';
     if (typeof q.granularity === 'number' && !fourBit) {
@@ -60,11 +77,12 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
       actOrder: (q.actOrder as boolean) ?? false,
       target: (q.target as QuantizeStep['target']) ?? 'wasm',
       ...(q.format !== undefined && { format: q.format as QuantizeStep['format'] }),
-      float16: dtype === 'float16' || q.float16 === true,
+      float16: dtype === 'float16' || q.float16 === true || aliased?.float16 === true,
       keepIoTypes: (q.keepIoTypes as boolean) ?? true,
       keepFloat32Ops: stringList(q.keepFloat32Ops),
       include: stringList(q.include),
       exclude: stringList(q.exclude),
+      ...(alias && { alias }),
     };
   },
 };
