@@ -195,6 +195,33 @@ describe('validate', () => {
     expect(m.code).toBe(2);
     expect(m.err).toMatch(/compress\.yaml:3:13: .*file not found/);
   });
+
+  it('exits 2 when a source is not an ONNX model, or its data does not fit its inputs', async () => {
+    const notOnnx = project(`models:\n  a:\n    source: weights.onnx\n`);
+    const cases: [string, Uint8Array | string, RegExp][] = [
+      ['empty', new Uint8Array(0), /weights\.onnx: not an ONNX model: the file is empty/],
+      ['zip', Buffer.from('PK\x03\x04rest of a zip', 'latin1'), /weights\.onnx \(byte 0\): not an ONNX model: it is a zip archive/],
+      ['html', '<!doctype html><title>404</title>', /weights\.onnx \(byte 0\): not an ONNX model: it is HTML or XML text/],
+      ['lfs', 'version https://git-lfs.github.com/spec/v1\noid sha256:abc\n', /not an ONNX model: it is a Git LFS pointer/],
+      ['text', 'hello, model', /weights\.onnx \(byte 0\): not an ONNX model: it does not start like one \(first byte 0x68\)/],
+      ['no graph', Buffer.from([0x08, 0x07]), /weights\.onnx: not an ONNX model: it decodes as protobuf but has no graph/],
+    ];
+    for (const [label, bytes, message] of cases) {
+      writeFileSync(join(notOnnx, 'weights.onnx'), bytes);
+      const r = await cli('validate', join(notOnnx, 'compress.yaml'));
+      expect(r.code, label).toBe(2);
+      expect(r.err, label).toMatch(message);
+      const i = await cli('inspect', join(notOnnx, 'weights.onnx'));
+      expect(i.code, `inspect ${label}`).toBe(2);
+      expect(i.err, `inspect ${label}`).toMatch(message);
+    }
+    // Data whose input name is not the model's: named with the line, before any compression.
+    const data = project(`models:\n  a:\n    source: fmnist.onnx\n    evaluate: { data: eval.jsonl }\n`);
+    writeFileSync(join(data, 'eval.jsonl'), JSON.stringify({ inputs: { pixels: [[0]] }, label: 1 }) + '\n');
+    const d = await cli('validate', join(data, 'compress.yaml'));
+    expect(d.code).toBe(2);
+    expect(d.err).toMatch(/eval\.jsonl:1: .*pixels/);
+  });
 });
 
 describe('progress reporter', () => {

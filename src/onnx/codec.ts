@@ -334,3 +334,43 @@ function writeMessage(w: ChunkWriter, def: MessageDef, m: Msg, sizes: Map<object
   }
   if (m.$unknown) for (const u of m.$unknown) w.bytes(u);
 }
+
+/**
+ * Decodes the bytes of a file the user says is an ONNX model, or says plainly that it is not one:
+ * empty, another format recognized by its first bytes (a zip, HDF5, an ORT-format or TFLite model, a
+ * Git LFS pointer, text), or protobuf without a graph. A real model that is damaged keeps the codec's
+ * own error with its byte offset.
+ */
+export function decodeModelFile(bytes: Uint8Array, file: string): ModelProto {
+  if (bytes.byteLength === 0) throw new CompressError('model', 'not an ONNX model: the file is empty', { file });
+  const other = otherFormat(bytes);
+  if (other) throw new CompressError('model', `not an ONNX model: ${other}`, { file, offset: 0 });
+  let model: ModelProto;
+  try {
+    model = decodeModel(bytes, file);
+  } catch (e) {
+    // A first byte that no ModelProto field starts with: not a damaged model but something else.
+    if (!MODEL_FIRST_TAGS.has(bytes[0])) throw new CompressError('model', `not an ONNX model: it does not start like one (first byte 0x${bytes[0].toString(16).padStart(2, '0')})`, { file, offset: 0 }, { cause: e });
+    throw e;
+  }
+  if (!model.graph) throw new CompressError('model', 'not an ONNX model: it decodes as protobuf but has no graph', { file });
+  return model;
+}
+
+/** First bytes of a ModelProto field: tags of fields 1–8 and 14 (ir_version, producer, …, graph, opset_import, metadata_props), and of 20/25/26 (two-byte tags). */
+const MODEL_FIRST_TAGS = new Set([0x08, 0x12, 0x1a, 0x22, 0x28, 0x32, 0x3a, 0x42, 0x72, 0xa2, 0xca, 0xd2]);
+
+/** What a file that is not ONNX looks like it is, from its first bytes; undefined when unrecognized. */
+export function otherFormat(b: Uint8Array): string | undefined {
+  const ascii = (from: number, to: number) => String.fromCharCode(...b.subarray(from, Math.min(to, b.length)));
+  if (ascii(0, 4) === 'PK\x03\x04') return 'it is a zip archive (a PyTorch checkpoint, an .npz, or a model inside an archive?)';
+  if (ascii(0, 4) === '\x89HDF') return 'it is an HDF5 file (a Keras model?)';
+  if (ascii(4, 8) === 'ORTM') return 'it is an ORT-format model (.ort): give the .onnx it was converted from';
+  if (ascii(4, 8) === 'TFL3') return 'it is a TensorFlow Lite model';
+  if (ascii(0, 4) === 'GGUF') return 'it is a GGUF file (llama.cpp)';
+  if (ascii(0, 23) === 'version https://git-lfs') return 'it is a Git LFS pointer, not the model (run git lfs pull)';
+  const first = b[0];
+  if (first === 0x7b || first === 0x5b) return 'it is JSON text';
+  if (first === 0x3c) return 'it is HTML or XML text (a download that returned an error page?)';
+  return undefined;
+}

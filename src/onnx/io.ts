@@ -6,7 +6,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CompressError } from '../errors.js';
-import { decodeModel, encodeModel, MAX_MESSAGE_BYTES, type Encoded } from './codec.js';
+import { decodeModelFile, encodeModel, MAX_MESSAGE_BYTES, type Encoded } from './codec.js';
 import { loadExternalData, moveToExternalData, type ExternalDataPlan } from './external.js';
 import type { ModelProto } from './types.js';
 
@@ -18,7 +18,7 @@ export interface ReadOptions {
 /** Reads a model file. Tensor bytes are views into the returned file buffer. */
 export function readModel(file: string, opts: ReadOptions = {}): ModelProto {
   const bytes = readFileBytes(file);
-  const model = decodeModel(bytes, file);
+  const model = decodeModelFile(bytes, file);
   if (opts.externalData !== false) loadExternalData(model, dirname(file), file);
   return model;
 }

@@ -5,7 +5,7 @@
  * and the seed every random choice of the steps uses (from the step config, so equal recipes give equal outputs).
  */
 import path from 'node:path';
-import { decodeModel } from '../onnx/codec.js';
+import { decodeModelFile } from '../onnx/codec.js';
 import { DataLocation, checkLocation, externalRef } from '../onnx/external.js';
 import { readFileBytes } from '../onnx/io.js';
 import { forEachTensor } from '../onnx/walk.js';
@@ -37,7 +37,7 @@ function stableStringify(v: unknown): string {
 
 /** External data files a model references (relative to its folder), from a decode of its bytes. */
 function externalDeps(file: string): string[] {
-  const model = decodeModel(readFileBytes(file), file);
+  const model = decodeModelFile(readFileBytes(file), file);
   const deps = new Set<string>();
   forEachTensor(model, (t) => {
     if (t.dataLocation !== DataLocation.EXTERNAL) return;

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { CompressError } from '../errors.js';
 import type { EvalReport } from '../eval/evaluate.js';
-import { decodeModel, encodeModel, joinChunks, MAX_MESSAGE_BYTES, type Encoded } from '../onnx/codec.js';
+import { decodeModel, decodeModelFile, encodeModel, joinChunks, MAX_MESSAGE_BYTES, type Encoded } from '../onnx/codec.js';
 import { loadExternalData } from '../onnx/external.js';
 import { readFileBytes } from '../onnx/io.js';
 import type { ModelProto } from '../onnx/types.js';
@@ -72,7 +72,7 @@ export async function runBuild(
     const dir = path.dirname(build.source);
     const deps = new Map(k.deps.map((d) => [path.join(dir, d), readFileBytes(path.join(dir, d))] as const));
     const parts: Uint8Array[] = [bytes, ...deps.values()];
-    const a = decodeModel(bytes, build.source);
+    const a = decodeModelFile(bytes, build.source);
     const b = decodeModel(bytes, build.source);
     if (deps.size) {
       // External tensors of both copies are views into the data files read once above.
