@@ -35,13 +35,23 @@ export function checkBudget(report: EvalReport, budget: Budget, bytes: number): 
       }
     }
   }
-  const m = report.metrics;
+  const m = (budget.output !== undefined && report.perOutput[budget.output]) || report.metrics;
+  const on = budget.output !== undefined && budget.output !== report.output ? ` of output "${budget.output}"` : '';
   const nonFinite = report.nonFinite ? ` (the compressed model produced ${report.nonFinite} NaN/Inf values)` : '';
+  if (budget.output !== undefined && !report.perOutput[budget.output]) {
+    v.push(`budget.output "${budget.output}" was not compared (outputs compared: ${Object.keys(report.perOutput).map((n) => `"${n}"`).join(', ')})`);
+  }
   if (budget.minAgreement !== undefined && !(m.agreement >= budget.minAgreement)) {
-    v.push(`agreement ${fmt(m.agreement, budget.minAgreement, lt)} < minAgreement ${budget.minAgreement}${nonFinite}`);
+    v.push(`agreement${on} ${fmt(m.agreement, budget.minAgreement, lt)} < minAgreement ${budget.minAgreement}${nonFinite}`);
   }
   if (budget.minCosine !== undefined && !(m.cosine >= budget.minCosine)) {
-    v.push(`cosine ${fmt(m.cosine, budget.minCosine, lt)} < minCosine ${budget.minCosine}${nonFinite}`);
+    v.push(`cosine${on} ${fmt(m.cosine, budget.minCosine, lt)} < minCosine ${budget.minCosine}${nonFinite}`);
+  }
+  if (budget.maxRelRms !== undefined && !(m.relRms <= budget.maxRelRms)) {
+    v.push(`relative RMS error${on} ${fmt(m.relRms, budget.maxRelRms, gt)} > maxRelRms ${budget.maxRelRms}${nonFinite}`);
+  }
+  if (budget.maxAbsError !== undefined && !(m.maxAbs <= budget.maxAbsError)) {
+    v.push(`max abs error${on} ${fmt(m.maxAbs, budget.maxAbsError, gt)} > maxAbsError ${budget.maxAbsError}${nonFinite}`);
   }
   if (budget.maxBytes !== undefined && !(bytes <= budget.maxBytes)) {
     v.push(`size ${bytes} > maxBytes ${budget.maxBytes}`);

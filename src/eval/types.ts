@@ -26,6 +26,12 @@ export interface Budget {
   maxAccuracyDrop?: number;
   minAgreement?: number;
   minCosine?: number;
+  /** Largest relative RMS error ‖ref − test‖ / ‖ref‖ of the output (for single-value outputs, where agreement means nothing). */
+  maxRelRms?: number;
+  /** Largest absolute error of any output value. */
+  maxAbsError?: number;
+  /** The output the limits apply to (default: evaluate.output, else the first output). */
+  output?: string;
   /** Bytes ("2MB" etc. already converted). */
   maxBytes?: number;
   onFail: 'error' | 'warn';

@@ -102,6 +102,9 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
     ...(c.budget && { budget: budget(c.budget) }),
     positions: {},
   };
+  if (steps.quantize?.dtype === 'auto' && !build.budget) {
+    problem(['quantize', 'dtype'], 'dtype auto picks the smallest precision that meets the budget: add a budget (e.g. budget: { maxAccuracyDrop: 0.01 } with evaluate data)', 'value');
+  }
 
   const at = (keys: Seg[]): SourcePosition => {
     const p = src.position(keys, 'key');
@@ -139,7 +142,8 @@ function evaluateSpec(e: Obj, dataPath: Resolve): EvaluateSpec {
 
 function budget(b: Obj): Budget {
   const out: Budget = { onFail: (b.onFail as Budget['onFail']) ?? 'error' };
-  for (const k of ['maxAccuracyDrop', 'minAgreement', 'minCosine'] as const) if (b[k] !== undefined) out[k] = b[k] as number;
+  for (const k of ['maxAccuracyDrop', 'minAgreement', 'minCosine', 'maxRelRms', 'maxAbsError'] as const) if (b[k] !== undefined) out[k] = b[k] as number;
+  if (b.output !== undefined) out.output = String(b.output);
   if (b.maxBytes !== undefined) out.maxBytes = parseBytes(b.maxBytes as number | string);
   return out;
 }

@@ -11,7 +11,7 @@ export { STEP_ORDER, type StepName, type Steps } from '../transforms/registry.js
 export type { PruneStep } from '../transforms/prune/config.js';
 export type { LowrankStep } from '../transforms/lowrank/config.js';
 export type { DistillStep } from '../transforms/distill/config.js';
-export type { QuantizeDtype, QuantizeStep } from '../transforms/quantize/config.js';
+export type { LayerPrecision, QuantizeDtype, QuantizeStep } from '../transforms/quantize/config.js';
 
 export interface Recipe {
   /** Absolute path of the recipe file. */

@@ -1,7 +1,13 @@
 /** The `quantize` recipe block: parameters, defaults and the checks that point at the recipe. */
 import { stringList, type StepConfig } from '../step-config.js';
 
-export type QuantizeDtype = 'int8' | 'uint8' | 'int4' | 'uint4' | 'float16';
+export type QuantizeDtype = 'int8' | 'uint8' | 'int4' | 'uint4' | 'float16' | 'auto';
+
+/**
+ * One layer's precision in a mixed-precision assignment: 4-bit with a block size, 8-bit per channel,
+ * float16 storage, or left float32. `auto` and a budget's search produce these; see QuantizeStep.layers.
+ */
+export type LayerPrecision = 'int4:16' | 'int4:32' | 'int4:64' | 'int4:128' | 'int8' | 'float16' | 'float32';
 
 /**
  * transformers.js's names for model precisions, accepted as `dtype` aliases. `bnb4` (bitsandbytes NF4,
@@ -34,6 +40,11 @@ export interface QuantizeStep {
   exclude: string[];
   /** The transformers.js name the recipe wrote as `dtype`, when it wrote one (names the output in that layout). */
   alias?: DtypeAlias;
+  /**
+   * Per-layer precision (layer name → precision), set by the budget search (never written in a recipe):
+   * a listed layer takes this precision instead of dtype/granularity; unlisted layers follow dtype.
+   */
+  layers?: Record<string, LayerPrecision>;
 }
 
 export const quantizeConfig: StepConfig<QuantizeStep> = {
@@ -59,7 +70,8 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
     const aliased: { dtype: QuantizeDtype; float16?: boolean } | undefined = alias && DTYPE_ALIASES[alias];
     if (aliased?.float16 && q.float16 === false) problem(['quantize', 'float16'], `float16: false contradicts dtype: ${alias}`);
     const dtype = aliased?.dtype ?? (q.dtype as QuantizeDtype);
-    const fourBit = dtype === 'int4' || dtype === 'uint4';
+    // auto may pick 4-bit blocks: its granularity is the 4-bit block size.
+    const fourBit = dtype === 'int4' || dtype === 'uint4' || dtype === 'auto';
     const method = (q.method as QuantizeStep['method']) ?? 'rtn';
     if (typeof q.granularity === 'number' && !fourBit) {
       problem(['quantize', 'granularity'], `block-wise granularity is for int4/uint4, not ${dtype}`);

@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { CompressError } from '../../errors.js';
 import type { MatrixEngine } from '../../linalg/engine.js';
 import { cloneModel } from '../../onnx/edit.js';
+import { float16ToFloat32Array } from '../../onnx/float16.js';
 import { ensureOpset, indexModel, NameScope, opsetVersion } from '../../onnx/graph.js';
 import type { GraphProto, ModelProto, TensorProto } from '../../onnx/types.js';
 import { forEachTensor } from '../../onnx/walk.js';
@@ -17,7 +18,7 @@ import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
 import { emitDequantize, type Emitted } from './dq.js';
 import { emitConvInteger, emitMatMulInteger } from './dynamic.js';
 import { GraphEdits } from './edits.js';
-import { convertToFloat16, DEFAULT_KEEP_FLOAT32_OPS } from './float16.js';
+import { convertToFloat16, DEFAULT_KEEP_FLOAT32_OPS, toFloat16Clamped } from './float16.js';
 import { planTarget, type Plan } from './forms.js';
 import { emitGatherBlockQuantized } from './gather.js';
 import { gptqQuantize } from './gptq.js';
@@ -26,6 +27,7 @@ import { splitAt, toRows } from './layout.js';
 import { isLazy, loadLazy, weightFloats } from './lazy.js';
 import { emitMatMulNBits } from './matmulnbits.js';
 import { opset21Blocker, raiseToOpset21 } from './opset.js';
+import { deliveredPrecision, emitFloat16Weight, paramsFor, requestedPrecision, type LayerPrecision } from './precision.js';
 import { relativeRms } from './rtn.js';
 import { selectWeights, type Target } from './select.js';
 import { quantizeWeight, type WeightQuant } from './weights.js';
@@ -52,6 +54,9 @@ export function quantizeStep(params: QuantizeStep, extras: QuantizeExtras = {}):
     const names = new NameScope(out);
     const modelDir = dirname(ctx.file);
     const read = (t: TensorProto) => weightFloats(t, modelDir);
+    if (params.dtype === 'auto' && !params.layers) {
+      throw new CompressError('recipe', 'quantize.dtype auto is resolved by the budget search: the build needs a budget (and evaluate data for accuracy limits)', { file: ctx.file });
+    }
     if (params.dtype !== 'float16') await quantizeWeights(out, params, extras, ctx, report, names, read);
     if (params.dtype === 'float16' || params.float16) {
       const r = convertToFloat16(out, { keepIoTypes: params.keepIoTypes, keepFloat32Ops: params.keepFloat32Ops, minElements: extras.minElements, read }, names);
@@ -82,11 +87,22 @@ async function quantizeWeights(
 ): Promise<void> {
   const selection = selectWeights(model, { include: params.include, exclude: params.exclude, minElements: extras.minElements });
   report.skipped.push(...selection.skipped);
+  // Mixed precision: a layer the assignment keeps float32 is left alone; float16 ones get no plan.
+  const assigned = (t: Target): LayerPrecision | undefined => params.layers?.[t.name];
+  const fp16 = new Set<Target>();
+  selection.targets = selection.targets.filter((t) => {
+    const a = assigned(t);
+    if (a === 'float32') report.skipped.push({ name: t.name, reason: 'kept float32 by the precision assignment' });
+    if (a === 'float16') fp16.add(t);
+    return a !== 'float32';
+  });
   const env = { opset: opsetVersion(model, '') ?? 1, opset21Blocker: opset21Blocker(model) };
   const plans = new Map<Target, Plan>();
   const notes = new Map<string, number>();
   for (const t of selection.targets) {
-    const plan = planTarget(t, params, env);
+    if (fp16.has(t)) continue;
+    const a = assigned(t);
+    const plan = planTarget(t, a ? paramsFor(params, a) : params, env);
     plans.set(t, plan);
     if (plan.note) notes.set(plan.note, (notes.get(plan.note) ?? 0) + 1);
   }
@@ -104,6 +120,7 @@ async function quantizeWeights(
     if (!ctx.calibration?.length) throw new CompressError('data', 'quantize: method gptq got no calibration samples', { file: ctx.file });
     const main = model.graph!;
     for (const t of selection.targets) {
+      if (fp16.has(t)) continue;
       const why = gptqIneligible(t, main);
       if (why) report.warnings.push(`${t.name}: ${why}; quantized with rtn`);
       else gptqTargets.add(t);
@@ -127,8 +144,17 @@ async function quantizeWeights(
   try {
     let done = 0;
     for (const t of selection.targets) {
-      const plan = plans.get(t)!;
       const w = read(t.site.tensor); // valid until the next read: used up within this iteration
+      if (fp16.has(t)) {
+        const e = emitFloat16Weight(t, w, edits);
+        report.layers.push(Object.assign(
+          { name: t.name, op: t.op, weight: t.weight, shape: t.shape, dtypeBefore: 'float32', dtypeAfter: e.dtypeAfter, bytesBefore: w.length * 4, bytesAfter: e.bytesAfter, error: float16Error(w), errorKind: 'weight' as const },
+          { form: 'cast', requested: 'float16', delivered: 'float16' },
+        ));
+        ctx.progress?.((++done / selection.targets.length) * 0.95);
+        continue;
+      }
+      const plan = plans.get(t)!;
       let q: WeightQuant;
       let method = 'rtn';
       if (gptqTargets.has(t) && hessians && mm) {
@@ -167,7 +193,9 @@ async function quantizeWeights(
         error: relativeRms(q),
         errorKind: 'weight',
       };
-      report.layers.push(Object.assign(layer, { form: plan.form, method, granularity: plan.granularity }));
+      const requested = assigned(t) ?? requestedPrecision(params);
+      const delivered = deliveredPrecision(plan.bits, plan.granularity);
+      report.layers.push(Object.assign(layer, { form: plan.form, method, granularity: plan.granularity, ...(requested && { requested, delivered }) }));
       ctx.progress?.((++done / selection.targets.length) * 0.95);
     }
   } finally {
@@ -178,6 +206,19 @@ async function quantizeWeights(
   const before = report.layers.reduce((s, l) => s + l.bytesBefore, 0);
   const after = report.layers.reduce((s, l) => s + l.bytesAfter, 0);
   report.totals!.weights = { quantized: report.layers.length, skipped: report.skipped.length, bytesBefore: before, bytesAfter: after };
+}
+
+/** Relative RMS error of storing a weight as float16. */
+function float16Error(w: Float32Array): number {
+  const back = float16ToFloat32Array(toFloat16Clamped(w));
+  let e = 0;
+  let r = 0;
+  for (let i = 0; i < w.length; i++) {
+    const d = w[i] - back[i];
+    e += d * d;
+    r += w[i] * w[i];
+  }
+  return r > 0 ? Math.sqrt(e / r) : 0;
 }
 
 /**

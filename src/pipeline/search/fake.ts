@@ -1,0 +1,229 @@
+/**
+ * Cheap model variants for the precision search: the weights of every searchable layer become graph
+ * inputs of ONE onnxruntime session, and an assignment (layer → precision) is run by feeding each layer
+ * its weights quantized and dequantized back to float32 ("fake quantization") with the same kernels,
+ * plans and block sizes the quantize step uses. Trying a layer at another precision is then one run
+ * over the search samples, with no graph rewrite, no encode and no session creation.
+ *
+ * The numbers are those of DequantizeLinear → op in float32, which is what ORT computes for the
+ * weight-only forms (wasm/webgpu targets: MatMulNBits with float activations); the dynamic int8 form and
+ * accuracy_level 4 also round activations, so the chosen assignment is always verified by a full build
+ * and evaluation.
+ */
+import type * as ort from 'onnxruntime-node';
+import { Tensor } from 'onnxruntime-node';
+import { stackSamples } from '../../data/batch.js';
+import type { InputSpec, Sample } from '../../data/types.js';
+import { encodeModelToBytes } from '../../onnx/codec.js';
+import { float16ToFloat32Array } from '../../onnx/float16.js';
+import { DataType } from '../../onnx/dtypes.js';
+import { makeValueInfo, opsetVersion } from '../../onnx/graph.js';
+import { tensorFloat32 } from '../../onnx/tensor.js';
+import type { ModelProto } from '../../onnx/types.js';
+import type { QuantizeStep } from '../../recipe/types.js';
+import { openSession, runSession, sessionInputSpecs, type DeviceRequest } from '../../runtime/session.js';
+import { toFloat16Clamped } from '../../transforms/quantize/float16.js';
+import { planTarget, type Plan } from '../../transforms/quantize/forms.js';
+import { splitAt } from '../../transforms/quantize/layout.js';
+import { opset21Blocker } from '../../transforms/quantize/opset.js';
+import { deliveredPrecision, paramsFor, type LayerPrecision } from '../../transforms/quantize/precision.js';
+import { selectWeights, type Target } from '../../transforms/quantize/select.js';
+import { quantizeWeight, type WeightQuant } from '../../transforms/quantize/weights.js';
+
+/** One layer the search can set: its weight, fp32 bytes, and per precision the stored bytes and what is delivered. */
+export interface SearchLayer {
+  target: Target;
+  name: string;
+  elements: number;
+  /** Stored bytes per precision (estimate: codes, scales, zero points; no graph overhead). */
+  bytes: Partial<Record<LayerPrecision, number>>;
+  /** The precision actually delivered when this one is asked (a plan may fall back, e.g. Conv int4 → int8). */
+  delivered: Partial<Record<LayerPrecision, string>>;
+}
+
+export type Assignment = Map<string, LayerPrecision>;
+
+/** Outputs of one run over all samples: per output, the values of every batch concatenated, and per-batch dims. */
+export interface RunOutputs {
+  values: Map<string, Float32Array[]>;
+  dims: Map<string, number[][]>;
+}
+
+/** Bytes a plan stores for a weight of `n` elements (codes + fp32 scales + zero points when not default). */
+function planBytes(t: Target, plan: Plan, n: number): number {
+  const K = t.shape[t.reduceAxis];
+  const codes = (n * plan.bits) / 8;
+  let groups: number;
+  if (plan.granularity === 'per-tensor') groups = 1;
+  else if (typeof plan.granularity === 'number') groups = (n / K) * Math.ceil(K / plan.granularity);
+  else groups = t.shape[t.channelAxis];
+  const zeros = plan.symmetric && plan.signed ? 0 : (groups * plan.bits) / 8;
+  return Math.ceil(codes + groups * 4 + zeros);
+}
+
+/** Dequantized weights in the weight's own layout. */
+export function dequantize(q: WeightQuant): Float32Array {
+  const n = q.codes.length;
+  const out = new Float32Array(n);
+  if (q.layout === 'axis') {
+    if (q.axis === -1) {
+      const s = q.scales[0];
+      const z = q.zeros[0];
+      for (let i = 0; i < n; i++) out[i] = (q.codes[i] - z) * s;
+      return out;
+    }
+    const [, C, inner] = splitAt(q.dims, q.axis);
+    for (let i = 0; i < n; i++) {
+      const c = Math.floor(i / inner) % C;
+      out[i] = (q.codes[i] - q.zeros[c]) * q.scales[c];
+    }
+    return out;
+  }
+  // Rows layout [R, K] (R = outer·inner, row o·inner + i), groups of q.group along K.
+  const [outer, K, inner] = splitAt(q.dims, q.axis);
+  const nb = Math.ceil(K / q.group);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const r = o * inner + i;
+      for (let k = 0; k < K; k++) {
+        const g = r * nb + Math.floor(k / q.group);
+        out[(o * K + k) * inner + i] = (q.codes[r * K + k] - q.zeros[g]) * q.scales[g];
+      }
+    }
+  }
+  return out;
+}
+
+/** Samples stacked into batches of at most `size` where they can be (else one by one). */
+function batchesOf(samples: Sample[], specs: InputSpec[], size: number): Sample[] {
+  const batches: Sample[] = [];
+  size = Math.max(1, size);
+  for (let i = 0; i < samples.length; i += size) {
+    const chunk = samples.slice(i, i + size);
+    const stacked = chunk.length > 1 ? stackSamples(chunk, specs) : undefined;
+    if (stacked) batches.push(stacked);
+    else batches.push(...chunk.map((s) => ({ feeds: s.feeds })));
+  }
+  return batches;
+}
+
+/**
+ * The search's view of a model: the searchable layers (weights that are main-graph initializers of the
+ * quantize step's selection) and a session that takes their weights as inputs.
+ */
+export class FakeQuantModel {
+  private cache = new Map<string, Tensor>();
+  private batches: Sample[];
+  private specs: InputSpec[] = [];
+  runs = 0;
+
+  private constructor(
+    readonly layers: SearchLayer[],
+    /** Layers the step quantizes that the search cannot set (Constant nodes, subgraphs): they keep the requested precision. */
+    readonly fixed: string[],
+    private readonly session: ort.InferenceSession,
+    readonly outputs: string[],
+    private readonly weights: Map<string, Float32Array>,
+    batches: Sample[],
+  ) {
+    this.batches = batches;
+  }
+
+  static async open(model: ModelProto, params: QuantizeStep, options: readonly LayerPrecision[], samples: Sample[], opts: { device?: DeviceRequest; minElements?: number; batch?: number } = {}): Promise<FakeQuantModel> {
+    const main = model.graph!;
+    const selection = selectWeights(model, { include: params.include, exclude: params.exclude, minElements: opts.minElements });
+    const env = { opset: opsetVersion(model, '') ?? 1, opset21Blocker: opset21Blocker(model) };
+    const layers: SearchLayer[] = [];
+    const fixed: string[] = [];
+    const weights = new Map<string, Float32Array>();
+    const asInput = new Set<string>();
+    for (const t of selection.targets) {
+      if (t.site.kind !== 'initializer' || t.site.graph !== main) {
+        fixed.push(t.name);
+        continue;
+      }
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      const layer: SearchLayer = { target: t, name: t.name, elements: n, bytes: {}, delivered: {} };
+      for (const p of options) {
+        if (p === 'float32' || p === 'float16') {
+          layer.bytes[p] = n * (p === 'float32' ? 4 : 2);
+          layer.delivered[p] = p;
+          continue;
+        }
+        const plan = planTarget(t, paramsFor(params, p), env);
+        layer.bytes[p] = planBytes(t, plan, n);
+        layer.delivered[p] = deliveredPrecision(plan.bits, plan.granularity);
+      }
+      layers.push(layer);
+      weights.set(t.weight, Float32Array.from(tensorFloat32(t.site.tensor)));
+      asInput.add(t.weight);
+    }
+    // The same graph, with the searchable weights as inputs (tensor bytes shared, not copied).
+    const graph = {
+      ...main,
+      initializer: main.initializer.filter((t) => !asInput.has(t.name ?? '')),
+      input: [...main.input.filter((v) => !asInput.has(v.name ?? '')), ...layers.map((l) => makeValueInfo(l.target.weight, DataType.FLOAT, l.target.shape))],
+    };
+    const bytes = encodeModelToBytes({ ...model, graph });
+    const { session } = await openSession(bytes, { device: opts.device ?? 'cpu', intraOpThreads: 1 });
+    const specs = sessionInputSpecs(session).filter((s) => !asInput.has(s.name));
+    const batches = batchesOf(samples, specs, opts.batch ?? 256);
+    const fq = new FakeQuantModel(layers, fixed, session, [...session.outputNames], weights, batches);
+    fq.specs = specs;
+    return fq;
+  }
+
+  /** The same session and weight cache over other samples (close only the original). */
+  withSamples(samples: Sample[], batch = 256): FakeQuantModel {
+    const fq = new FakeQuantModel(this.layers, this.fixed, this.session, this.outputs, this.weights, batchesOf(samples, this.specs, batch));
+    fq.cache = this.cache;
+    fq.specs = this.specs;
+    return fq;
+  }
+
+  /** A layer's weights at a precision, as a feed (computed once per layer and precision). */
+  weightFeed(layer: SearchLayer, p: LayerPrecision, params: QuantizeStep, env: { opset: number; opset21Blocker?: string }): Tensor {
+    const key = `${layer.name}\u0000${p}`;
+    let t = this.cache.get(key);
+    if (t) return t;
+    const w = this.weights.get(layer.target.weight)!;
+    let data: Float32Array;
+    if (p === 'float32') data = w;
+    else if (p === 'float16') data = float16ToFloat32Array(toFloat16Clamped(w));
+    else data = dequantize(quantizeWeight(layer.target, planTarget(layer.target, paramsFor(params, p), env), w));
+    t = new Tensor('float32', data, layer.target.shape);
+    this.cache.set(key, t);
+    return t;
+  }
+
+  /** Runs every sample batch with the layers' weights as `assignment` says (unlisted: float32). */
+  async run(assignment: Assignment, feedOf: (layer: SearchLayer, p: LayerPrecision) => Tensor): Promise<RunOutputs> {
+    const weightFeeds: Record<string, Tensor> = {};
+    for (const l of this.layers) weightFeeds[l.target.weight] = feedOf(l, assignment.get(l.name) ?? 'float32');
+    const values = new Map<string, Float32Array[]>(this.outputs.map((o) => [o, []]));
+    const dims = new Map<string, number[][]>(this.outputs.map((o) => [o, []]));
+    for (const b of this.batches) {
+      const r = await runSession(this.session, { ...b.feeds, ...weightFeeds });
+      for (const o of this.outputs) {
+        const t = r[o];
+        const d = t.data as unknown;
+        values.get(o)!.push(d instanceof Float32Array ? d : t.type === 'float16' ? float16ToFloat32Array(d as Uint16Array) : Float32Array.from(d as ArrayLike<number>, Number));
+        dims.get(o)!.push([...t.dims]);
+      }
+    }
+    this.runs++;
+    return { values, dims };
+  }
+
+  /** Bytes of the searchable layers' weights under an assignment (unlisted: float32). */
+  bytesOf(assignment: Assignment): number {
+    let s = 0;
+    for (const l of this.layers) s += l.bytes[assignment.get(l.name) ?? 'float32'] ?? l.elements * 4;
+    return s;
+  }
+
+  async close(): Promise<void> {
+    this.cache.clear();
+    await this.session.release();
+  }
+}

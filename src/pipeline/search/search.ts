@@ -1,0 +1,300 @@
+/**
+ * The budget picks the precision: per-layer sensitivity, then a greedy path from the cheapest assignment
+ * to the most accurate one, re-measured on the whole model where it matters.
+ *
+ * 1. Sensitivity: each searchable layer alone at each candidate precision (every other layer float32),
+ *    one fake-quantized run over the search samples each (fake.ts): the error it adds, as the budget's
+ *    own figures and as a continuous "damage" (KL for class outputs, 1 − cosine or relRms² otherwise).
+ * 2. Path: start with every layer at its cheapest candidate; repeatedly widen the layer whose next
+ *    precision removes the most damage per byte added (layer damages are taken as additive) until no
+ *    widening helps. Each prefix of the path is an assignment, bytes rising, predicted damage falling.
+ * 3. Re-measure: the whole model under path assignments, by bisection for the shortest prefix that
+ *    meets the accuracy limits (monotone along the path, as the predictions are), or the longest that
+ *    fits maxBytes. With dtype auto the uniform int4 / int8 / float16 assignments are measured too and
+ *    the smallest passing assignment of all wins.
+ * The caller builds the chosen assignment for real and evaluates it on the evaluation data.
+ */
+import type { Sample } from '../../data/types.js';
+import type { Budget } from '../../eval/types.js';
+import type { ModelProto } from '../../onnx/types.js';
+import { opsetVersion } from '../../onnx/graph.js';
+import type { LayerPrecision, QuantizeStep } from '../../recipe/types.js';
+import type { DeviceRequest } from '../../runtime/session.js';
+import { opset21Blocker } from '../../transforms/quantize/opset.js';
+import { PRECISIONS, requestedPrecision } from '../../transforms/quantize/precision.js';
+import { FakeQuantModel, type Assignment, type RunOutputs, type SearchLayer } from './fake.js';
+import { damageKind, figuresOf, hasAccuracyLimits, meetsAccuracy, type Figures } from './figures.js';
+
+export interface SearchOptions {
+  params: QuantizeStep;
+  budget: Budget;
+  /** The output the budget applies to (default: the model's first). */
+  output?: string;
+  samples: Sample[];
+  /** Encoded bytes of the model entering the quantize step (for the total size estimate). */
+  modelBytes: number;
+  device?: DeviceRequest;
+  /** Candidate precisions (default: auto → int4:128, int4:32, int8, float16, float32; else the requested one and wider). */
+  candidates?: LayerPrecision[];
+  minElements?: number;
+  /** Samples the per-layer sensitivity runs use (default: the first 64 of `samples`; the whole-model re-measures use all). */
+  sensitivitySamples?: number;
+  log?: (message: string) => void;
+}
+
+/** One assignment the search measured. */
+export interface SearchPoint {
+  label: string;
+  /** Estimated output bytes. */
+  bytes: number;
+  damage: number;
+  accuracyDrop?: number;
+  agreement: number;
+  cosine: number;
+  relRms: number;
+  maxAbs: number;
+  meets: boolean;
+}
+
+export interface LayerSensitivity {
+  name: string;
+  /** Per candidate: estimated stored bytes, damage alone, and the budget's headline figure alone. */
+  bytes: Partial<Record<LayerPrecision, number>>;
+  damage: Partial<Record<LayerPrecision, number>>;
+  figure: Partial<Record<LayerPrecision, number>>;
+  chosen: LayerPrecision;
+}
+
+export interface SearchResult {
+  /** The step parameters to build with (layers filled in); the requested ones when they already meet the budget. */
+  params: QuantizeStep;
+  assignment: Record<string, LayerPrecision>;
+  met: boolean;
+  /** Index of the chosen assignment in points. */
+  chosen: number;
+  points: SearchPoint[];
+  layers: LayerSensitivity[];
+  /** Layers the step quantizes that the search cannot set (weights in Constant nodes or subgraphs). */
+  fixed: string[];
+  /** The headline figure: the first of the budget's limits. */
+  figure: 'accuracyDrop' | 'agreement' | 'cosine' | 'relRms' | 'maxAbs';
+  damageKind: 'kl' | 'cosine' | 'relRms';
+  output: string;
+  samples: number;
+  sensitivitySamples: number;
+  runs: number;
+  ms: { sensitivity: number; search: number };
+}
+
+const AUTO: LayerPrecision[] = ['int4:128', 'int4:32', 'int8', 'float16', 'float32'];
+
+function headline(b: Budget): SearchResult['figure'] {
+  if (b.maxAccuracyDrop !== undefined) return 'accuracyDrop';
+  if (b.minAgreement !== undefined) return 'agreement';
+  if (b.minCosine !== undefined) return 'cosine';
+  if (b.maxRelRms !== undefined) return 'relRms';
+  if (b.maxAbsError !== undefined) return 'maxAbs';
+  return 'relRms';
+}
+
+function figureOf(f: Figures, which: SearchResult['figure']): number {
+  if (which === 'accuracyDrop') return f.refAccuracy !== undefined && f.accuracy !== undefined ? f.refAccuracy - f.accuracy : NaN;
+  return f.metrics[which];
+}
+
+/** Candidate precisions for a recipe block: auto → all; else the requested one and the wider ones. */
+export function candidatesFor(params: QuantizeStep): LayerPrecision[] {
+  if (params.dtype === 'auto') {
+    const block = typeof params.granularity === 'number' ? (`int4:${params.granularity}` as LayerPrecision) : 'int4:32';
+    return [...new Set<LayerPrecision>(['int4:128', block, 'int8', 'float16', 'float32'])].sort((a, b) => PRECISIONS.indexOf(a) - PRECISIONS.indexOf(b));
+  }
+  const r = requestedPrecision(params);
+  if (!r) return ['float16', 'float32'];
+  return [r, ...(['int8', 'float16', 'float32'] as const).filter((p) => PRECISIONS.indexOf(p) > PRECISIONS.indexOf(r))];
+}
+
+export async function searchPrecision(model: ModelProto, opts: SearchOptions): Promise<SearchResult> {
+  const { params, budget, samples } = opts;
+  const t0 = performance.now();
+  const log = opts.log ?? (() => {});
+  const candidates = opts.candidates ?? (params.dtype === 'auto' ? AUTO : candidatesFor(params));
+  const nSens = Math.min(samples.length, Math.max(1, opts.sensitivitySamples ?? 64));
+  const sensSamples = samples.slice(0, nSens);
+  const fq = await FakeQuantModel.open(model, params, candidates, samples, { device: opts.device, minElements: opts.minElements });
+  // The same session, fed only the first nSens samples (their own batch), for the per-layer runs.
+  const fqSens = nSens < samples.length ? fq.withSamples(sensSamples) : fq;
+  try {
+    const output = opts.output ?? fq.outputs[0];
+    const env = { opset: opsetVersion(model, '') ?? 1, opset21Blocker: opset21Blocker(model) };
+    const feedOf = (l: SearchLayer, p: LayerPrecision) => fq.weightFeed(l, p, params, env);
+    const ref = await fq.run(new Map(), feedOf);
+    const refSens = fqSens === fq ? ref : await fqSens.run(new Map(), feedOf);
+    const measure = async (a: Assignment): Promise<Figures> => figuresOf(ref, await fq.run(a, feedOf), output, samples, budget);
+    const measureAlone = async (a: Assignment): Promise<Figures> => figuresOf(refSens, await fqSens.run(a, feedOf), output, sensSamples, budget);
+    const fp32Bytes = fq.layers.reduce((s, l) => s + l.elements * 4, 0);
+    const base = Math.max(0, opts.modelBytes - fp32Bytes);
+    const which = headline(budget);
+    const accuracyLimits = hasAccuracyLimits(budget);
+
+    // Each layer's candidates, cheapest first, without ones that deliver the same as a cheaper one.
+    const optionsOf = new Map<SearchLayer, LayerPrecision[]>();
+    for (const l of fq.layers) {
+      const seen = new Set<string>();
+      const opts2 = [...candidates].sort((a, b) => l.bytes[a]! - l.bytes[b]! || PRECISIONS.indexOf(a) - PRECISIONS.indexOf(b)).filter((p) => {
+        const d = l.delivered[p]!;
+        if (seen.has(d)) return false;
+        seen.add(d);
+        return true;
+      });
+      optionsOf.set(l, opts2);
+    }
+
+    // 1. Sensitivity.
+    log(`sensitivity: ${fq.layers.length} layers × ${candidates.length - (candidates.includes('float32') ? 1 : 0)} precisions on ${nSens} samples`);
+    const sens: LayerSensitivity[] = [];
+    for (const l of fq.layers) {
+      const s: LayerSensitivity = { name: l.name, bytes: {}, damage: {}, figure: {}, chosen: optionsOf.get(l)![0] };
+      for (const p of optionsOf.get(l)!) {
+        s.bytes[p] = l.bytes[p];
+        if (p === 'float32') {
+          s.damage[p] = 0;
+          s.figure[p] = which === 'cosine' || which === 'agreement' ? 1 : 0;
+          continue;
+        }
+        const f = await measureAlone(new Map([[l.name, p]]));
+        s.damage[p] = f.damage;
+        s.figure[p] = figureOf(f, which);
+      }
+      sens.push(s);
+    }
+    const tSens = performance.now();
+
+    // 2. The greedy path.
+    const cur = new Map(fq.layers.map((l) => [l, 0]));
+    const assignmentOf = () => new Map(fq.layers.map((l) => [l.name, optionsOf.get(l)![cur.get(l)!]]));
+    const path: Assignment[] = [assignmentOf()];
+    const sensOf = new Map(fq.layers.map((l, i) => [l, sens[i]]));
+    for (;;) {
+      let best: { l: SearchLayer; j: number; ratio: number } | undefined;
+      for (const l of fq.layers) {
+        const o = optionsOf.get(l)!;
+        const s = sensOf.get(l)!;
+        const i = cur.get(l)!;
+        for (let j = i + 1; j < o.length; j++) {
+          const gain = s.damage[o[i]]! - s.damage[o[j]]!;
+          const cost = Math.max(1, l.bytes[o[j]]! - l.bytes[o[i]]!);
+          if (!(gain > 0)) continue;
+          const ratio = gain / cost;
+          if (!best || ratio > best.ratio) best = { l, j, ratio };
+        }
+      }
+      if (!best) break;
+      cur.set(best.l, best.j);
+      path.push(assignmentOf());
+    }
+    // A path that never reaches float32 everywhere ends with all-float32 as the safe last resort.
+    const widest = new Map(fq.layers.map((l) => [l.name, 'float32' as LayerPrecision]));
+    if (candidates.includes('float32')) path.push(widest);
+
+    // 3. Re-measure.
+    const points: SearchPoint[] = [];
+    const measured = new Map<string, { point: number; a: Assignment }>();
+    const keyOf = (a: Assignment) => fq.layers.map((l) => a.get(l.name)).join(',');
+    const bytesOf = (a: Assignment) => base + fq.bytesOf(a);
+    const test = async (a: Assignment, label: string): Promise<SearchPoint> => {
+      const k = keyOf(a);
+      const hit = measured.get(k);
+      if (hit) return points[hit.point];
+      const f = await measure(a);
+      const bytes = bytesOf(a);
+      const p: SearchPoint = {
+        label,
+        bytes,
+        damage: f.damage,
+        ...(f.accuracy !== undefined && { accuracyDrop: f.refAccuracy! - f.accuracy }),
+        agreement: f.metrics.agreement,
+        cosine: f.metrics.cosine,
+        relRms: f.metrics.relRms,
+        maxAbs: f.metrics.maxAbs,
+        meets: meetsAccuracy(f, budget) && (budget.maxBytes === undefined || bytes <= budget.maxBytes),
+      };
+      measured.set(k, { point: points.length, a });
+      points.push(p);
+      log(`${label}: ${bytes} bytes, ${which} ${figureOf(f, which).toPrecision(4)}${p.meets ? ' (meets the budget)' : ''}`);
+      return p;
+    };
+    const uniform = (p: LayerPrecision) => new Map(fq.layers.map((l) => [l.name, optionsOf.get(l)!.includes(p) ? p : optionsOf.get(l)![0]]));
+
+    const requested = requestedPrecision(params);
+    if (requested) {
+      const first = await test(uniform(requested), `${requested} (requested)`);
+      if (first.meets) return finish(params, {}, true, 0);
+    } else {
+      for (const p of candidates) if (p !== 'float32') await test(uniform(p), `${p} everywhere`);
+    }
+    const accurate = async (k: number) => (await test(path[k], `mixed, step ${k}/${path.length - 1}`)).meets;
+    if (accuracyLimits) {
+      // Shortest prefix that meets the budget: bisection on [lo, hi].
+      let lo = 0;
+      let hi = path.length - 1;
+      if (await accurate(hi)) {
+        if (await accurate(lo)) hi = lo;
+        while (hi - lo > 1) {
+          const mid = (lo + hi) >> 1;
+          if (await accurate(mid)) hi = mid;
+          else lo = mid;
+        }
+      }
+    } else if (budget.maxBytes !== undefined) {
+      // Longest prefix under the byte limit.
+      let k = 0;
+      while (k + 1 < path.length && bytesOf(path[k + 1]) <= budget.maxBytes) k++;
+      await accurate(k);
+    }
+    // The smallest passing assignment, else the one closest to the budget (least damage).
+    let chosen = -1;
+    points.forEach((p, i) => {
+      if (p.meets && (chosen < 0 || p.bytes < points[chosen].bytes)) chosen = i;
+    });
+    const met = chosen >= 0;
+    if (!met) {
+      const fits = points.map((p, i) => i).filter((i) => budget.maxBytes === undefined || points[i].bytes <= budget.maxBytes);
+      const pool = fits.length ? fits : points.map((_, i) => i);
+      chosen = pool.reduce((b, i) => (points[i].damage < points[b].damage ? i : b), pool[0]);
+    }
+    const a = [...measured.values()].find((m) => m.point === chosen)!.a;
+    const assignment = Object.fromEntries(a);
+    for (const s of sens) s.chosen = a.get(s.name)!;
+    // Layers the search cannot set follow dtype: auto gives them int8.
+    const resolved: QuantizeStep = { ...params, ...(params.dtype === 'auto' && { dtype: 'int8', granularity: 'per-channel' }), layers: assignment };
+    return finish(resolved, assignment, met, chosen);
+
+    function finish(p: QuantizeStep, assignment: Record<string, LayerPrecision>, met: boolean, chosen: number): SearchResult {
+      if (!Object.keys(assignment).length) for (const s of sens) s.chosen = optionsOf.get(fq.layers.find((l) => l.name === s.name)!)![0];
+      const t1 = performance.now();
+      return {
+        params: p,
+        assignment,
+        met,
+        chosen,
+        points,
+        layers: sens,
+        fixed: fq.fixed,
+        figure: which,
+        damageKind: damageKind(budget, lastDim(ref, output)),
+        output,
+        samples: samples.length,
+        sensitivitySamples: nSens,
+        runs: fq.runs + (fqSens === fq ? 0 : fqSens.runs),
+        ms: { sensitivity: Math.round(tSens - t0), search: Math.round(t1 - tSens) },
+      };
+    }
+  } finally {
+    await fq.close();
+  }
+}
+
+function lastDim(r: RunOutputs, output: string): number {
+  const d = r.dims.get(output)?.[0] ?? [];
+  return d.length ? d[d.length - 1] : 1;
+}
