@@ -37,7 +37,24 @@ export async function applyBudget(
     for (const v of violations) warn(`budget: ${v}`);
     return;
   }
-  throw new CompressError('budget', `${build.id}: over budget: ${violations.join('; ')}`, budgetLocation(build, opts.recipeFile));
+  throw new CompressError('budget', `${build.id}: over budget: ${violations.join('; ')}${searchNote(manifest)}`, budgetLocation(build, opts.recipeFile));
+}
+
+/** What the precision search tried, when it ran: the best assignment and its figures. */
+function searchNote(manifest: Manifest): string {
+  const s = manifest.steps.find((r) => r.step === 'quantize')?.totals?.search as
+    | { met: boolean; samples: number; chosen: number; figure: string; points: { label: string; bytes: number; damage: number; [k: string]: unknown }[]; assignment: Record<string, string> }
+    | undefined;
+  if (!s || !s.points.length) return '';
+  const p = s.points[s.chosen];
+  const counts = new Map<string, number>();
+  for (const v of Object.values(s.assignment)) counts.set(v, (counts.get(v) ?? 0) + 1);
+  const mix = counts.size ? [...counts].map(([k, n]) => `${k} ×${n}`).join(', ') : p.label;
+  const fig = typeof p[s.figure] === 'number' ? `, ${s.figure} ${(p[s.figure] as number).toPrecision(4)}` : '';
+  const head = s.met
+    ? `the precision search's choice met the budget on its ${s.samples} search samples but not on the evaluation data`
+    : `no precision assignment the search measured (${s.points.length}) meets the budget on its ${s.samples} search samples`;
+  return `. ${head}; best: ${mix} (${p.label}), about ${p.bytes} bytes${fig}`;
 }
 
 function budgetLocation(build: Build, recipeFile: string | undefined): { file?: string; line?: number; column?: number } {

@@ -13,6 +13,7 @@ import { mapFilePathsAsync, normalizedStepConfig } from '../recipe/index.js';
 import type { Build } from '../recipe/types.js';
 import { toolVersion } from '../version.js';
 import { hashFile, hashPath, sha256, type StatCache } from './hash.js';
+import { searchKey } from './search/applies.js';
 
 export interface KeyInfo {
   key: string;
@@ -61,6 +62,10 @@ export async function computeKey(build: Build, stats: StatCache): Promise<KeyInf
   // Only the recipe keys that name files are hashed (a node-name glob like "/encoder/*" is not a path).
   const config = stableStringify(await mapFilePathsAsync(normalizedStepConfig(build), byHash));
   const evaluate = build.evaluate ? stableStringify((await mapFilePathsAsync({ evaluate: build.evaluate }, byHash)).evaluate) : null;
+  // A budget that drives the precision search picks the output, so it is part of the key then (only then:
+  // other builds keep their keys, and their budgets are checked on every call). It names no files.
+  const sk = searchKey(build);
+  const search = sk ? stableStringify(sk) : undefined;
   const payload = stableStringify({
     format: 1,
     tool: toolVersion(),
@@ -68,6 +73,7 @@ export async function computeKey(build: Build, stats: StatCache): Promise<KeyInf
     external,
     config,
     evaluate,
+    search,
     output: build.output,
   });
   const configHash = sha256(config);

@@ -6,6 +6,7 @@
 import type { CompressResult } from './result.js';
 import type { Manifest } from './manifest.js';
 import { formatBytes, formatRatio, formatSizeChange } from '../format.js';
+import { searchPlot, type PlotSearch } from './search/plot.js';
 
 export const AGGREGATE_FILE = 'onnx-compress.json';
 export const REPORT_FILE = 'onnx-compress-report.html';
@@ -156,6 +157,8 @@ function modelDetails({ result }: EmittedModel): string {
   const parts: string[] = [`<h3>${esc(m.id)}</h3>`];
   const budget = budgetStatus(m);
   parts.push(`<p>Budget: <strong class="${budget.missed ? 'bad' : ''}">${esc(budget.text)}</strong>${m.device ? ` · verified on ${esc(m.device)}` : ''}</p>`);
+  const search = m.steps.find((s) => s.step === 'quantize')?.totals?.search as PlotSearch | undefined;
+  if (search) parts.push(searchPlot(search, (m.recipe as { budget?: Record<string, unknown> }).budget));
   if (a) {
     const rows = Object.entries(a.perOutput ?? { [a.output]: a.metrics }).map(
       ([name, o]) => `<tr><td><code>${esc(name)}</code></td><td class="n">${opt(o.agreement)}</td><td class="n">${num(o.cosine, 6)}</td><td class="n">${num(o.relRms, 4)}</td><td class="n">${num(o.maxAbs, 4)}</td></tr>`,
@@ -169,13 +172,20 @@ function modelDetails({ result }: EmittedModel): string {
   if (layers.length) {
     const rows = layers.map(
       (l) =>
-        `<tr><td>${esc(l.step)}</td><td><code>${esc(l.name)}</code></td><td>${esc(l.op)}</td><td>${esc(l.shape.join('×'))}</td><td>${esc(l.dtypeBefore)} → ${esc(l.dtypeAfter)}</td><td class="n">${formatBytes(l.bytesBefore)} → ${formatBytes(l.bytesAfter)}</td><td class="n">${num(l.error, 4)}</td></tr>`,
+        `<tr><td>${esc(l.step)}</td><td><code>${esc(l.name)}</code></td><td>${esc(l.op)}</td><td>${esc(l.shape.join('×'))}</td><td>${esc(l.dtypeBefore)} → ${esc(l.dtypeAfter)}${asked(l)}</td><td class="n">${formatBytes(l.bytesBefore)} → ${formatBytes(l.bytesAfter)}</td><td class="n">${num(l.error, 4)}</td></tr>`,
     );
     parts.push(
       `<details><summary>${layers.length} layers: precision and error</summary><table><thead><tr><th>step</th><th>layer</th><th>op</th><th>shape</th><th>stored as</th><th>bytes</th><th>rel. error</th></tr></thead><tbody>${rows.join('\n')}</tbody></table></details>`,
     );
   }
   return parts.join('\n');
+}
+
+/** The precision a layer was asked for and got, when a precision assignment set it (e.g. " (asked int4:128, got int4:64)"). */
+function asked(l: object): string {
+  const { requested, delivered } = l as { requested?: string; delivered?: string };
+  if (!requested) return '';
+  return requested === delivered ? ` (${esc(requested)})` : ` (asked ${esc(requested)}, got ${esc(delivered ?? '?')})`;
 }
 
 function budgetStatus(m: Manifest): { text: string; missed: boolean } {

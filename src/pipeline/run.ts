@@ -95,7 +95,17 @@ export async function runBuild(
   let model: ModelProto = working;
   const reports: StepReport[] = [];
   for (const [i, name] of stepNames.entries()) {
-    const step = factories[i](build.steps[name] as never);
+    let params: unknown = build.steps[name];
+    // The budget picks the precision (search/): the step then runs with a per-layer assignment.
+    let searched: import('./search/index.js').SearchResult | undefined;
+    const search = name === 'quantize' ? await import('./search/index.js') : undefined;
+    if (search?.searchApplies(build)) {
+      searched = await phase('search', () =>
+        search.searchForBuild(build, model, { loadData, device, ...(calibration && { calibration }), warn: (m) => warn(`search: ${m}`, 'search'), log: (message) => emit({ kind: 'step-log', step: 'search', message }) }),
+      );
+      params = searched.params;
+    }
+    const step = factories[i](params as never);
     const ctx: StepContext = {
       file: build.source,
       original,
@@ -107,6 +117,7 @@ export async function runBuild(
     };
     const r = await phase(name, () => step(model, ctx));
     model = r.model;
+    if (searched && search) search.recordSearch(r.report, searched);
     reports.push(r.report);
     for (const w of r.report.warnings) warn(`${name}: ${w}`, name);
   }

@@ -215,6 +215,28 @@ export class FakeQuantModel {
     return { values, dims };
   }
 
+  /** Runs every sample batch through another model (a real build of an assignment), same outputs. */
+  async runModel(bytes: Uint8Array, device: DeviceRequest = 'cpu'): Promise<RunOutputs> {
+    const { session } = await openSession(bytes, { device, intraOpThreads: 1 });
+    try {
+      const values = new Map<string, Float32Array[]>(this.outputs.map((o) => [o, []]));
+      const dims = new Map<string, number[][]>(this.outputs.map((o) => [o, []]));
+      for (const b of this.batches) {
+        const r = await runSession(session, b.feeds, this.outputs);
+        for (const o of this.outputs) {
+          const t = r[o];
+          const d = t.data as unknown;
+          values.get(o)!.push(d instanceof Float32Array ? d : t.type === 'float16' ? float16ToFloat32Array(d as Uint16Array) : Float32Array.from(d as ArrayLike<number>, Number));
+          dims.get(o)!.push([...t.dims]);
+        }
+      }
+      this.runs++;
+      return { values, dims };
+    } finally {
+      await session.release();
+    }
+  }
+
   /** Bytes of the searchable layers' weights under an assignment (unlisted: float32). */
   bytesOf(assignment: Assignment): number {
     let s = 0;

@@ -37,6 +37,14 @@ export interface SearchOptions {
   /** Candidate precisions (default: auto → int4:128, int4:32, int8, float16, float32; else the requested one and wider). */
   candidates?: LayerPrecision[];
   minElements?: number;
+  /**
+   * Builds an assignment for real (the quantize step with these parameters, encoded): the search then
+   * checks its choice with the real graph on the search samples, and moves on along the path while the
+   * real numbers miss (int8 DequantizeLinear → MatMul is fused by ORT into kernels that round differently).
+   */
+  build?: (params: QuantizeStep) => Promise<Uint8Array>;
+  /** Fraction of each continuous limit's slack kept in reserve (default 0.2: aim at 1 − 0.8·(1 − minCosine), 0.8·maxRelRms, …). */
+  margin?: number;
   /** Samples the per-layer sensitivity runs use (default: the first 64 of `samples`; the whole-model re-measures use all). */
   sensitivitySamples?: number;
   log?: (message: string) => void;
@@ -53,6 +61,8 @@ export interface SearchPoint {
   cosine: number;
   relRms: number;
   maxAbs: number;
+  /** Meets the accuracy limits (maxBytes aside). */
+  accurate: boolean;
   meets: boolean;
 }
 
@@ -134,6 +144,15 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
     const fp32Bytes = fq.layers.reduce((s, l) => s + l.elements * 4, 0);
     const base = Math.max(0, opts.modelBytes - fp32Bytes);
     const which = headline(budget);
+    // Continuous limits are aimed at with a margin: the evaluation runs other samples through the real
+    // quantized graph, so a choice that only just meets a limit here can miss it there.
+    const margin = opts.margin ?? 0.2;
+    const aim: Budget = {
+      ...budget,
+      ...(budget.minCosine !== undefined && { minCosine: 1 - (1 - budget.minCosine) * (1 - margin) }),
+      ...(budget.maxRelRms !== undefined && { maxRelRms: budget.maxRelRms * (1 - margin) }),
+      ...(budget.maxAbsError !== undefined && { maxAbsError: budget.maxAbsError * (1 - margin) }),
+    };
     const accuracyLimits = hasAccuracyLimits(budget);
 
     // Each layer's candidates, cheapest first, without ones that deliver the same as a cheaper one.
@@ -216,8 +235,10 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
         cosine: f.metrics.cosine,
         relRms: f.metrics.relRms,
         maxAbs: f.metrics.maxAbs,
-        meets: meetsAccuracy(f, budget) && (budget.maxBytes === undefined || bytes <= budget.maxBytes),
+        accurate: meetsAccuracy(f, aim),
+        meets: false,
       };
+      p.meets = p.accurate && (budget.maxBytes === undefined || bytes <= budget.maxBytes);
       measured.set(k, { point: points.length, a });
       points.push(p);
       log(`${label}: ${bytes} bytes, ${which} ${figureOf(f, which).toPrecision(4)}${p.meets ? ' (meets the budget)' : ''}`);
@@ -225,14 +246,30 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
     };
     const uniform = (p: LayerPrecision) => new Map(fq.layers.map((l) => [l.name, optionsOf.get(l)!.includes(p) ? p : optionsOf.get(l)![0]]));
 
+    const paramsOf = (a: Assignment): QuantizeStep => ({ ...params, ...(params.dtype === 'auto' && { dtype: 'int8', granularity: 'per-channel' }), layers: Object.fromEntries(a) });
+    const real = new Set<number>();
+    /** Re-measures point i with the real graph of its assignment; true when it still meets the budget. */
+    const verify = async (i: number, a: Assignment, p2: QuantizeStep = paramsOf(a)): Promise<boolean> => {
+      const f = figuresOf(ref, await fq.runModel(await opts.build!(p2), opts.device), output, samples, budget);
+      real.add(i);
+      const p = points[i];
+      p.label += ' (built)';
+      p.damage = f.damage;
+      Object.assign(p, { agreement: f.metrics.agreement, cosine: f.metrics.cosine, relRms: f.metrics.relRms, maxAbs: f.metrics.maxAbs }, f.accuracy !== undefined && { accuracyDrop: f.refAccuracy! - f.accuracy });
+      p.accurate = meetsAccuracy(f, aim);
+      p.meets = p.accurate && (budget.maxBytes === undefined || p.bytes <= budget.maxBytes);
+      log(`built ${p.label}: ${which} ${figureOf(f, which).toPrecision(4)}${p.meets ? ' (meets the budget)' : ''}`);
+      return p.meets;
+    };
+
     const requested = requestedPrecision(params);
     if (requested) {
       const first = await test(uniform(requested), `${requested} (requested)`);
-      if (first.meets) return finish(params, {}, true, 0);
+      if (first.meets && (!opts.build || (await verify(0, uniform(requested), params)))) return finish(params, {}, true, 0);
     } else {
       for (const p of candidates) if (p !== 'float32') await test(uniform(p), `${p} everywhere`);
     }
-    const accurate = async (k: number) => (await test(path[k], `mixed, step ${k}/${path.length - 1}`)).meets;
+    const accurate = async (k: number) => (await test(path[k], `mixed, step ${k}/${path.length - 1}`)).accurate;
     if (accuracyLimits) {
       // Shortest prefix that meets the budget: bisection on [lo, hi].
       let lo = 0;
@@ -251,23 +288,45 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
       while (k + 1 < path.length && bytesOf(path[k + 1]) <= budget.maxBytes) k++;
       await accurate(k);
     }
-    // The smallest passing assignment, else the one closest to the budget (least damage).
+    // The smallest passing assignment, checked with the real graph when the caller can build one; a
+    // miss there marks the point and the search moves on along the path.
+    for (let guard = 0; opts.build && guard < 6; guard++) {
+      let best = -1;
+      points.forEach((p, i) => {
+        if (p.meets && (best < 0 || p.bytes < points[best].bytes)) best = i;
+      });
+      if (best < 0 || real.has(best)) break;
+      const a = [...measured.values()].find((m) => m.point === best)!.a;
+      if (await verify(best, a)) break;
+      // Next: the path's first untried assignment after this one.
+      const k = path.findIndex((x) => keyOf(x) === keyOf(a));
+      for (let j = Math.max(k + 1, 1); j < path.length; j++) {
+        if (!measured.has(keyOf(path[j]))) {
+          await accurate(j);
+          break;
+        }
+      }
+    }
     let chosen = -1;
     points.forEach((p, i) => {
       if (p.meets && (chosen < 0 || p.bytes < points[chosen].bytes)) chosen = i;
     });
     const met = chosen >= 0;
     if (!met) {
-      const fits = points.map((p, i) => i).filter((i) => budget.maxBytes === undefined || points[i].bytes <= budget.maxBytes);
-      const pool = fits.length ? fits : points.map((_, i) => i);
-      chosen = pool.reduce((b, i) => (points[i].damage < points[b].damage ? i : b), pool[0]);
+      // Closest to the budget: the smallest accurate one (too big), else the most accurate one that
+      // fits maxBytes, else the smallest.
+      const all = points.map((_, i) => i);
+      const accurate = all.filter((i) => points[i].accurate);
+      const fits = all.filter((i) => budget.maxBytes === undefined || points[i].bytes <= budget.maxBytes);
+      if (accurate.length) chosen = accurate.reduce((b, i) => (points[i].bytes < points[b].bytes ? i : b));
+      else if (fits.length) chosen = fits.reduce((b, i) => (points[i].damage < points[b].damage ? i : b));
+      else chosen = all.reduce((b, i) => (points[i].bytes < points[b].bytes ? i : b));
     }
     const a = [...measured.values()].find((m) => m.point === chosen)!.a;
     const assignment = Object.fromEntries(a);
     for (const s of sens) s.chosen = a.get(s.name)!;
     // Layers the search cannot set follow dtype: auto gives them int8.
-    const resolved: QuantizeStep = { ...params, ...(params.dtype === 'auto' && { dtype: 'int8', granularity: 'per-channel' }), layers: assignment };
-    return finish(resolved, assignment, met, chosen);
+    return finish(paramsOf(a), assignment, met, chosen);
 
     function finish(p: QuantizeStep, assignment: Record<string, LayerPrecision>, met: boolean, chosen: number): SearchResult {
       if (!Object.keys(assignment).length) for (const s of sens) s.chosen = optionsOf.get(fq.layers.find((l) => l.name === s.name)!)![0];

@@ -1,0 +1,32 @@
+/**
+ * Whether a build's quantize step is chosen by the precision search (pure: the cache key asks it on every
+ * call, hits included, without loading onnxruntime).
+ *
+ * It is when the build quantizes to integers (or `dtype: auto`) and has a budget the search can aim at:
+ * accuracy limits with evaluation data, or maxBytes. dtype float16 converts the whole graph and is not
+ * searched.
+ */
+import type { Budget } from '../../eval/types.js';
+import type { Build } from '../../recipe/types.js';
+
+export function accuracyLimitsOf(b: Budget): string[] {
+  return (['maxAccuracyDrop', 'minAgreement', 'minCosine', 'maxRelRms', 'maxAbsError'] as const).filter((k) => b[k] !== undefined);
+}
+
+export function searchApplies(build: Build): boolean {
+  const q = build.steps.quantize;
+  const b = build.budget;
+  if (!q || !b || q.dtype === 'float16') return false;
+  if (q.dtype === 'auto') return true;
+  return (accuracyLimitsOf(b).length > 0 && build.evaluate !== undefined) || b.maxBytes !== undefined;
+}
+
+/** Bumped when the search would choose differently for the same inputs. */
+const SEARCH_VERSION = 1;
+
+/** What the search's outcome depends on beyond the step config and data (for the cache key; onFail is not). */
+export function searchKey(build: Build): Record<string, unknown> | undefined {
+  if (!searchApplies(build)) return undefined;
+  const { onFail: _, ...limits } = build.budget!;
+  return { version: SEARCH_VERSION, budget: limits };
+}
