@@ -77,9 +77,10 @@ const CONFIG: Record<string, BenchConfig> = {
   quantize: { args: ['--runs', '5'], quick: { skip: '5 modes × 5 processes on a 113 MB model + GPTQ: ~1–2 min' }, limitS: 300, render: renderQuantize },
   'prune-lowrank': { args: ['--runs', '5'], quick: { skip: 'factorizes a BERT-base model: ~1 min' }, limitS: 300, render: renderPruneLowrank },
   distill: { quick: { skip: 'training steps on both fixtures: ~1 min' }, limitS: 300, render: renderDistill },
+  search: { quick: { skip: 'precision search on a 102-layer model and both fixtures: ~2–4 min' }, limitS: 600, render: renderOwn('search') },
 };
 /** Run order: the two required in --quick first, then cheap to expensive. */
-const ORDER = ['scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'quantize', 'prune-lowrank', 'distill', 'vite-build'];
+const ORDER = ['scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'quantize', 'prune-lowrank', 'distill', 'search', 'vite-build'];
 const DEFAULT_LIMIT_S = 300;
 
 // ------------------------------------------------------------------------------------------ running
