@@ -321,7 +321,7 @@ describe('recipe errors', () => {
   it('lists what an enum allows, suggesting only an unambiguous match', async () => {
     const text = yaml(['models:', '  spam:', '    source: ./models/spam.onnx', '    quantize:', '      dtype: int3', '      target: webgpus']);
     expect(await problems(text)).toEqual([
-      'R:5:14: models.spam.quantize.dtype: expected one of int8, uint8, int4, uint4, float16, q8, q4, q4f16, fp16, found "int3"',
+      'R:5:14: models.spam.quantize.dtype: expected one of int8, uint8, int4, uint4, float16, q8, q4, q4f16, fp16, auto, found "int3"',
       'R:6:15: models.spam.quantize.target: expected one of wasm, webgpu, node, found "webgpus" — did you mean "webgpu"?',
     ]);
   });
@@ -450,7 +450,7 @@ describe('recipe errors', () => {
     expect(error.location).toEqual({ file, line: 4, column: 24 });
     expect(error.message).toBe(
       [
-        `${file}:4:24: models.spam.quantize.dtype: expected one of int8, uint8, int4, uint4, float16, q8, q4, q4f16, fp16, found "int3"`,
+        `${file}:4:24: models.spam.quantize.dtype: expected one of int8, uint8, int4, uint4, float16, q8, q4, q4f16, fp16, auto, found "int3"`,
         `${file}:4:30: models.spam.quantize.granularty: unknown key — did you mean "granularity"?`,
         `${file}:5:3: models.digits: missing required key "source"`,
         `${file}:6:11: models.digits.emit: expected one of always, imported, found "sometimes"`,
