@@ -143,7 +143,7 @@ describe('evaluateModels on the fixtures', () => {
     expect(fmReport.samples).toBe(10000);
     expect(Math.abs(fmReport.original.accuracy! - 0.9039)).toBeLessThanOrEqual(0.001);
     expect(fmReport.compressed.accuracy).toBe(fmReport.original.accuracy);
-    expect(fmReport.metrics).toEqual({ agreement: 1, cosine: 1, relRms: 0, maxAbs: 0, kl: 0 });
+    expect(fmReport.metrics).toEqual({ agreement: 1, cosine: 1, relRms: 0, maxAbs: 0, kl: 0, rowSize: 10 });
     expect(fmReport.perOutput.logits.agreement).toBe(1);
     expect(checkBudget(fmReport, { maxAccuracyDrop: 0.01, minAgreement: 0.99, minCosine: 0.999, onFail: 'error' }, 1000)).toEqual({ ok: true, violations: [] });
   });

@@ -217,3 +217,20 @@ describe('the budget picks the precision', () => {
     console.log(`spam auto: ${r.bytes.byteLength} bytes = ${(r.bytes.byteLength / fp32).toFixed(3)}× fp32; held-out accuracy ${acc.original.accuracy} → ${acc.compressed.accuracy}; ${search.points.length} assignments measured; search ${r.manifest.timings.search} ms`);
   });
 });
+
+describe('budgets on single-value outputs', () => {
+  it('minAgreement is refused on a one-value-per-row output; maxRelRms / maxAbsError / output apply', async () => {
+    const { checkBudget } = await import('../src/eval/budget.js');
+    const { compareOutputs } = await import('../src/eval/metrics.js');
+    const prob = compareOutputs(Float32Array.of(0.9, 0.1, 0.8), Float32Array.of(0.88, 0.12, 0.5), [3, 1]);
+    const logits = compareOutputs(Float32Array.of(1, 2, 3, 4), Float32Array.of(1, 2, 3, 4), [2, 2]);
+    expect(prob.rowSize).toBe(1);
+    const report = { samples: 3, output: 'logits', device: 'cpu', labeled: 0, original: { latencyMs: { median: 1, p90: 1 } }, compressed: { latencyMs: { median: 1, p90: 1 } }, metrics: logits, perOutput: { logits, prob }, nonFinite: 0, warnings: [], ms: 1 };
+    expect(checkBudget(report, { minAgreement: 0.9, onFail: 'error' }, 1).ok).toBe(true);
+    const v = checkBudget(report, { output: 'prob', minAgreement: 0.9, maxRelRms: 0.1, maxAbsError: 0.05, onFail: 'error' }, 1).violations;
+    expect(v[0]).toBe('minAgreement does not apply to output "prob": it has one value per row (use minCosine, maxRelRms or maxAbsError)');
+    expect(v[1]).toMatch(/^relative RMS error of output "prob" 0\.2\d* > maxRelRms 0\.1$/);
+    expect(v[2]).toMatch(/^max abs error of output "prob" 0\.3\d* > maxAbsError 0\.05$/);
+    expect(checkBudget(report, { output: 'state', minCosine: 0.9, onFail: 'error' }, 1).violations[0]).toMatch(/budget\.output "state" was not compared \(outputs compared: "logits", "prob"\)/);
+  });
+});

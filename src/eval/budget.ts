@@ -41,7 +41,9 @@ export function checkBudget(report: EvalReport, budget: Budget, bytes: number): 
   if (budget.output !== undefined && !report.perOutput[budget.output]) {
     v.push(`budget.output "${budget.output}" was not compared (outputs compared: ${Object.keys(report.perOutput).map((n) => `"${n}"`).join(', ')})`);
   }
-  if (budget.minAgreement !== undefined && !(m.agreement >= budget.minAgreement)) {
+  if (budget.minAgreement !== undefined && m.rowSize === 1) {
+    v.push(`minAgreement does not apply to output "${budget.output ?? report.output}": it has one value per row (use minCosine, maxRelRms or maxAbsError)`);
+  } else if (budget.minAgreement !== undefined && !(m.agreement >= budget.minAgreement)) {
     v.push(`agreement${on} ${fmt(m.agreement, budget.minAgreement, lt)} < minAgreement ${budget.minAgreement}${nonFinite}`);
   }
   if (budget.minCosine !== undefined && !(m.cosine >= budget.minCosine)) {

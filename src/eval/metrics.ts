@@ -19,6 +19,8 @@ export interface OutputMetrics {
   relRms: number;
   maxAbs: number;
   kl: number;
+  /** Values per row (the last axis): 1 for a single-value output, where agreement and KL mean nothing. */
+  rowSize?: number;
 }
 
 /** Size of the last axis (1 for a 0-d value). */
@@ -71,6 +73,7 @@ export class MetricAccumulator {
   maxAbs = 0;
   klSum = 0;
   nonFinite = 0;
+  rowSize?: number;
   private hasNaN = false;
   private lpRef = new Float64Array(0);
   private lpTest = new Float64Array(0);
@@ -97,6 +100,7 @@ export class MetricAccumulator {
     this.diffSq += ds;
     this.maxAbs = mx;
     const c = lastAxis(dims);
+    this.rowSize = c;
     const rows = c === 0 ? 0 : ref.length / c;
     if (this.lpRef.length < c) {
       this.lpRef = new Float64Array(c);
@@ -136,6 +140,7 @@ export class MetricAccumulator {
       relRms,
       maxAbs: nan ? NaN : this.maxAbs,
       kl: this.rows ? this.klSum / this.rows : 0,
+      ...(this.rowSize !== undefined && { rowSize: this.rowSize }),
     };
   }
 }

@@ -161,7 +161,7 @@ function modelDetails({ result }: EmittedModel): string {
   if (search) parts.push(searchPlot(search, (m.recipe as { budget?: Record<string, unknown> }).budget));
   if (a) {
     const rows = Object.entries(a.perOutput ?? { [a.output]: a.metrics }).map(
-      ([name, o]) => `<tr><td><code>${esc(name)}</code></td><td class="n">${opt(o.agreement)}</td><td class="n">${num(o.cosine, 6)}</td><td class="n">${num(o.relRms, 4)}</td><td class="n">${num(o.maxAbs, 4)}</td></tr>`,
+      ([name, o]) => `<tr><td><code>${esc(name)}</code></td><td class="n">${o.rowSize === 1 ? '–' : opt(o.agreement)}</td><td class="n">${num(o.cosine, 6)}</td><td class="n">${num(o.relRms, 4)}</td><td class="n">${num(o.maxAbs, 4)}</td></tr>`,
     );
     parts.push(`<table><thead><tr><th>output (${a.samples} samples)</th><th>agreement</th><th>cosine</th><th>relative RMS error</th><th>max abs error</th></tr></thead><tbody>${rows.join('')}</tbody></table>`);
     const lat = (x: { median: number; p90: number }) => `${x.median.toFixed(2)} ms median, ${x.p90.toFixed(2)} ms p90`;
