@@ -31,6 +31,15 @@ const round = (x: number | undefined) => (x === undefined || !Number.isFinite(x)
 export function precisionOf(manifest: Manifest): Precision {
   const q = (manifest.recipe as { steps?: { quantize?: { dtype?: string; float16?: boolean } } }).steps?.quantize;
   if (!q?.dtype) return 'float32';
+  // The budget chose per-layer precisions: one name when every layer got the same, else 'mixed'.
+  const search = manifest.steps.find((s) => s.step === 'quantize')?.totals?.search as { assignment?: Record<string, string> } | undefined;
+  const picked = new Set(Object.values(search?.assignment ?? {}).map((p) => p.replace(/:.*/, '')));
+  if (picked.size > 1) return 'mixed';
+  if (picked.size === 1) {
+    const [p] = picked;
+    return (p === 'int4' && q.float16 ? 'q4f16' : p) as Precision;
+  }
+  if (q.dtype === 'auto') return 'mixed';
   if ((q.dtype === 'int4' || q.dtype === 'uint4') && q.float16) return 'q4f16';
   return q.dtype as Precision;
 }
