@@ -3,7 +3,7 @@
  * sensitivity estimate ranks layers as real per-layer builds do.
  *
  * 1. Synthetic: a 17-layer transformer stack (hidden 64, ff 256, seq 16) = 102 quantizable MatMuls, 64
- *    random samples, `dtype: auto` with minCosine 0.999 (strict enough that plain int4 misses and a mix
+ *    random samples, `dtype: auto` with minCosine 0.9999 (strict enough that plain int4 misses and a mix
  *    is searched). Target: sensitivity + search ≤ 60 s on a 2-core machine.
  * 2. Fixtures (spam-tinybert, fmnist-cnn): a full pipeline build with `dtype: auto` and a budget,
  *    search data (calibration) apart from the evaluation data, against one plain build + evaluation
@@ -53,7 +53,7 @@ const json: Record<string, unknown> = { loadBefore: loadAverage() };
   const t0 = performance.now();
   const r = await searchPrecision(model, {
     params: quantizeDefaults('auto'),
-    budget: { minCosine: 0.999, onFail: 'error' },
+    budget: { minCosine: 0.9999, onFail: 'error' },
     samples,
     modelBytes: bytes.byteLength,
     build: async (p) => encodeModelToBytes((await quantizeStep(p)(model, { file: 'synthetic.onnx', original: model, device: 'cpu', seed: 0, log: () => {} })).model),
