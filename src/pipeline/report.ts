@@ -172,10 +172,10 @@ function modelDetails({ result }: EmittedModel): string {
   if (layers.length) {
     const rows = layers.map(
       (l) =>
-        `<tr><td>${esc(l.step)}</td><td><code>${esc(l.name)}</code></td><td>${esc(l.op)}</td><td>${esc(l.shape.join('×'))}</td><td>${esc(l.dtypeBefore)} → ${esc(l.dtypeAfter)}${asked(l)}</td><td class="n">${formatBytes(l.bytesBefore)} → ${formatBytes(l.bytesAfter)}</td><td class="n">${num(l.error, 4)}</td></tr>`,
+        `<tr><td>${esc(l.step)}</td><td><code>${esc(l.name)}</code></td><td>${esc(l.op)}</td><td>${esc(l.shape.join('×'))}</td><td>${esc(l.dtypeBefore)} → ${esc(l.dtypeAfter)}${asked(l)}</td><td class="n">${formatBytes(l.bytesBefore)} → ${formatBytes(l.bytesAfter)}</td><td class="n">${num(l.error, 4)}</td><td class="n">${num(sensitivityOf(l), 3)}</td></tr>`,
     );
     parts.push(
-      `<details><summary>${layers.length} layers: precision and error</summary><table><thead><tr><th>step</th><th>layer</th><th>op</th><th>shape</th><th>stored as</th><th>bytes</th><th>rel. error</th></tr></thead><tbody>${rows.join('\n')}</tbody></table></details>`,
+      `<details><summary>${layers.length} layers: precision and error</summary><table><thead><tr><th>step</th><th>layer</th><th>op</th><th>shape</th><th>stored as</th><th>bytes</th><th>rel. error</th><th title="the output error this layer alone adds at its precision, as the precision search measured it">sensitivity</th></tr></thead><tbody>${rows.join('\n')}</tbody></table></details>`,
     );
   }
   return parts.join('\n');
@@ -186,6 +186,12 @@ function asked(l: object): string {
   const { requested, delivered } = l as { requested?: string; delivered?: string };
   if (!requested) return '';
   return requested === delivered ? ` (${esc(requested)})` : ` (asked ${esc(requested)}, got ${esc(delivered ?? '?')})`;
+}
+
+/** The precision search's error for this layer alone at the precision it was asked for (undefined when no search ran). */
+function sensitivityOf(l: object): number | undefined {
+  const { requested, sensitivity } = l as { requested?: string; sensitivity?: Record<string, number> };
+  return requested && sensitivity ? sensitivity[requested] : undefined;
 }
 
 function budgetStatus(m: Manifest): { text: string; missed: boolean } {
