@@ -37,11 +37,10 @@ export async function searchForBuild(build: Build, model: ModelProto, ctx: Build
   }
   const spec = build.calibration ?? build.evaluate;
   if (!spec) throw new CompressError('recipe', `${build.id}: quantize.dtype auto with only maxBytes needs calibration or evaluate data`);
-  if (!build.calibration) ctx.warn('the precision search measured on the evaluation data (give calibration data to keep the evaluation held out)');
   const samples = await ctx.loadData(spec, build.evaluate?.labelKey);
   if (!samples.length) throw new CompressError('data', `${build.id}: no samples to search the quantization precision on`);
   const modelBytes = encodeModel(model).byteLength;
-  return searchPrecision(model, {
+  const result = await searchPrecision(model, {
     params,
     budget,
     output: budget.output ?? build.evaluate?.output,
@@ -55,6 +54,11 @@ export async function searchForBuild(build: Build, model: ModelProto, ctx: Build
       return encodeModelToBytes(r.model);
     },
   });
+  // Only a choice made on the evaluation data makes its figures optimistic (the requested precision kept is no choice).
+  if (!build.calibration && Object.keys(result.assignment).length) {
+    ctx.warn('the precision assignment was chosen on the evaluation data, so its figures are not held out (give calibration data to keep them apart)');
+  }
+  return result;
 }
 
 /** Puts the search's findings into the quantize step's report. */
