@@ -3,7 +3,7 @@
  * call, hits included, without loading onnxruntime).
  *
  * It is when the build quantizes to integers (or `dtype: auto`) and has a budget the search can aim at:
- * accuracy limits with evaluation data, or maxBytes. dtype float16 converts the whole graph and is not
+ * accuracy limits with evaluation data, or maxBytes with calibration or evaluation data. dtype float16 converts the whole graph and is not
  * searched.
  */
 import type { Budget } from '../../eval/types.js';
@@ -18,7 +18,8 @@ export function searchApplies(build: Build): boolean {
   const b = build.budget;
   if (!q || !b || q.dtype === 'float16') return false;
   if (q.dtype === 'auto') return true;
-  return (accuracyLimitsOf(b).length > 0 && build.evaluate !== undefined) || b.maxBytes !== undefined;
+  // Accuracy limits are measured on evaluate data; maxBytes alone needs some data to rank layers by.
+  return (accuracyLimitsOf(b).length > 0 && build.evaluate !== undefined) || (b.maxBytes !== undefined && (build.calibration ?? build.evaluate) !== undefined);
 }
 
 /** Bumped when the search would choose differently for the same inputs. */
