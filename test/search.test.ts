@@ -178,6 +178,24 @@ describe('the budget picks the precision', () => {
     expect(lax.bytes.byteLength).toBeLessThan(r.bytes.byteLength);
   });
 
+  it('maxBytes alone: the most accurate assignment under the byte limit', async () => {
+    const dir = folder({
+      'm.onnx': encodeModelToBytes(outlierMlp()),
+      'calib.jsonl': randomJsonl(64, 4),
+      'compress.yaml': 'defaults:\n  device: cpu\nmodels:\n  m:\n    source: m.onnx\n    quantize: { dtype: auto }\n    calibration: { data: calib.jsonl }\n    budget: { maxBytes: 21000 }\n',
+    });
+    const [r] = await compressRecipe(await loadRecipe(join(dir, 'compress.yaml')), { cacheDir: false });
+    expect(r.bytes.byteLength).toBeLessThanOrEqual(21000);
+    const search = r.manifest.steps.find((s) => s.step === 'quantize')!.totals!.search as { met: boolean; chosen: number; points: { bytes: number; damage: number; label: string }[]; assignment: Record<string, string> };
+    expect(search.met).toBe(true);
+    // The byte room goes to the outlier layer first; the chosen point is the built one, at its real size.
+    expect(search.assignment.l3).not.toMatch(/^int4/);
+    const chosen = search.points[search.chosen];
+    expect(chosen.label).toMatch(/\(built\)$/);
+    expect(chosen.bytes).toBe(r.bytes.byteLength);
+    for (const p of search.points) if (p.bytes <= 21000 && p.label.endsWith('(built)')) expect(p.damage).toBeGreaterThanOrEqual(chosen.damage);
+  });
+
   it('fails (exit 1) naming the best assignment when none meets the budget', async () => {
     const dir = folder({
       'm.onnx': encodeModelToBytes(outlierMlp()),

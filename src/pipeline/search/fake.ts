@@ -49,14 +49,25 @@ export interface RunOutputs {
   dims: Map<string, number[][]>;
 }
 
-/** Bytes a plan stores for a weight of `n` elements (codes + fp32 scales + zero points when not default). */
+/**
+ * Bytes a plan stores for a weight of `n` elements: codes, fp32 scales, zero points when not the default.
+ * MatMulNBits / GatherBlockQuantized pad every row to whole blocks of opBlock (a block of 128 on K = 64
+ * stores 128 codes per row, so it is larger than blocks of 32 there).
+ */
 function planBytes(t: Target, plan: Plan, n: number): number {
   const K = t.shape[t.reduceAxis];
-  const codes = (n * plan.bits) / 8;
+  const R = n / K;
+  let codes = (n * plan.bits) / 8;
   let groups: number;
   if (plan.granularity === 'per-tensor') groups = 1;
-  else if (typeof plan.granularity === 'number') groups = (n / K) * Math.ceil(K / plan.granularity);
+  else if (typeof plan.granularity === 'number') groups = R * Math.ceil(K / plan.granularity);
   else groups = t.shape[t.channelAxis];
+  if (plan.form === 'matmulnbits' || plan.form === 'gatherblock') {
+    const block = plan.opBlock ?? K;
+    const blocks = Math.ceil(K / block);
+    codes = (R * blocks * block * plan.bits) / 8;
+    groups = Math.max(groups, R * blocks);
+  }
   const zeros = plan.symmetric && plan.signed ? 0 : (groups * plan.bits) / 8;
   return Math.ceil(codes + groups * 4 + zeros);
 }

@@ -250,9 +250,11 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
     const real = new Set<number>();
     /** Re-measures point i with the real graph of its assignment; true when it still meets the budget. */
     const verify = async (i: number, a: Assignment, p2: QuantizeStep = paramsOf(a)): Promise<boolean> => {
-      const f = figuresOf(ref, await fq.runModel(await opts.build!(p2), opts.device), output, samples, budget);
+      const built = await opts.build!(p2);
+      const f = figuresOf(ref, await fq.runModel(built, opts.device), output, samples, budget);
       real.add(i);
       const p = points[i];
+      p.bytes = built.byteLength;
       p.label += ' (built)';
       p.damage = f.damage;
       Object.assign(p, { agreement: f.metrics.agreement, cosine: f.metrics.cosine, relRms: f.metrics.relRms, maxAbs: f.metrics.maxAbs }, f.accuracy !== undefined && { accuracyDrop: f.refAccuracy! - f.accuracy });
@@ -262,6 +264,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
       return p.meets;
     };
 
+    let bytesChoice = -1;
     const requested = requestedPrecision(params);
     if (requested) {
       const first = await test(uniform(requested), `${requested} (requested)`);
@@ -283,14 +286,22 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
         }
       }
     } else if (budget.maxBytes !== undefined) {
-      // Longest prefix under the byte limit.
+      // Longest prefix under the byte limit (estimated), then shorter ones while the real build is over it.
       let k = 0;
       while (k + 1 < path.length && bytesOf(path[k + 1]) <= budget.maxBytes) k++;
-      await accurate(k);
+      for (; k >= 0; k--) {
+        await accurate(k);
+        if (!opts.build) break;
+        const i = measured.get(keyOf(path[k]))!.point;
+        if (real.has(i) ? points[i].meets : await verify(i, path[k])) {
+          bytesChoice = i;
+          break;
+        }
+      }
     }
     // The smallest passing assignment, checked with the real graph when the caller can build one; a
     // miss there marks the point and the search moves on along the path.
-    for (let guard = 0; opts.build && guard < 6; guard++) {
+    for (let guard = 0; opts.build && accuracyLimits && guard < 6; guard++) {
       let best = -1;
       points.forEach((p, i) => {
         if (p.meets && (best < 0 || p.bytes < points[best].bytes)) best = i;
@@ -307,10 +318,15 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
         }
       }
     }
-    let chosen = -1;
-    points.forEach((p, i) => {
-      if (p.meets && (chosen < 0 || p.bytes < points[chosen].bytes)) chosen = i;
-    });
+    // Accuracy limits: the smallest passing assignment; maxBytes alone: the most accurate one under it
+    // (the built one, whose bytes are real).
+    let chosen = bytesChoice;
+    if (chosen < 0) {
+      points.forEach((p, i) => {
+        if (!p.meets) return;
+        if (chosen < 0 || (accuracyLimits ? p.bytes < points[chosen].bytes : p.damage < points[chosen].damage)) chosen = i;
+      });
+    }
     const met = chosen >= 0;
     if (!met) {
       // Closest to the budget: the smallest accurate one (too big), else the most accurate one that
