@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSpamTestSet } from '../bench/lib/fixtures.js';
 import { CompressError } from '../src/errors.js';
 import { DataType } from '../src/onnx/dtypes.js';
-import { encodeModelToBytes } from '../src/onnx/codec.js';
+import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
 import { makeGraph, makeModel, makeNode, makeValueInfo } from '../src/onnx/graph.js';
 import { makeTensor } from '../src/onnx/tensor.js';
 import type { ModelProto } from '../src/onnx/types.js';
@@ -208,6 +208,31 @@ describe('the budget picks the precision', () => {
     expect(e.exitCode).toBe(1);
     expect(e.message).toMatch(/compress\.yaml:\d+:\d+: m: over budget: size \d+ > maxBytes 2000/);
     expect(e.message).toMatch(/no precision assignment the search measured \(\d+\) meets the budget on its 64 search samples; best: (int4:32|int8|float16) ×\d.*\(mixed, step \d+\/\d+\), about \d+ bytes, cosine 0\.\d+/);
+  });
+
+  it('spam, int4 with minCosine 0.9999: plain int4 misses, a mix with the sensitive layers at int8 meets it on held-out e-mails', async () => {
+    const all = loadSpamTestSet(join(SPAM, 'test-split.json'));
+    const jsonl = (xs: typeof all) => xs.map((s) => JSON.stringify({ inputs: { input_ids: [Array.from(s.feeds.input_ids.data as BigInt64Array, Number)] }, label: s.label })).join('\n') + '\n';
+    const dir = folder({
+      'eval.jsonl': jsonl(all.slice(0, 400)),
+      'search.jsonl': jsonl(all.slice(800)),
+      'compress.yaml':
+        'defaults:\n  device: cpu\nmodels:\n  spam:\n    source: model.onnx\n    quantize: { dtype: int4 }\n' +
+        '    calibration: { data: search.jsonl, samples: 200 }\n    evaluate: { data: eval.jsonl, samples: 400, runs: 1 }\n    budget: { minCosine: 0.9999 }\n',
+    });
+    copyFileSync(join(SPAM, 'model.onnx'), join(dir, 'model.onnx'));
+    const [r] = await compressRecipe(await loadRecipe(join(dir, 'compress.yaml')), { cacheDir: false });
+    const search = r.manifest.steps.find((s) => s.step === 'quantize')!.totals!.search as { met: boolean; points: { label: string; cosine: number }[]; assignment: Record<string, string> };
+    expect(search.points[0]).toMatchObject({ label: 'int4:32 (requested)' });
+    expect(search.points[0].cosine).toBeLessThan(0.9999);
+    expect(search.met).toBe(true);
+    expect(r.manifest.accuracy!.metrics.cosine).toBeGreaterThanOrEqual(0.9999);
+    const wider = Object.entries(search.assignment).filter(([, p]) => p !== 'int4:32').map(([n]) => n);
+    expect(wider).toContain('/tok/Gather');
+    expect(wider.length).toBeLessThanOrEqual(5);
+    const model = decodeModel(readFileSync(join(SPAM, 'model.onnx')), 'model.onnx');
+    const int8 = await quantizeStep(quantizeDefaults('int8'))(model, { file: join(SPAM, 'model.onnx'), original: model, device: 'cpu', seed: 1, log: () => {} });
+    expect(r.bytes.byteLength).toBeLessThan(encodeModelToBytes(int8.model).byteLength);
   });
 
   it('spam, dtype auto, maxAccuracyDrop 0.005: ≤ 0.25× the fp32 bytes, the drop measured on held-out e-mails the search never saw', async () => {
