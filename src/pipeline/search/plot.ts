@@ -31,24 +31,37 @@ function kb(b: number): string {
 export function searchPlot(s: PlotSearch, budget: Record<string, unknown> = {}): string {
   const W = 560;
   const H = 260;
-  const L = 70;
+  const L = 84;
   const B = 40;
   const T = 14;
-  const R = 20;
-  const fig = (p: PlotPoint) => p[s.figure] as number;
-  const pts = s.points.filter((p) => Number.isFinite(fig(p)) && Number.isFinite(p.bytes));
-  if (!pts.length) return '';
-  const limit = budget[LIMIT_OF[s.figure]] as number | undefined;
+  const R = 36;
+  // Similarities near 1 are drawn as their distance from 1 (1 − cosine), on a log scale when they
+  // span more than a decade: 0.9995 and 0.99999 are then far apart, as their errors are.
+  const distance = s.figure === 'cosine' || s.figure === 'agreement';
+  const raw = (p: PlotPoint) => p[s.figure] as number;
+  const pts0 = s.points.filter((p) => Number.isFinite(raw(p)) && Number.isFinite(p.bytes));
+  if (!pts0.length) return '';
+  const rawLimit = budget[LIMIT_OF[s.figure]] as number | undefined;
+  const d = (v: number) => (distance ? 1 - v : v);
+  const positives = [...pts0.map((p) => d(raw(p))), ...(rawLimit !== undefined ? [d(rawLimit)] : [])].filter((v) => v > 0);
+  const log = positives.length > 1 && Math.max(...positives) / Math.min(...positives) > 10;
+  const floor = log ? Math.min(...positives) / 2 : 0;
+  const tf = (v: number) => (log ? Math.log10(Math.max(v, floor)) : v);
+  const fig = (p: PlotPoint) => tf(d(raw(p)));
+  const pts = pts0;
+  const limit = rawLimit === undefined ? undefined : tf(d(rawLimit));
+  const axisName = `${distance ? `1 − ${NAME_OF[s.figure]}` : NAME_OF[s.figure] ?? s.figure}${log ? ' (log)' : ''}`;
+  const tickLabel = (y: number) => (log ? (10 ** y).toExponential(1) : Math.abs(y) < 1e-3 && y !== 0 ? y.toExponential(2) : y.toPrecision(3));
   const maxBytes = budget.maxBytes as number | undefined;
   const ys = pts.map(fig).concat(limit !== undefined ? [limit] : []);
   const xs = pts.map((p) => p.bytes).concat(maxBytes !== undefined ? [maxBytes] : []);
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-  let [x0, x1] = [0, Math.max(...xs)];
+  let [x0, x1] = [Math.min(...xs) * 0.9, Math.max(...xs)];
   if (y1 - y0 < 1e-12) [y0, y1] = [y0 - 0.5 * (Math.abs(y0) || 1) * 0.01, y1 + 0.5 * (Math.abs(y1) || 1) * 0.01];
   const pad = (y1 - y0) * 0.08;
   y0 -= pad;
   y1 += pad;
-  x1 *= 1.05;
+  x1 += (x1 - x0) * 0.05;
   const px = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const py = (y: number) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   const parts: string[] = [];
@@ -57,17 +70,17 @@ export function searchPlot(s: PlotSearch, budget: Record<string, unknown> = {}):
     const xv = x0 + ((x1 - x0) * i) / 4;
     const yv = y0 + ((y1 - y0) * i) / 4;
     parts.push(`<text x="${px(xv).toFixed(1)}" y="${H - B + 16}" text-anchor="middle">${kb(xv)}</text>`);
-    parts.push(`<text x="${L - 6}" y="${(py(yv) + 4).toFixed(1)}" text-anchor="end">${yv.toPrecision(3)}</text>`);
+    parts.push(`<text x="${L - 6}" y="${(py(yv) + 4).toFixed(1)}" text-anchor="end">${tickLabel(yv)}</text>`);
   }
-  parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">estimated size</text>`);
-  parts.push(`<text x="12" y="${(T + H - B) / 2}" transform="rotate(-90 12 ${(T + H - B) / 2})" text-anchor="middle">${esc(NAME_OF[s.figure] ?? s.figure)}</text>`);
+  parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">size (estimated; built points measured)</text>`);
+  parts.push(`<text x="14" y="${(T + H - B) / 2}" transform="rotate(-90 14 ${(T + H - B) / 2})" text-anchor="middle">${esc(axisName)}</text>`);
   if (limit !== undefined) {
     const y = py(limit).toFixed(1);
-    parts.push(`<line class="limit" x1="${L}" y1="${y}" x2="${W - R}" y2="${y}" stroke="#b3261e" stroke-dasharray="5 4"/><text x="${W - R}" y="${(Number(y) - 4).toFixed(1)}" text-anchor="end" fill="#b3261e">${esc(LIMIT_OF[s.figure])} ${limit}</text>`);
+    parts.push(`<line class="limit" x1="${L}" y1="${y}" x2="${W - R}" y2="${y}" stroke="#b3261e" stroke-dasharray="5 4"/><text x="${W - R}" y="${(Number(y) - 4).toFixed(1)}" text-anchor="end" fill="#b3261e">${esc(LIMIT_OF[s.figure])} ${rawLimit}</text>`);
   }
   if (maxBytes !== undefined) {
     const x = px(maxBytes).toFixed(1);
-    parts.push(`<line class="limit" x1="${x}" y1="${T}" x2="${x}" y2="${H - B}" stroke="#b3261e" stroke-dasharray="5 4"/><text x="${(Number(x) + 4).toFixed(1)}" y="${T + 10}" fill="#b3261e">maxBytes ${maxBytes}</text>`);
+    parts.push(`<line class="limit" x1="${x}" y1="${T}" x2="${x}" y2="${H - B}" stroke="#b3261e" stroke-dasharray="5 4"/><text x="${(Number(x) + 4).toFixed(1)}" y="${H - B - 6}" fill="#b3261e">maxBytes ${maxBytes}</text>`);
   }
   s.points.forEach((p, i) => {
     if (!pts.includes(p)) return;
@@ -75,7 +88,7 @@ export function searchPlot(s: PlotSearch, budget: Record<string, unknown> = {}):
     const cls = `pt${chosen ? ' chosen' : ''}${p.meets ? ' meets' : ''}`;
     const fill = p.meets ? '#1b998b' : '#9aa5b1';
     parts.push(
-      `<circle class="${cls}" cx="${px(p.bytes).toFixed(1)}" cy="${py(fig(p)).toFixed(1)}" r="${chosen ? 7 : 4}" fill="${fill}"${chosen ? ' stroke="#1d232b" stroke-width="2"' : ''}><title>${esc(p.label)}: ${p.bytes} bytes, ${esc(NAME_OF[s.figure] ?? s.figure)} ${fig(p).toPrecision(4)}${p.meets ? ' (meets the budget)' : ''}${chosen ? ' — chosen' : ''}</title></circle>`,
+      `<circle class="${cls}" cx="${px(p.bytes).toFixed(1)}" cy="${py(fig(p)).toFixed(1)}" r="${chosen ? 7 : 4}" fill="${fill}"${chosen ? ' stroke="#1d232b" stroke-width="2"' : ''}><title>${esc(p.label)}: ${p.bytes} bytes, ${esc(NAME_OF[s.figure] ?? s.figure)} ${raw(p).toPrecision(6)}${p.meets ? ' (meets the budget)' : ''}${chosen ? ' — chosen' : ''}</title></circle>`,
     );
   });
   const chosen = s.points[s.chosen];
