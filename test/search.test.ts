@@ -277,3 +277,14 @@ describe('budgets on single-value outputs', () => {
     expect(checkBudget(report, { output: 'state', minCosine: 0.9, onFail: 'error' }, 1).violations[0]).toMatch(/budget\.output "state" was not compared \(outputs compared: "logits", "prob"\)/);
   });
 });
+
+describe('plugin summary', () => {
+  it('names a searched build by its layers: one precision, or mixed', async () => {
+    const { precisionOf } = await import('../src/plugin/summary.js');
+    const manifest = (assignment: Record<string, string>, dtype = 'auto') =>
+      ({ recipe: { steps: { quantize: { dtype } } }, steps: [{ step: 'quantize', totals: { search: { assignment } } }] }) as never;
+    expect(precisionOf(manifest({ a: 'int4:128', b: 'int4:32' }))).toBe('int4');
+    expect(precisionOf(manifest({ a: 'int4:32', b: 'int8' }))).toBe('mixed');
+    expect(precisionOf(manifest({}, 'int8'))).toBe('int8');
+  });
+});
