@@ -38,7 +38,16 @@ export async function loadSamples(spec: DataSpec, inputs: InputSpec[], opts: Loa
   const limits = [spec.samples, opts.limit].filter((v): v is number => typeof v === 'number' && v >= 0);
   const limit = limits.length ? Math.min(...limits) : Infinity;
   if (spec.data === 'random') {
-    return randomSamples(inputs, limit === Infinity ? DEFAULT_RANDOM_SAMPLES : limit, opts.seed ?? 0, spec.shapes ?? {});
+    const samples = randomSamples(inputs, limit === Infinity ? DEFAULT_RANDOM_SAMPLES : limit, opts.seed ?? 0, spec.shapes ?? {});
+    // A carried input (recurrent state) starts a sequence at zero, as apps reset it, not at noise.
+    for (const input of Object.values(spec.carry ?? {})) {
+      for (const s of samples) {
+        const d = s.feeds[input]?.data;
+        if (d instanceof BigInt64Array || d instanceof BigUint64Array) d.fill(0n);
+        else if (ArrayBuffer.isView(d)) (d as Float32Array).fill(0);
+      }
+    }
+    return samples;
   }
   const file = isAbsolute(spec.data) ? spec.data : resolve(opts.recipeFile ? dirname(opts.recipeFile) : process.cwd(), spec.data);
   let isDir: boolean;

@@ -29,6 +29,11 @@ export interface DataSpec {
   samples?: number;
   /** Sizes for symbolic input dimensions (used with random data). */
   shapes?: Record<string, number>;
+  /**
+   * Streaming / stateful models: output name → input name. Samples are one sequence, run in order; each
+   * sample's carried inputs are the previous run's outputs (the first sample's own values start it).
+   */
+  carry?: Record<string, string>;
 }
 
 /** What a format's reader is told besides the file and the model's inputs. */

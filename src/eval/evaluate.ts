@@ -17,6 +17,7 @@ import { float16ToFloat32Array, float32ArrayToFloat16 } from '../onnx/float16.js
 import { encodeModelToBytes } from '../onnx/codec.js';
 import type { ModelProto } from '../onnx/types.js';
 import { suggest } from '../suggest.js';
+import { carriedFeeds, nextState, type Carry } from '../runtime/carry.js';
 import { openSession, runSession, sessionInputSpecs, type DeviceRequest } from '../runtime/session.js';
 import { stackSamples } from '../data/batch.js';
 import type { InputSpec, Sample } from '../data/types.js';
@@ -37,6 +38,12 @@ export interface EvaluateOptions {
   batch?: number;
   /** intraOpNumThreads of both sessions (default 1). */
   intraOpThreads?: number;
+  /**
+   * Streaming / stateful models: output → input fed into the next sample (src/runtime/carry.ts). Samples
+   * then run one by one, in order, and each model carries its own state, so the metrics measure the drift
+   * an app sees.
+   */
+  carry?: Carry;
 }
 
 function toBytes(m: ModelProto | Uint8Array): Uint8Array {
@@ -104,6 +111,8 @@ export async function evaluateModels(
         );
       }
     }
+    const carry = opts.carry && Object.keys(opts.carry).length ? opts.carry : undefined;
+    if (carry) checkCarry(carry, orig, comp);
     const common = orig.outputNames.filter((n) => comp.outputNames.includes(n));
     for (const n of orig.outputNames) if (!common.includes(n)) warnings.push(`output "${n}" of the original model is missing from the compressed model`);
     const origSpecs = sessionInputSpecs(orig);
@@ -121,9 +130,9 @@ export async function evaluateModels(
     let compCorrect = 0;
     let counted = 0;
 
-    const evalRun = async (feeds: Record<string, ort.Tensor>, group: Sample[]) => {
+    const evalRun = async (feeds: Record<string, ort.Tensor>, group: Sample[], compFeeds = adaptFeeds(feeds, compSpecs)) => {
       const ro = await runSession(orig, feeds, common);
-      const rc = await runSession(comp, adaptFeeds(feeds, compSpecs), common);
+      const rc = await runSession(comp, compFeeds, common);
       for (const name of common) {
         if (skipped.has(name)) continue;
         const x = asFloat32(ro[name]);
@@ -173,10 +182,20 @@ export async function evaluateModels(
           counted += o.counted;
         }
       }
+      return { ro, rc };
     };
 
     const batch = Math.max(1, Math.floor(opts.batch ?? 256));
-    for (let i = 0; i < samples.length; i += batch) {
+    if (carry) {
+      // One sequence: each model gets back its own outputs as the next sample's carried inputs.
+      let so: Record<string, ort.Tensor> | undefined;
+      let sc: Record<string, ort.Tensor> | undefined;
+      for (const s of samples) {
+        const { ro, rc } = await evalRun(carriedFeeds(s.feeds, so), [s], adaptFeeds(carriedFeeds(s.feeds, sc), compSpecs));
+        so = nextState(ro, carry);
+        sc = nextState(rc, carry);
+      }
+    } else for (let i = 0; i < samples.length; i += batch) {
       const chunk = samples.slice(i, i + batch);
       const stacked = chunk.length > 1 ? stackSamples(chunk, origSpecs) : undefined;
       if (stacked) await evalRun(stacked.feeds, chunk);
@@ -231,5 +250,21 @@ export async function evaluateModels(
   } finally {
     await a.session.release();
     await b.session.release();
+  }
+}
+
+/** Every carried output must be an output of both models, and every carried input an input of both. */
+function checkCarry(carry: Carry, orig: ort.InferenceSession, comp: ort.InferenceSession): void {
+  for (const [output, input] of Object.entries(carry)) {
+    for (const [s, which] of [[orig, 'original'], [comp, 'compressed']] as const) {
+      if (!s.outputNames.includes(output)) {
+        const hint = suggest(output, s.outputNames);
+        throw new CompressError('recipe', `carry: "${output}" is not an output of the ${which} model${hint ? ` (did you mean "${hint}"?)` : ''}; its outputs are ${s.outputNames.map((n) => `"${n}"`).join(', ')}`);
+      }
+      if (!s.inputNames.includes(input)) {
+        const hint = suggest(input, s.inputNames);
+        throw new CompressError('recipe', `carry: "${input}" is not an input of the ${which} model${hint ? ` (did you mean "${hint}"?)` : ''}; its inputs are ${s.inputNames.map((n) => `"${n}"`).join(', ')}`);
+      }
+    }
   }
 }

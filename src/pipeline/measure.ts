@@ -49,6 +49,7 @@ export async function measureAccuracy(
     ...(ev.output !== undefined && { output: ev.output }),
     ...(ev.labels !== undefined && { labels: ev.labels }),
     runs: ev.runs,
+    ...(ev.carry && { carry: ev.carry }),
     device,
   });
 }

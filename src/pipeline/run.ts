@@ -17,6 +17,7 @@ import type { ModelCache } from './cache.js';
 import type { EventBody } from './events.js';
 import { sha256 } from './hash.js';
 import type { KeyInfo } from './key.js';
+import { checkCarry, locatedData, type DataSection } from './data.js';
 import { BROTLI_QUALITY, GZIP_LEVEL, type Manifest } from './manifest.js';
 import { measureAccuracy, outputSizes, sourceSizes } from './measure.js';
 import { displayPath } from './present.js';
@@ -85,11 +86,25 @@ export async function runBuild(
 
   const rt: Runtime = await import('../runtime/session.js');
   const specs = rt.inputSpecs(original);
-  const loadData = async (spec: NonNullable<Build['calibration']>, labelKey?: string) => {
+  checkCarry(build, specs, rt.outputNames(original), opts.recipeFile);
+  const loadData = async (section: DataSection, spec: NonNullable<Build['calibration']>, labelKey?: string) => {
     const { loadSamples } = await import('../data/load.js');
-    return loadSamples(spec, specs, { recipeFile, ...(labelKey !== undefined && { labelKey }) });
+    return locatedData(build, section, spec, opts.recipeFile, () => loadSamples(spec, specs, { recipeFile, ...(labelKey !== undefined && { labelKey }) }));
   };
-  const calibration = stepNames.length && build.calibration ? await phase('calibration', () => loadData(build.calibration!)) : undefined;
+  const distill = build.steps.distill;
+  // Random training data is made inside the step: a missing size in shapes is found here, with its line:col.
+  if (distill?.data === 'random') await loadData('distill', { data: 'random', samples: 1, ...(distill.shapes && { shapes: distill.shapes }) });
+  const calibration =
+    stepNames.length && build.calibration
+      ? await phase('calibration', async () => {
+          const samples = await loadData('calibration', build.calibration!);
+          const carry = build.calibration!.carry;
+          if (!carry || !Object.keys(carry).length) return samples;
+          // Streaming models: each sample gets the state the source model carries into it.
+          const { carryStates } = await import('../runtime/carry.js');
+          return carryStates(k.deps.length ? original : sourceParts[0], samples, carry, { device });
+        })
+      : undefined;
 
   // Steps, in order.
   let model: ModelProto = working;
@@ -132,7 +147,7 @@ export async function runBuild(
   const outputSha = sha256(bytes);
   const after = outputSizes(k, bytes, outputSha, model, before);
 
-  const evalSamples = build.evaluate ? await phase('data', () => loadData(build.evaluate!, build.evaluate!.labelKey)) : undefined;
+  const evalSamples = build.evaluate ? await phase('data', () => loadData('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;
   const usedDevice = await phase('verify', () =>
     verify(rt, build, original, bytes, calibration?.[0] ?? evalSamples?.[0], specs, device, k.seed, (m) => warn(m, 'verify')),
   );

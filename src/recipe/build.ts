@@ -66,10 +66,19 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
   for (const [section, key] of [['calibration', 'data'], ['evaluate', 'data']] as const) {
     if (c[section] && c[section][key] === undefined) problem([section], `missing required key "${key}"`, 'key');
   }
+  for (const section of ['calibration', 'evaluate'] as const) {
+    const fed = new Map<string, string>(); // input → the output carried into it
+    for (const [output, input] of Object.entries((c[section]?.carry as Record<string, string> | undefined) ?? {})) {
+      const first = fed.get(input);
+      if (first !== undefined) problem([section, 'carry', output], `input "${input}" is already carried from "${first}"`, 'key');
+      fed.set(input, output);
+    }
+  }
   const calibration = c.calibration?.data !== undefined ? dataSpec(c.calibration, dataPath) : undefined;
   const ctx: NormalizeContext = {
     problem,
     ...(calibration && { calibration: calibration.data }),
+    ...(calibration?.shapes && { calibrationShapes: calibration.shapes }),
     modelPath: (p) => (p === 'original' ? p : abs(p)),
     dataPath,
   };
@@ -125,6 +134,7 @@ function dataSpec(d: Obj, dataPath: Resolve): DataSpec {
     data: dataPath(String(d.data)),
     samples: (d.samples as number) ?? 128,
     ...(d.shapes !== undefined && { shapes: { ...(d.shapes as Record<string, number>) } }),
+    ...(d.carry !== undefined && { carry: { ...(d.carry as Record<string, string>) } }),
   };
 }
 
@@ -133,6 +143,7 @@ function evaluateSpec(e: Obj, dataPath: Resolve): EvaluateSpec {
     data: dataPath(String(e.data)),
     ...(e.samples !== undefined && { samples: e.samples as number }),
     ...(e.shapes !== undefined && { shapes: { ...(e.shapes as Record<string, number>) } }),
+    ...(e.carry !== undefined && { carry: { ...(e.carry as Record<string, string>) } }),
     ...(e.labels !== undefined && { labels: e.labels as boolean }),
     ...(e.output !== undefined && { output: e.output as string }),
     labelKey: (e.labelKey as string) ?? 'label',

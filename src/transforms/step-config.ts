@@ -21,6 +21,8 @@ export interface NormalizeContext {
   problem: Problem;
   /** The build's calibration data (absolute path or 'random'), when it has any. */
   calibration?: string;
+  /** Its `shapes` (sizes of symbolic dims for random data), when it has them. */
+  calibrationShapes?: Record<string, number>;
   /** A model path from the recipe, absolute ('original' stays). */
   modelPath(p: string): string;
   /** A data path from the recipe, absolute ('random' stays). */

@@ -52,7 +52,7 @@ async function trainingSamples(params: DistillStep, model: ModelProto, ctx: Step
   if (opts.samples) return opts.samples;
   if (!params.data && ctx.calibration?.length) return ctx.calibration;
   if (!params.data) throw new Error('distill: no training data (distill/config.ts defaults it to calibration.data)');
-  const spec = params.data === 'random' ? { data: 'random', samples: RANDOM_SAMPLES } : { data: params.data };
+  const spec = params.data === 'random' ? { data: 'random', samples: RANDOM_SAMPLES, ...(params.shapes && { shapes: params.shapes }) } : { data: params.data };
   return loadSamples(spec, inputSpecs(model), { seed: params.seed });
 }
 
