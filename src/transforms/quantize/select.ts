@@ -95,6 +95,22 @@ function layoutOf(kind: TargetKind, node: NodeProto, rank: number): { input: num
   }
 }
 
+/** Taps below which a 1-input-channel Conv is an ordinary (depthwise) conv rather than a filterbank. */
+const FILTERBANK_MIN_TAPS = 64;
+
+/**
+ * A Conv with one input channel per group and a long kernel ([M, 1, k ≥ 64]) is a filterbank over a raw
+ * signal: an STFT or mel basis (Silero VAD, openWakeWord). Its outputs go through magnitude and log, where
+ * the quiet bins of quiet frames are dominated by the weights' rounding noise: quantizing Silero VAD's
+ * STFT basis alone to int8 moves 3.5 % of frames by more than 0.05 with the state carried (legacy), while
+ * every other conv of it together moves none. Returns the taps, or 0 for any other weight.
+ */
+function filterbankTaps(kind: TargetKind, shape: number[]): number {
+  if (kind !== 'conv' || shape.length < 3 || shape[1] !== 1) return 0;
+  const taps = shape.slice(2).reduce((a, b) => a * b, 1);
+  return taps >= FILTERBANK_MIN_TAPS ? taps : 0;
+}
+
 function weightInputOf(kind: TargetKind): number {
   return kind === 'gather' ? 0 : 1;
 }
@@ -204,6 +220,11 @@ export function selectWeights(model: ModelProto, opts: SelectOptions): Selection
     const layout = layoutOf(first.kind, first.node, shape.length);
     if (typeof layout === 'string') {
       skip(nodeName, layout);
+      continue;
+    }
+    const filterbank = filterbankTaps(first.kind, shape);
+    if (filterbank) {
+      skip(nodeName, `a filterbank over a raw signal (1 input channel, ${filterbank} taps: STFT, mel): 8-bit noise leaks across its frequency bins, so it stays float`);
       continue;
     }
     targets.push({
