@@ -13,6 +13,8 @@
  *   conv           W [M, C/g, k…]           0 (M)          1 (C/g)
  *   convtranspose  W [C, M/g, k…]           1 (M/g)        0 (C)
  *   gather         table [V, D]             0 (row)        1 (D)
+ *   recurrent      W [dirs, G·H, In]        1 (gate row)   2 (In)     LSTM / GRU / RNN inputs 1 (W) and 2 (R);
+ *                  R [dirs, G·H, H]                                   the bias (input 3) stays float
  */
 import { DataType } from '../../onnx/dtypes.js';
 import { attrInt, indexModel, type GraphIndex, type WeightSite } from '../../onnx/graph.js';
@@ -21,7 +23,7 @@ import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/
 import { subgraphsOf } from '../../onnx/walk.js';
 import { rejection } from '../select.js';
 
-export type TargetKind = 'matmul' | 'gemm' | 'conv' | 'convtranspose' | 'gather';
+export type TargetKind = 'matmul' | 'gemm' | 'conv' | 'convtranspose' | 'gather' | 'recurrent';
 
 /** One use of a weight by an op we can quantize. */
 export interface WeightUse {
@@ -65,6 +67,9 @@ const KIND: Record<string, TargetKind> = {
   Conv: 'conv',
   ConvTranspose: 'convtranspose',
   Gather: 'gather',
+  LSTM: 'recurrent',
+  GRU: 'recurrent',
+  RNN: 'recurrent',
 };
 
 /** Why the recipe's include/exclude leave the node out (the dialect is src/transforms/select.ts). */
@@ -92,6 +97,9 @@ function layoutOf(kind: TargetKind, node: NodeProto, rank: number): { input: num
     case 'gather':
       if (attrInt(node, 'axis', 0) !== 0) return 'gathers along an axis other than 0';
       return rank === 2 ? { input: 0, channelAxis: 0, reduceAxis: 1 } : `table has rank ${rank}, not 2`;
+    case 'recurrent':
+      // One scale per gate row: the rows of W and R are the gates' (i, o, f, c / z, r, h) weights per unit.
+      return rank === 3 ? { input: 1, channelAxis: 1, reduceAxis: 2 } : `weight has rank ${rank}, not 3`;
   }
 }
 
@@ -111,8 +119,9 @@ function filterbankTaps(kind: TargetKind, shape: number[]): number {
   return taps >= FILTERBANK_MIN_TAPS ? taps : 0;
 }
 
-function weightInputOf(kind: TargetKind): number {
-  return kind === 'gather' ? 0 : 1;
+function isWeightInput(kind: TargetKind, input: number): boolean {
+  if (kind === 'recurrent') return input === 1 || input === 2;
+  return input === (kind === 'gather' ? 0 : 1);
 }
 
 /** Same layout: same kind and, for Gemm, the same transB. */
@@ -163,7 +172,7 @@ export function selectWeights(model: ModelProto, opts: SelectOptions): Selection
         const site = idx.weight(name);
         if (!site || site.tensor.dataType !== DataType.FLOAT) return;
         const e = entry(site, name);
-        if (!quantizable || i !== weightInputOf(kind)) {
+        if (!quantizable || !isWeightInput(kind, i)) {
           const where = quantizable ? ` as input ${i} (not its weight input)` : '';
           e.other.push(`${node.opType}${node.name ? ` "${node.name}"` : ''}${where}`);
           return;
