@@ -211,11 +211,6 @@ export async function runZoo(cells: Cell[], dir: string, opts: { webSamples?: nu
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
   });
-  const errors = new Map<string, string>();
-  for (const line of cli.stderr.split('\n')) {
-    const m = /([\w-]+\.[\w-]+)\b.*?(error|failed).*$/i.exec(line);
-    if (m) errors.set(m[1], line.trim());
-  }
   const results: CellResult[] = [];
   const webSamples = new Map<ZooModel, Awaited<ReturnType<typeof loadSamples>>>();
   for (const c of cells) {
@@ -225,7 +220,7 @@ export async function runZoo(cells: Cell[], dir: string, opts: { webSamples?: nu
     const r: CellResult = { id, model: c.model.name, dtype: c.dtype, target: c.target, ok: false, problems: [], sourceBytes: readFileSync(c.model.file).byteLength, warnings: [] };
     results.push(r);
     if (!existsSync(mf)) {
-      r.problems.push(`build failed: ${errors.get(buildId) ?? lastLines(cli.stderr, buildId)}`);
+      r.problems.push(`build failed: ${buildError(cli.stderr, buildId)}`);
       continue;
     }
     const m = JSON.parse(readFileSync(mf, 'utf8')) as Manifest;
@@ -257,7 +252,8 @@ export async function runZoo(cells: Cell[], dir: string, opts: { webSamples?: nu
   return { results, ms: performance.now() - t0, cli: { status: cli.status, stderr: cli.stderr } };
 }
 
-function lastLines(stderr: string, id: string): string {
-  const lines = stderr.split('\n').filter((l) => l.includes(id));
-  return (lines.at(-1) ?? stderr.trim().split('\n').at(-1) ?? '').slice(0, 400);
+/** The CLI's error line for a build ("onnx-compress: <id>: …"), shortened to what went wrong. */
+function buildError(stderr: string, id: string): string {
+  const line = stderr.split('\n').find((l) => l.startsWith(`onnx-compress: ${id}: `)) ?? stderr.trim().split('\n').at(-1) ?? '';
+  return line.replace(`onnx-compress: ${id}: `, '').replace(/^\S+\.onnx: /, '').replace(`${id}: `, '').slice(0, 300);
 }
