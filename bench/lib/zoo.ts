@@ -35,8 +35,10 @@ export const QUANTIZE: Record<ZooDtype, Record<string, unknown>> = {
 
 /** Fidelity floors on the evaluate output: cosine of the outputs, and top-1 agreement where the output is a class axis. */
 export interface Floor {
-  minCosine: number;
+  minCosine?: number;
   minAgreement?: number;
+  /** Largest absolute difference: for single-value outputs (a speech probability), where cosine says little. */
+  maxAbs?: number;
 }
 
 export interface ZooModel {
@@ -74,7 +76,7 @@ export const ZOO: ZooModel[] = [
     carry: { hn: 'h', cn: 'c' },
     samples: 600,
     quickSamples: 160,
-    floors: { eight: { minCosine: 0.999 }, four: { minCosine: 0.99 } },
+    floors: { eight: { minCosine: 0.999, maxAbs: 0.1 }, four: { minCosine: 0.99 } },
   },
   {
     name: 'silero-v5',
@@ -86,7 +88,7 @@ export const ZOO: ZooModel[] = [
     carry: { stateN: 'state' },
     samples: 600,
     quickSamples: 160,
-    floors: { eight: { minCosine: 0.999 }, four: { minCosine: 0.99 } },
+    floors: { eight: { minCosine: 0.999, maxAbs: 0.1 }, four: { minCosine: 0.99 } },
   },
   {
     name: 'melspectrogram',
@@ -186,6 +188,7 @@ export interface CellResult {
   cosine?: number;
   agreement?: number;
   maxAbs?: number;
+  relRms?: number;
   warnings: string[];
 }
 
@@ -193,7 +196,7 @@ interface Manifest {
   id: string;
   output: { bytes: number; file: string };
   source: { bytes: number };
-  accuracy?: { metrics: { cosine: number; agreement: number; maxAbs: number } };
+  accuracy?: { metrics: { cosine: number; agreement: number; maxAbs: number; relRms: number } };
   warnings: string[];
 }
 
@@ -232,8 +235,10 @@ export async function runZoo(cells: Cell[], dir: string, opts: { webSamples?: nu
       r.cosine = metrics.cosine;
       r.agreement = metrics.agreement;
       r.maxAbs = metrics.maxAbs;
+      r.relRms = metrics.relRms;
       const floor = fourBit(c.dtype) ? c.model.floors.four : c.model.floors.eight;
-      if (!(metrics.cosine >= floor.minCosine)) r.problems.push(`cosine ${metrics.cosine.toFixed(5)} < floor ${floor.minCosine}`);
+      if (floor.maxAbs !== undefined && !(metrics.maxAbs <= floor.maxAbs)) r.problems.push(`max |Δ| ${metrics.maxAbs.toFixed(4)} > floor ${floor.maxAbs}`);
+      if (floor.minCosine !== undefined && !(metrics.cosine >= floor.minCosine)) r.problems.push(`cosine ${metrics.cosine.toFixed(5)} < floor ${floor.minCosine}`);
       if (floor.minAgreement !== undefined && !(metrics.agreement >= floor.minAgreement)) r.problems.push(`agreement ${metrics.agreement.toFixed(4)} < floor ${floor.minAgreement}`);
     }
     try {
