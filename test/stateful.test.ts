@@ -15,10 +15,12 @@ import { evaluateModels } from '../src/eval/evaluate.js';
 import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { readModel } from '../src/onnx/io.js';
 import { compressRecipe } from '../src/pipeline.js';
+import { overrideStep } from '../src/pipeline/steps.js';
 import { loadRecipe, parseRecipe } from '../src/recipe/index.js';
 import { quantizeDefaults } from '../src/recipe/load.js';
 import { carryStates } from '../src/runtime/carry.js';
 import { quantizeStep } from '../src/transforms/quantize/index.js';
+import type { StepContext } from '../src/transforms/types.js';
 
 const require = createRequire(import.meta.url);
 const V5 = require.resolve('@ricky0123/vad-web/dist/silero_vad_v5.onnx');
@@ -83,6 +85,31 @@ describe('carry in evaluation', () => {
 });
 
 describe('carry in calibration', () => {
+  it('through the pipeline: the steps see each frame with the state the source model carried into it', async () => {
+    const data = new URL('./fixtures/zoo/vad-v5.mjs', import.meta.url).pathname;
+    const file = join(tmp, 'cal.yaml');
+    writeFileSync(file, ['models:', '  vad:', '    source: ./vad.onnx', '    quantize: { dtype: int8 }', `    calibration: { data: ${JSON.stringify(data)}, samples: 3, carry: { stateN: state } }`, ''].join('\n'));
+    let seen: StepContext['calibration'];
+    overrideStep('quantize', () => async (model, ctx) => {
+      seen = ctx.calibration;
+      return { model, report: { step: 'quantize', params: {}, layers: [], skipped: [], warnings: [], ms: 0 } };
+    });
+    try {
+      await compressRecipe(await loadRecipe(file), { cacheDir: false });
+    } finally {
+      overrideStep('quantize', undefined);
+    }
+    expect(seen).toHaveLength(3);
+    const s = await ort.InferenceSession.create(V5, { intraOpNumThreads: 1 });
+    const r0 = await s.run(seen![0].feeds);
+    const r1 = await s.run({ ...seen![1].feeds, state: r0.stateN });
+    await s.release();
+    expect((seen![0].feeds.state.data as Float32Array).every((v) => v === 0)).toBe(true);
+    expect(Array.from(seen![1].feeds.state.data as Float32Array)).toEqual(Array.from(r0.stateN.data as Float32Array));
+    expect(Array.from(seen![2].feeds.state.data as Float32Array)).toEqual(Array.from(r1.stateN.data as Float32Array));
+    expect((seen![2].feeds.state.data as Float32Array).some((v) => v !== 0)).toBe(true);
+  });
+
   it('writes the states the model carries into each sample (the first keeps its own)', async () => {
     const samples = frames(5);
     const out = await carryStates(encodeModelToBytes(readModel(V5)), samples, { stateN: 'state' });
