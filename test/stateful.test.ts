@@ -14,8 +14,9 @@ import { loadSamples } from '../src/data/load.js';
 import { evaluateModels } from '../src/eval/evaluate.js';
 import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { readModel } from '../src/onnx/io.js';
+import type { ModelProto } from '../src/onnx/types.js';
 import { compressRecipe } from '../src/pipeline.js';
-import { overrideStep } from '../src/pipeline/steps.js';
+import { overrideStep } from '../src/transforms/registry.js';
 import { loadRecipe, parseRecipe } from '../src/recipe/index.js';
 import { quantizeDefaults } from '../src/recipe/load.js';
 import { carryStates } from '../src/runtime/carry.js';
@@ -90,7 +91,7 @@ describe('carry in calibration', () => {
     const file = join(tmp, 'cal.yaml');
     writeFileSync(file, ['models:', '  vad:', '    source: ./vad.onnx', '    quantize: { dtype: int8 }', `    calibration: { data: ${JSON.stringify(data)}, samples: 3, carry: { stateN: state } }`, ''].join('\n'));
     let seen: StepContext['calibration'];
-    overrideStep('quantize', () => async (model, ctx) => {
+    overrideStep('quantize', () => async (model: ModelProto, ctx: StepContext) => {
       seen = ctx.calibration;
       return { model, report: { step: 'quantize', params: {}, layers: [], skipped: [], warnings: [], ms: 0 } };
     });
