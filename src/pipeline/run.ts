@@ -10,7 +10,7 @@ import { decodeModel, decodeModelFile, encodeModel, joinChunks, MAX_MESSAGE_BYTE
 import { loadExternalData } from '../onnx/external.js';
 import { readFileBytes } from '../onnx/io.js';
 import type { ModelProto } from '../onnx/types.js';
-import { STEP_ORDER, type Build } from '../recipe/types.js';
+import { STEP_ORDER, type Build, type DataSpec } from '../recipe/types.js';
 import type { StepContext, StepReport } from '../transforms/types.js';
 import { TOOL_NAME, toolVersion } from '../version.js';
 import type { ModelCache } from './cache.js';
@@ -87,24 +87,21 @@ export async function runBuild(
   const rt: Runtime = await import('../runtime/session.js');
   const specs = rt.inputSpecs(original);
   checkCarry(build, specs, rt.outputNames(original), opts.recipeFile);
-  const loadData = async (section: DataSection, spec: NonNullable<Build['calibration']>, labelKey?: string) => {
+  const loadRaw = async (section: DataSection, spec: DataSpec, labelKey?: string) => {
     const { loadSamples } = await import('../data/load.js');
     return locatedData(build, section, spec, opts.recipeFile, () => loadSamples(spec, specs, { recipeFile, ...(labelKey !== undefined && { labelKey }) }));
   };
+  /** Samples as steps and the precision search see them: with `carry`, each holds the state the source model carries into it. */
+  const loadData = async (spec: DataSpec, labelKey?: string) => {
+    const samples = await loadRaw(spec === build.calibration ? 'calibration' : 'evaluate', spec, labelKey);
+    if (!spec.carry || !Object.keys(spec.carry).length) return samples;
+    const { carryStates } = await import('../runtime/carry.js');
+    return carryStates(k.deps.length ? original : sourceParts[0], samples, spec.carry, { device });
+  };
   const distill = build.steps.distill;
   // Random training data is made inside the step: a missing size in shapes is found here, with its line:col.
-  if (distill?.data === 'random') await loadData('distill', { data: 'random', samples: 1, ...(distill.shapes && { shapes: distill.shapes }) });
-  const calibration =
-    stepNames.length && build.calibration
-      ? await phase('calibration', async () => {
-          const samples = await loadData('calibration', build.calibration!);
-          const carry = build.calibration!.carry;
-          if (!carry || !Object.keys(carry).length) return samples;
-          // Streaming models: each sample gets the state the source model carries into it.
-          const { carryStates } = await import('../runtime/carry.js');
-          return carryStates(k.deps.length ? original : sourceParts[0], samples, carry, { device });
-        })
-      : undefined;
+  if (distill?.data === 'random') await loadRaw('distill', { data: 'random', samples: 1, ...(distill.shapes && { shapes: distill.shapes }) });
+  const calibration = stepNames.length && build.calibration ? await phase('calibration', () => loadData(build.calibration!)) : undefined;
 
   // Steps, in order.
   let model: ModelProto = working;
@@ -147,7 +144,7 @@ export async function runBuild(
   const outputSha = sha256(bytes);
   const after = outputSizes(k, bytes, outputSha, model, before);
 
-  const evalSamples = build.evaluate ? await phase('data', () => loadData('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;
+  const evalSamples = build.evaluate ? await phase('data', () => loadRaw('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;
   const usedDevice = await phase('verify', () =>
     verify(rt, build, original, bytes, calibration?.[0] ?? evalSamples?.[0], specs, device, k.seed, (m) => warn(m, 'verify')),
   );
