@@ -1,0 +1,150 @@
+/**
+ * The output check every simplified model passes: the original and the simplified model run in
+ * onnxruntime-node on the same feeds, and every output must agree within `tolerance` relative to the
+ * output's largest magnitude (integer and bool outputs exactly). Feeds: the build's calibration samples
+ * when it has them, plus synthetic ones with symbolic dims set to 1 and to 3, so a fold that baked in a
+ * batch size of 1 is caught. A feed the original model cannot run on is skipped.
+ */
+import * as ort from 'onnxruntime-node';
+import { encodeModelToBytes } from '../../onnx/codec.js';
+import type { ModelProto } from '../../onnx/types.js';
+import { seededRandom } from '../../random.js';
+import { inputSpecs } from '../../runtime/session.js';
+
+export type Feeds = Record<string, ort.Tensor>;
+
+const SESSION: ort.InferenceSession.SessionOptions = {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+  logSeverityLevel: 4,
+};
+
+export interface CheckResult {
+  /** Largest relative difference over all outputs and feeds (0 when equal). */
+  maxRelDiff: number;
+  /** Why the check failed, or undefined. */
+  failure?: string;
+  /** Feeds both models ran on. */
+  feeds: number;
+}
+
+/** Inputs from the model's declared types: symbolic dims = `symbolic`, floats in [0, 1), integers 0. */
+export function syntheticFeeds(model: ModelProto, symbolic: number, seed: number): Feeds | undefined {
+  const rand = seededRandom(seed >>> 0 || 1);
+  const feeds: Feeds = {};
+  for (const spec of inputSpecs(model)) {
+    const dims = spec.dims.map((d) => (typeof d === 'number' && d >= 0 ? d : symbolic));
+    const n = dims.reduce((a, b) => a * b, 1);
+    switch (spec.type) {
+      case 'float32':
+        feeds[spec.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, rand), dims);
+        break;
+      case 'float64':
+        feeds[spec.name] = new ort.Tensor('float64', Float64Array.from({ length: n }, rand), dims);
+        break;
+      case 'int64':
+        feeds[spec.name] = new ort.Tensor('int64', new BigInt64Array(n), dims);
+        break;
+      case 'int32':
+        feeds[spec.name] = new ort.Tensor('int32', new Int32Array(n), dims);
+        break;
+      case 'bool':
+        feeds[spec.name] = new ort.Tensor('bool', new Uint8Array(n), dims);
+        break;
+      case 'float16':
+        feeds[spec.name] = new ort.Tensor('float16', new Uint16Array(n).fill(0x3800), dims);
+        break;
+      default:
+        return undefined;
+    }
+  }
+  return feeds;
+}
+
+function compare(name: string, a: ort.Tensor, b: ort.Tensor, tolerance: number): { rel: number; failure?: string } {
+  if (a.type !== b.type || a.dims.join() !== b.dims.join()) {
+    return { rel: Infinity, failure: `output "${name}" is ${b.type} [${b.dims.join(', ')}], was ${a.type} [${a.dims.join(', ')}]` };
+  }
+  const x = a.data as ArrayLike<number | bigint | string>;
+  const y = b.data as ArrayLike<number | bigint | string>;
+  const exact = !(a.type === 'float32' || a.type === 'float64' || a.type === 'float16');
+  if (exact || a.type === 'float16') {
+    // float16 arrives as bit patterns: compare exactly (simplification does not touch float16 math).
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return { rel: Infinity, failure: `output "${name}" differs at element ${i}` };
+    return { rel: 0 };
+  }
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < x.length; i++) {
+    const p = x[i] as number;
+    const q = y[i] as number;
+    if (Number.isNaN(p) || Number.isNaN(q)) {
+      if (Number.isNaN(p) !== Number.isNaN(q)) return { rel: Infinity, failure: `output "${name}" has NaN at element ${i} in one model only` };
+      continue;
+    }
+    if (!Number.isFinite(p) || !Number.isFinite(q)) {
+      if (p !== q) return { rel: Infinity, failure: `output "${name}" differs at element ${i} (${p} vs ${q})` };
+      continue;
+    }
+    scale = Math.max(scale, Math.abs(p));
+    diff = Math.max(diff, Math.abs(p - q));
+  }
+  const rel = diff === 0 ? 0 : diff / Math.max(scale, Number.MIN_VALUE);
+  return rel > tolerance ? { rel, failure: `output "${name}" differs by ${rel.toExponential(2)} relative (limit ${tolerance})` } : { rel };
+}
+
+async function runAll(bytes: Uint8Array, feeds: Feeds[]): Promise<(Record<string, ort.Tensor> | undefined)[]> {
+  const s = await ort.InferenceSession.create(bytes, SESSION);
+  try {
+    const out: (Record<string, ort.Tensor> | undefined)[] = [];
+    for (const f of feeds) {
+      try {
+        out.push((await s.run(f)) as Record<string, ort.Tensor>);
+      } catch {
+        out.push(undefined);
+      }
+    }
+    return out;
+  } finally {
+    await s.release();
+  }
+}
+
+/** Runs both models on every feed; the original's results can be reused across calls via `reference`. */
+export class OutputCheck {
+  private reference?: Promise<(Record<string, ort.Tensor> | undefined)[]>;
+
+  constructor(
+    private readonly original: ModelProto,
+    private readonly feeds: Feeds[],
+    private readonly tolerance: number,
+  ) {}
+
+  async check(candidate: ModelProto): Promise<CheckResult> {
+    this.reference ??= runAll(encodeModelToBytes(this.original), this.feeds);
+    const ref = await this.reference;
+    let got: (Record<string, ort.Tensor> | undefined)[];
+    try {
+      got = await runAll(encodeModelToBytes(candidate), this.feeds);
+    } catch (e) {
+      return { maxRelDiff: Infinity, failure: `onnxruntime cannot load the simplified model: ${(e as Error).message}`, feeds: 0 };
+    }
+    let maxRelDiff = 0;
+    let feeds = 0;
+    for (let i = 0; i < this.feeds.length; i++) {
+      const r = ref[i];
+      if (!r) continue;
+      const g = got[i];
+      if (!g) return { maxRelDiff: Infinity, failure: `the simplified model fails on a feed the original runs on`, feeds };
+      feeds++;
+      for (const name of Object.keys(r)) {
+        if (!g[name]) return { maxRelDiff: Infinity, failure: `output "${name}" is missing`, feeds };
+        const c = compare(name, r[name], g[name], this.tolerance);
+        maxRelDiff = Math.max(maxRelDiff, c.rel);
+        if (c.failure) return { maxRelDiff, failure: c.failure, feeds };
+      }
+    }
+    return { maxRelDiff, feeds };
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * What a simplification pass is, and the graph helpers the passes share.
+ *
+ * A pass is a function Model → Model: it works on a copy (cloneForRewrite shares tensor bytes, so a copy
+ * costs the graph's structure only) and never writes into the input, so the step can drop a pass whose
+ * result fails the output check and keep the model from before it.
+ */
+import { cloneForRewrite } from '../../onnx/external.js';
+import { GraphIndex, replaceUses } from '../../onnx/graph.js';
+import { subgraphsOf } from '../../onnx/walk.js';
+import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
+
+export interface PassResult {
+  model: ModelProto;
+  /** Rewrites made (nodes removed or replaced, tensors shared…); 0 = the model is unchanged. */
+  changed: number;
+}
+
+export interface SimplifyPass {
+  name: string;
+  run(model: ModelProto): PassResult | Promise<PassResult>;
+}
+
+/** A copy of the model to rewrite (tensor bytes shared) and its main graph. */
+export function copyModel(model: ModelProto): { model: ModelProto; graph: GraphProto | undefined } {
+  const out = cloneForRewrite(model);
+  return { model: out, graph: out.graph };
+}
+
+export const isDefaultDomain = (n: NodeProto) => (n.domain ?? '') === '' || n.domain === 'ai.onnx';
+
+/** The constant tensor behind a value in the main graph (initializer or Constant node), if any. */
+export function constantOf(idx: GraphIndex, name: string | undefined): TensorProto | undefined {
+  if (!name) return undefined;
+  const w = idx.weight(name);
+  return w?.tensor.dataLocation === 1 ? undefined : w?.tensor;
+}
+
+/** The one node reading `name`, when exactly one does and the value is not a graph output. */
+export function soleConsumer(idx: GraphIndex, name: string): NodeProto | undefined {
+  if (idx.isGraphOutput(name)) return undefined;
+  const c = idx.consumersOf(name);
+  return c.length === 1 ? c[0] : undefined;
+}
+
+/** Scalar float value of a constant with one element (any shape), if it is one. */
+export function scalarOf(idx: GraphIndex, name: string | undefined, read: (t: TensorProto) => Float32Array): number | undefined {
+  const t = constantOf(idx, name);
+  if (!t || t.dims.reduce<number>((a, d) => a * Number(d), 1) !== 1) return undefined;
+  try {
+    return read(t)[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes `nodes` from the graph (by identity). */
+export function removeNodes(g: GraphProto, nodes: Iterable<NodeProto>): void {
+  const drop = new Set(nodes);
+  g.node = g.node.filter((n) => !drop.has(n));
+}
+
+export function nodeCount(model: ModelProto): number {
+  return model.graph?.node.length ?? 0;
+}
+
+/** Points every reader of each key of `renames` (in `g` and its subgraphs) at its value, in one sweep. */
+export function renameReads(g: GraphProto, renames: Map<string, string>): void {
+  if (!renames.size) return;
+  for (const n of g.node) {
+    for (let i = 0; i < n.input.length; i++) n.input[i] = renames.get(n.input[i]) ?? n.input[i];
+    for (const sub of subgraphsOf(n)) for (const [from, to] of renames) replaceUses(sub, from, to);
+  }
+}
