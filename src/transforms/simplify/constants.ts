@@ -7,7 +7,7 @@
 import { DataType } from '../../onnx/dtypes.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
-import { copyModel, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
+import { copyModel, forEachScopeSync, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
 
 function valueOf(n: NodeProto, name: string): TensorProto | undefined {
   if (n.attribute.length !== 1) return undefined;
@@ -32,20 +32,22 @@ export const constantsToInitializers: SimplifyPass = {
   name: 'constants',
   run(input: ModelProto): PassResult {
     if (Number(input.irVersion ?? 0) < 4) return { model: input, changed: 0 };
-    const { model, graph: g } = copyModel(input);
-    if (!g) return { model: input, changed: 0 };
-    const outputs = new Set(g.output.map((o) => o.name));
-    const taken = new Set([...g.initializer.map((t) => t.name), ...g.input.map((i) => i.name)]);
+    const { model } = copyModel(input);
     let changed = 0;
-    g.node = g.node.filter((n) => {
-      if (n.opType !== 'Constant' || !isDefaultDomain(n) || n.output.length !== 1) return true;
-      const name = n.output[0];
-      if (outputs.has(name) || taken.has(name)) return true;
-      const t = valueOf(n, name);
-      if (!t) return true;
-      g.initializer.push(t);
-      changed++;
-      return false;
+    // Subgraphs too (Silero VAD keeps its weights as Constant nodes inside If branches).
+    forEachScopeSync(model, (g) => {
+      const outputs = new Set(g.output.map((o) => o.name));
+      const taken = new Set([...g.initializer.map((t) => t.name), ...g.input.map((i) => i.name)]);
+      g.node = g.node.filter((n) => {
+        if (n.opType !== 'Constant' || !isDefaultDomain(n) || n.output.length !== 1) return true;
+        const name = n.output[0];
+        if (outputs.has(name) || taken.has(name)) return true;
+        const t = valueOf(n, name);
+        if (!t) return true;
+        g.initializer.push(t);
+        changed++;
+        return false;
+      });
     });
     return changed ? { model, changed } : { model: input, changed: 0 };
   },

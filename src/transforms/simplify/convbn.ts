@@ -9,7 +9,7 @@ import { DataType } from '../../onnx/dtypes.js';
 import { attrFloat, attrInt, GraphIndex, NameScope } from '../../onnx/graph.js';
 import { dimsOf, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
-import { constantOf, copyModel, isDefaultDomain, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
+import { constantOf, copyModel, forEachScopeSync, isDefaultDomain, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
 
 const floats = (t: TensorProto | undefined, n: number): Float32Array | undefined =>
   t && t.dataType === DataType.FLOAT && dimsOf(t).reduce((a, b) => a * b, 1) === n ? tensorFloat32(t) : undefined;
@@ -41,25 +41,26 @@ function foldOne(idx: GraphIndex, names: NameScope, conv: NodeProto, bn: NodePro
 export const foldConvBatchNorm: SimplifyPass = {
   name: 'conv-bn',
   run(input: ModelProto): PassResult {
-    const { model, graph: g } = copyModel(input);
-    if (!g) return { model: input, changed: 0 };
-    const idx = new GraphIndex(g);
+    const { model } = copyModel(input);
     const names = new NameScope(model);
-    const removed = new Set<NodeProto>();
-    for (const bn of g.node) {
-      if (bn.opType !== 'BatchNormalization' || !isDefaultDomain(bn) || bn.input.length < 5) continue;
-      if (attrInt(bn, 'training_mode', 0) === 1 || attrInt(bn, 'spatial', 1) !== 1 || bn.output.slice(1).some(Boolean)) continue;
-      const conv = idx.producer.get(bn.input[0]);
-      if (!conv || conv.opType !== 'Conv' || !isDefaultDomain(conv) || soleConsumer(idx, bn.input[0]) !== bn) continue;
-      const folded = foldOne(idx, names, conv, bn);
-      if (!folded) continue;
-      g.initializer.push(folded.weight, folded.bias);
-      conv.input = [conv.input[0], folded.weight.name!, folded.bias.name!];
-      conv.output = [bn.output[0]];
-      removed.add(bn);
-    }
-    if (!removed.size) return { model: input, changed: 0 };
-    g.node = g.node.filter((n) => !removed.has(n));
-    return { model, changed: removed.size };
+    let changed = 0;
+    forEachScopeSync(model, (g, idx) => {
+      const removed = new Set<NodeProto>();
+      for (const bn of g.node) {
+        if (bn.opType !== 'BatchNormalization' || !isDefaultDomain(bn) || bn.input.length < 5) continue;
+        if (attrInt(bn, 'training_mode', 0) === 1 || attrInt(bn, 'spatial', 1) !== 1 || bn.output.slice(1).some(Boolean)) continue;
+        const conv = idx.producer.get(bn.input[0]);
+        if (!conv || conv.opType !== 'Conv' || !isDefaultDomain(conv) || soleConsumer(idx, bn.input[0]) !== bn) continue;
+        const folded = foldOne(idx, names, conv, bn);
+        if (!folded) continue;
+        g.initializer.push(folded.weight, folded.bias);
+        conv.input = [conv.input[0], folded.weight.name!, folded.bias.name!];
+        conv.output = [bn.output[0]];
+        removed.add(bn);
+      }
+      g.node = g.node.filter((n) => !removed.has(n));
+      changed += removed.size;
+    });
+    return changed ? { model, changed } : { model: input, changed: 0 };
   },
 };

@@ -17,7 +17,7 @@ import { makeTensor } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 import { subgraphsOf } from '../../onnx/walk.js';
 import { evaluateNodes } from './evaluate.js';
-import { constantOf, copyModel, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
+import { constantOf, copyModel, forEachScope, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
 import { inferShapes } from './shapes.js';
 
 /** Outputs up to this size are always worth folding. */
@@ -46,9 +46,9 @@ function foldable(n: NodeProto): boolean {
 const bytesOf = (t: TensorProto) => t.rawData?.byteLength ?? 0;
 
 /** One round: returns the number of nodes folded. */
-async function foldRound(model: ModelProto, g: GraphProto): Promise<number> {
+async function foldRound(model: ModelProto, g: GraphProto, outer: GraphIndex | undefined): Promise<number> {
   topologicalSort(g);
-  const idx = new GraphIndex(g);
+  const idx = new GraphIndex(g, outer);
   const opset = opsetVersion(model) ?? 1;
   const info = inferShapes(g, opset, (name) => constantOf(idx, name));
   const constant = (name: string) => constantOf(idx, name);
@@ -134,14 +134,15 @@ async function foldRound(model: ModelProto, g: GraphProto): Promise<number> {
 export const foldConstants: SimplifyPass = {
   name: 'fold',
   async run(input: ModelProto): Promise<PassResult> {
-    const { model, graph } = copyModel(input);
-    if (!graph) return { model: input, changed: 0 };
+    const { model } = copyModel(input);
     let changed = 0;
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      const n = await foldRound(model, graph);
-      if (n === 0) break;
-      changed += n;
-    }
+    await forEachScope(model, async (g, idx) => {
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        const n = await foldRound(model, g, idx.outer);
+        if (n === 0) break;
+        changed += n;
+      }
+    });
     return changed ? { model, changed } : { model: input, changed: 0 };
   },
 };

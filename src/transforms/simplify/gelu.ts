@@ -10,7 +10,7 @@
 import { GraphIndex, makeAttribute, makeNode, NameScope, opsetVersion } from '../../onnx/graph.js';
 import { tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto } from '../../onnx/types.js';
-import { copyModel, isDefaultDomain, scalarOf, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
+import { copyModel, forEachScopeSync, isDefaultDomain, scalarOf, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
 
 const near = (v: number | undefined, want: number, tol = 1e-4) => v !== undefined && Math.abs(v - want) <= tol * Math.abs(want);
 const is = (n: NodeProto | undefined, op: string): n is NodeProto => !!n && n.opType === op && isDefaultDomain(n);
@@ -95,26 +95,28 @@ export const fuseGelu: SimplifyPass = {
   name: 'gelu',
   run(input: ModelProto): PassResult {
     if ((opsetVersion(input) ?? 1) < 20) return { model: input, changed: 0 };
-    const { model, graph: g } = copyModel(input);
-    if (!g) return { model: input, changed: 0 };
-    const idx = new GraphIndex(g);
+    const { model } = copyModel(input);
     const names = new NameScope(model);
-    const scalar = (n: string) => scalarOf(idx, n, tensorFloat32);
-    const replaced = new Map<NodeProto, NodeProto | undefined>();
-    for (const f of g.node) {
-      if (!is(f, 'Erf') && !is(f, 'Tanh')) continue;
-      const m = match(idx, f, scalar);
-      if (!m || m.nodes.some((n) => replaced.has(n))) continue;
-      const gelu = makeNode('Gelu', [m.x], [m.output], {
-        name: names.unique(`${f.name || m.output}_gelu`),
-        attributes: m.approximate ? [makeAttribute('approximate', 'tanh')] : [],
-      });
-      // The fused node goes where the pattern's last node was; the rest go.
-      const last = m.nodes.reduce((a, b) => (g.node.indexOf(a) > g.node.indexOf(b) ? a : b));
-      for (const n of m.nodes) replaced.set(n, n === last ? gelu : undefined);
-    }
-    if (!replaced.size) return { model: input, changed: 0 };
-    g.node = g.node.flatMap((n) => (replaced.has(n) ? (replaced.get(n) ? [replaced.get(n)!] : []) : [n]));
-    return { model, changed: replaced.size };
+    let changed = 0;
+    forEachScopeSync(model, (g, idx) => {
+      const position = new Map(g.node.map((n, i) => [n, i]));
+      const scalar = (n: string) => scalarOf(idx, n, tensorFloat32);
+      const replaced = new Map<NodeProto, NodeProto | undefined>();
+      for (const f of g.node) {
+        if (!is(f, 'Erf') && !is(f, 'Tanh')) continue;
+        const m = match(idx, f, scalar);
+        if (!m || m.nodes.some((n) => replaced.has(n))) continue;
+        const gelu = makeNode('Gelu', [m.x], [m.output], {
+          name: names.unique(`${f.name || m.output}_gelu`),
+          attributes: m.approximate ? [makeAttribute('approximate', 'tanh')] : [],
+        });
+        // The fused node goes where the pattern's last node was; the rest go.
+        const last = m.nodes.reduce((a, b) => (position.get(a)! > position.get(b)! ? a : b));
+        for (const n of m.nodes) replaced.set(n, n === last ? gelu : undefined);
+      }
+      g.node = g.node.flatMap((n) => (replaced.has(n) ? (replaced.get(n) ? [replaced.get(n)!] : []) : [n]));
+      changed += replaced.size;
+    });
+    return changed ? { model, changed } : { model: input, changed: 0 };
   },
 };

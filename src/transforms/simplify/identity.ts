@@ -9,7 +9,7 @@
 import { GraphIndex, replaceUses } from '../../onnx/graph.js';
 import { tensorValues } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto } from '../../onnx/types.js';
-import { constantOf, copyModel, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
+import { constantOf, copyModel, forEachScopeSync, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
 
 function isIdentity(n: NodeProto, idx: GraphIndex): boolean {
   if (!isDefaultDomain(n) || !n.input[0]) return false;
@@ -47,24 +47,25 @@ function bypass(g: GraphProto, idx: GraphIndex, n: NodeProto): boolean {
 export const removeIdentities: SimplifyPass = {
   name: 'identity',
   run(input: ModelProto): PassResult {
-    const { model, graph: g } = copyModel(input);
-    if (!g) return { model: input, changed: 0 };
+    const { model } = copyModel(input);
     let changed = 0;
-    let idx = new GraphIndex(g);
-    const removed = new Set<NodeProto>();
-    for (const n of g.node.filter((m) => m.opType === 'Identity' || m.opType === 'Dropout')) {
-      if (!isIdentity(n, idx)) continue;
-      const renamesOutput = idx.isGraphOutput(n.output[0]);
-      if (!bypass(g, idx, n)) continue;
-      removed.add(n);
-      changed++;
-      // Renaming a producer's output changes the index; readers moving to x do not affect what it answers.
-      if (renamesOutput) {
-        g.node = g.node.filter((m) => !removed.has(m));
-        idx = new GraphIndex(g);
+    forEachScopeSync(model, (g, first) => {
+      let idx = first;
+      const removed = new Set<NodeProto>();
+      for (const n of g.node.filter((m) => m.opType === 'Identity' || m.opType === 'Dropout')) {
+        if (!isIdentity(n, idx)) continue;
+        const renamesOutput = idx.isGraphOutput(n.output[0]);
+        if (!bypass(g, idx, n)) continue;
+        removed.add(n);
+        changed++;
+        // Renaming a producer's output changes the index; readers moving to x do not affect what it answers.
+        if (renamesOutput) {
+          g.node = g.node.filter((m) => !removed.has(m));
+          idx = new GraphIndex(g, first.outer);
+        }
       }
-    }
-    g.node = g.node.filter((m) => !removed.has(m));
+      g.node = g.node.filter((m) => !removed.has(m));
+    });
     return changed ? { model, changed } : { model: input, changed: 0 };
   },
 };

@@ -12,7 +12,7 @@ import { DataType } from '../../onnx/dtypes.js';
 import { attrInt, attrInts, GraphIndex, makeAttribute, makeNode, NameScope, opsetVersion } from '../../onnx/graph.js';
 import { dimsOf, makeTensor, tensorFloat32, tensorValues } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
-import { constantOf, copyModel, isDefaultDomain, scalarOf, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
+import { constantOf, copyModel, forEachScopeSync, isDefaultDomain, scalarOf, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
 import { inferShapes, type Shape } from './shapes.js';
 
 const is = (n: NodeProto | undefined, op: string): n is NodeProto => !!n && n.opType === op && isDefaultDomain(n);
@@ -88,41 +88,42 @@ export const fuseLayerNorm: SimplifyPass = {
   run(input: ModelProto): PassResult {
     const opset = opsetVersion(input) ?? 1;
     if (opset < 17) return { model: input, changed: 0 };
-    const { model, graph: g } = copyModel(input);
-    if (!g) return { model: input, changed: 0 };
-    const idx = new GraphIndex(g);
-    const { shapes } = inferShapes(g, opset, (name) => constantOf(idx, name));
+    const { model } = copyModel(input);
     const names = new NameScope(model);
-    const replaced = new Map<NodeProto, NodeProto | undefined>();
-    for (const div of g.node) {
-      if (!is(div, 'Div') || replaced.has(div)) continue;
-      const m = match(idx, div, opset, shapes);
-      if (!m || m.nodes.some((n) => replaced.has(n))) continue;
-      const gammaT = m.gamma ? constantOf(idx, m.gamma) : undefined;
-      const betaT = m.beta ? constantOf(idx, m.beta) : undefined;
-      const type = (gammaT ?? betaT)?.dataType;
-      if (type !== undefined && gammaT && betaT && gammaT.dataType !== betaT.dataType) continue;
-      let gamma = m.gamma;
-      if (!gamma) {
-        const last = shapes.get(m.x)?.at(-1);
-        const c = betaT ? dimsOf(betaT)[0] : typeof last === 'number' ? last : undefined;
-        // Without a typed gamma or beta the element type of x is unknown; float32 is the common case and
-        // a wrong guess fails the output check, which then drops this pass.
-        if (c === undefined) continue;
-        const ones: TensorProto = makeTensor(names.unique(`${m.output}_scale`), type ?? DataType.FLOAT, [c], type === DataType.FLOAT16 ? new Uint16Array(c).fill(0x3c00) : new Float32Array(c).fill(1));
-        if (type !== undefined && type !== DataType.FLOAT && type !== DataType.FLOAT16) continue;
-        g.initializer.push(ones);
-        gamma = ones.name!;
+    let changed = 0;
+    forEachScopeSync(model, (g, idx) => {
+      const { shapes } = inferShapes(g, opset, (name) => constantOf(idx, name));
+      const replaced = new Map<NodeProto, NodeProto | undefined>();
+      for (const div of g.node) {
+        if (!is(div, 'Div') || replaced.has(div)) continue;
+        const m = match(idx, div, opset, shapes);
+        if (!m || m.nodes.some((n) => replaced.has(n))) continue;
+        const gammaT = m.gamma ? constantOf(idx, m.gamma) : undefined;
+        const betaT = m.beta ? constantOf(idx, m.beta) : undefined;
+        const type = (gammaT ?? betaT)?.dataType;
+        if (type !== undefined && gammaT && betaT && gammaT.dataType !== betaT.dataType) continue;
+        let gamma = m.gamma;
+        if (!gamma) {
+          const last = shapes.get(m.x)?.at(-1);
+          const c = betaT ? dimsOf(betaT)[0] : typeof last === 'number' ? last : undefined;
+          // Without a typed gamma or beta the element type of x is unknown; float32 is the common case and
+          // a wrong guess fails the output check, which then drops this pass.
+          if (c === undefined) continue;
+          const ones: TensorProto = makeTensor(names.unique(`${m.output}_scale`), type ?? DataType.FLOAT, [c], type === DataType.FLOAT16 ? new Uint16Array(c).fill(0x3c00) : new Float32Array(c).fill(1));
+          if (type !== undefined && type !== DataType.FLOAT && type !== DataType.FLOAT16) continue;
+          g.initializer.push(ones);
+          gamma = ones.name!;
+        }
+        const ln = makeNode('LayerNormalization', [m.x, gamma, ...(m.beta ? [m.beta] : [])], [m.output], {
+          name: names.unique(`${div.name || m.output}_layernorm`),
+          attributes: [makeAttribute('axis', -1, true), makeAttribute('epsilon', m.eps)],
+        });
+        m.nodes.forEach((n, i) => replaced.set(n, i === m.nodes.length - 1 ? ln : undefined));
       }
-      const ln = makeNode('LayerNormalization', [m.x, gamma, ...(m.beta ? [m.beta] : [])], [m.output], {
-        name: names.unique(`${div.name || m.output}_layernorm`),
-        attributes: [makeAttribute('axis', -1, true), makeAttribute('epsilon', m.eps)],
-      });
-      m.nodes.forEach((n, i) => replaced.set(n, i === m.nodes.length - 1 ? ln : undefined));
-    }
-    if (!replaced.size) return { model: input, changed: 0 };
-    // The fused node takes the place of the pattern's last node (its readers come after it).
-    g.node = g.node.flatMap((n) => (replaced.has(n) ? (replaced.get(n) ? [replaced.get(n)!] : []) : [n]));
-    return { model, changed: replaced.size };
+      // The fused node takes the place of the pattern's last node (its readers come after it).
+      g.node = g.node.flatMap((n) => (replaced.has(n) ? (replaced.get(n) ? [replaced.get(n)!] : []) : [n]));
+      changed += replaced.size;
+    });
+    return changed ? { model, changed } : { model: input, changed: 0 };
   },
 };

@@ -7,7 +7,7 @@
  */
 import { cloneForRewrite } from '../../onnx/external.js';
 import { GraphIndex, replaceUses } from '../../onnx/graph.js';
-import { subgraphsOf } from '../../onnx/walk.js';
+import { forEachGraph, subgraphsOf } from '../../onnx/walk.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 
 export interface PassResult {
@@ -60,8 +60,35 @@ export function removeNodes(g: GraphProto, nodes: Iterable<NodeProto>): void {
   g.node = g.node.filter((n) => !drop.has(n));
 }
 
+/** Nodes in every graph of the model (subgraphs of If / Loop / Scan included). */
 export function nodeCount(model: ModelProto): number {
-  return model.graph?.node.length ?? 0;
+  let n = 0;
+  if (model.graph) forEachGraph(model.graph, (g) => (n += g.node.length));
+  return n;
+}
+
+/**
+ * Calls `fn` for the main graph and then every subgraph (If branches, Loop and Scan bodies, at any
+ * depth), each with an index whose `outer` chain reaches the enclosing graphs so constants defined
+ * there are seen. Each index is built when its graph is visited: edits to enclosing graphs show.
+ */
+export async function forEachScope(model: ModelProto, fn: (g: GraphProto, idx: GraphIndex) => void | Promise<void>): Promise<void> {
+  const visit = async (g: GraphProto, outer: GraphIndex | undefined) => {
+    await fn(g, new GraphIndex(g, outer));
+    const after = new GraphIndex(g, outer);
+    for (const n of g.node) for (const sub of subgraphsOf(n)) await visit(sub, after);
+  };
+  if (model.graph) await visit(model.graph, undefined);
+}
+
+/** forEachScope for passes that do not await. */
+export function forEachScopeSync(model: ModelProto, fn: (g: GraphProto, idx: GraphIndex) => void): void {
+  const visit = (g: GraphProto, outer: GraphIndex | undefined) => {
+    fn(g, new GraphIndex(g, outer));
+    const after = new GraphIndex(g, outer);
+    for (const n of g.node) for (const sub of subgraphsOf(n)) visit(sub, after);
+  };
+  if (model.graph) visit(model.graph, undefined);
 }
 
 /** Points every reader of each key of `renames` (in `g` and its subgraphs) at its value, in one sweep. */
