@@ -122,11 +122,15 @@ export class OutputCheck {
   ) {}
 
   async check(candidate: ModelProto): Promise<CheckResult> {
-    this.reference ??= runAll(encodeModelToBytes(this.original), this.feeds);
+    // Both sessions load at once (loading dominates for large graphs; ORT loads off the main thread).
+    // An original ORT cannot load leaves nothing to compare against (the step then says so).
+    this.reference ??= runAll(encodeModelToBytes(this.original), this.feeds).catch(() => this.feeds.map(() => undefined));
+    const candidateRuns = runAll(encodeModelToBytes(candidate), this.feeds);
+    candidateRuns.catch(() => {});
     const ref = await this.reference;
     let got: (Record<string, ort.Tensor> | undefined)[];
     try {
-      got = await runAll(encodeModelToBytes(candidate), this.feeds);
+      got = await candidateRuns;
     } catch (e) {
       return { maxRelDiff: Infinity, failure: `onnxruntime cannot load the simplified model: ${(e as Error).message}`, feeds: 0 };
     }

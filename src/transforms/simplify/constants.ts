@@ -7,7 +7,7 @@
 import { DataType } from '../../onnx/dtypes.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
-import { copyModel, forEachScopeSync, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
+import { copyModel, forEachScopeSync, hasOp, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
 
 function valueOf(n: NodeProto, name: string): TensorProto | undefined {
   if (n.attribute.length !== 1) return undefined;
@@ -31,7 +31,7 @@ function valueOf(n: NodeProto, name: string): TensorProto | undefined {
 export const constantsToInitializers: SimplifyPass = {
   name: 'constants',
   run(input: ModelProto): PassResult {
-    if (Number(input.irVersion ?? 0) < 4) return { model: input, changed: 0 };
+    if (Number(input.irVersion ?? 0) < 4 || !hasOp(input, ['Constant'])) return { model: input, changed: 0 };
     const { model } = copyModel(input);
     let changed = 0;
     // Subgraphs too (Silero VAD keeps its weights as Constant nodes inside If branches).

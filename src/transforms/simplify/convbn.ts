@@ -9,7 +9,7 @@ import { DataType } from '../../onnx/dtypes.js';
 import { attrFloat, attrInt, GraphIndex, NameScope } from '../../onnx/graph.js';
 import { dimsOf, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
-import { constantOf, copyModel, forEachScopeSync, isDefaultDomain, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
+import { constantOf, copyModel, forEachScopeSync, hasOp, isDefaultDomain, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
 
 const floats = (t: TensorProto | undefined, n: number): Float32Array | undefined =>
   t && t.dataType === DataType.FLOAT && dimsOf(t).reduce((a, b) => a * b, 1) === n ? tensorFloat32(t) : undefined;
@@ -41,6 +41,7 @@ function foldOne(idx: GraphIndex, names: NameScope, conv: NodeProto, bn: NodePro
 export const foldConvBatchNorm: SimplifyPass = {
   name: 'conv-bn',
   run(input: ModelProto): PassResult {
+    if (!hasOp(input, ['BatchNormalization'])) return { model: input, changed: 0 };
     const { model } = copyModel(input);
     const names = new NameScope(model);
     let changed = 0;

@@ -15,7 +15,7 @@ import { DataType } from '../../onnx/dtypes.js';
 import { GraphIndex, opsetVersion, topologicalSort } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
-import { subgraphsOf } from '../../onnx/walk.js';
+import { forEachGraph, subgraphsOf } from '../../onnx/walk.js';
 import { evaluateNodes } from './evaluate.js';
 import { constantOf, copyModel, forEachScope, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
 import { inferShapes } from './shapes.js';
@@ -131,9 +131,27 @@ async function foldRound(model: ModelProto, g: GraphProto, outer: GraphIndex | u
   return accepted.size;
 }
 
+/** Whether anything could fold: a Shape/Size node, or a foldable node whose inputs are all constants. */
+function anyCandidate(model: ModelProto): boolean {
+  const constants = new Set<string>();
+  let found = false;
+  if (!model.graph) return false;
+  forEachGraph(model.graph, (g) => {
+    if (found) return;
+    const inputs = new Set(g.input.map((i) => i.name));
+    for (const t of g.initializer) if (t.name && !inputs.has(t.name)) constants.add(t.name);
+    for (const n of g.node) {
+      if (n.opType === 'Constant') n.output.forEach((o) => constants.add(o));
+      else if (n.opType === 'Shape' || n.opType === 'Size' || (foldable(n) && n.input.every((i) => !i || constants.has(i)))) found = true;
+    }
+  });
+  return found;
+}
+
 export const foldConstants: SimplifyPass = {
   name: 'fold',
   async run(input: ModelProto): Promise<PassResult> {
+    if (!anyCandidate(input)) return { model: input, changed: 0 };
     const { model } = copyModel(input);
     let changed = 0;
     await forEachScope(model, async (g, idx) => {

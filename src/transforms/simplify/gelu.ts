@@ -10,7 +10,7 @@
 import { GraphIndex, makeAttribute, makeNode, NameScope, opsetVersion } from '../../onnx/graph.js';
 import { tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto } from '../../onnx/types.js';
-import { copyModel, forEachScopeSync, isDefaultDomain, scalarOf, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
+import { copyModel, forEachScopeSync, hasOp, isDefaultDomain, scalarOf, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
 
 const near = (v: number | undefined, want: number, tol = 1e-4) => v !== undefined && Math.abs(v - want) <= tol * Math.abs(want);
 const is = (n: NodeProto | undefined, op: string): n is NodeProto => !!n && n.opType === op && isDefaultDomain(n);
@@ -94,7 +94,7 @@ function match(idx: GraphIndex, f: NodeProto, scalar: (n: string) => number | un
 export const fuseGelu: SimplifyPass = {
   name: 'gelu',
   run(input: ModelProto): PassResult {
-    if ((opsetVersion(input) ?? 1) < 20) return { model: input, changed: 0 };
+    if ((opsetVersion(input) ?? 1) < 20 || !hasOp(input, ['Erf', 'Tanh'])) return { model: input, changed: 0 };
     const { model } = copyModel(input);
     const names = new NameScope(model);
     let changed = 0;

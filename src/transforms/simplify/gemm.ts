@@ -6,7 +6,7 @@
 import { opsetVersion } from '../../onnx/graph.js';
 import { dimsOf } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto } from '../../onnx/types.js';
-import { constantOf, copyModel, forEachScopeSync, isDefaultDomain, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
+import { constantOf, copyModel, forEachScopeSync, hasOp, isDefaultDomain, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
 import { inferShapes } from './shapes.js';
 
 export const matmulAddToGemm: SimplifyPass = {
@@ -14,7 +14,7 @@ export const matmulAddToGemm: SimplifyPass = {
   run(input: ModelProto): PassResult {
     const opset = opsetVersion(input) ?? 1;
     // Gemm's C broadcasts without the `broadcast` attribute from opset 7.
-    if (opset < 7) return { model: input, changed: 0 };
+    if (opset < 7 || !hasOp(input, ['MatMul'])) return { model: input, changed: 0 };
     const { model } = copyModel(input);
     let changed = 0;
     forEachScopeSync(model, (g, idx) => {

@@ -9,7 +9,7 @@
 import { GraphIndex, replaceUses } from '../../onnx/graph.js';
 import { tensorValues } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto } from '../../onnx/types.js';
-import { constantOf, copyModel, forEachScopeSync, isDefaultDomain, type PassResult, type SimplifyPass } from './pass.js';
+import { constantOf, copyModel, forEachScopeSync, hasOp, isDefaultDomain, renameReads, type PassResult, type SimplifyPass } from './pass.js';
 
 function isIdentity(n: NodeProto, idx: GraphIndex): boolean {
   if (!isDefaultDomain(n) || !n.input[0]) return false;
@@ -28,17 +28,16 @@ function isIdentity(n: NodeProto, idx: GraphIndex): boolean {
   }
 }
 
-/** Removes one identity node; false when it has to stay. */
-function bypass(g: GraphProto, idx: GraphIndex, n: NodeProto): boolean {
+/**
+ * An identity whose output is a graph output: the producer of its input writes the graph output
+ * directly. False when it has to stay (its input is a graph input, initializer, outer-scope value or
+ * another graph output).
+ */
+function renameIntoOutput(g: GraphProto, idx: GraphIndex, n: NodeProto): boolean {
   const [x] = n.input;
   const y = n.output[0];
-  if (!idx.isGraphOutput(y)) {
-    replaceUses(g, y, x, n);
-    return true;
-  }
   const producer = idx.producer.get(x);
   if (!producer || idx.isGraphOutput(x) || idx.graphInputs.has(x) || idx.initializers.has(x)) return false;
-  // The producer writes the graph output's name; readers of x read it under that name.
   replaceUses(g, x, y, n);
   producer.output = producer.output.map((o) => (o === x ? y : o));
   return true;
@@ -47,24 +46,36 @@ function bypass(g: GraphProto, idx: GraphIndex, n: NodeProto): boolean {
 export const removeIdentities: SimplifyPass = {
   name: 'identity',
   run(input: ModelProto): PassResult {
+    if (!hasOp(input, ['Identity', 'Dropout'])) return { model: input, changed: 0 };
     const { model } = copyModel(input);
     let changed = 0;
-    forEachScopeSync(model, (g, first) => {
-      let idx = first;
+    forEachScopeSync(model, (g, idx) => {
+      const identities = g.node.filter((m) => (m.opType === 'Identity' || m.opType === 'Dropout') && isIdentity(m, idx));
+      if (!identities.length) return;
       const removed = new Set<NodeProto>();
-      for (const n of g.node.filter((m) => m.opType === 'Identity' || m.opType === 'Dropout')) {
-        if (!isIdentity(n, idx)) continue;
-        const renamesOutput = idx.isGraphOutput(n.output[0]);
-        if (!bypass(g, idx, n)) continue;
+      // Readers of y read x instead: all such renames in one sweep (chains resolved), not one sweep each.
+      const renames = new Map<string, string>();
+      for (const n of identities) {
+        if (idx.isGraphOutput(n.output[0])) continue;
+        renames.set(n.output[0], n.input[0]);
         removed.add(n);
-        changed++;
-        // Renaming a producer's output changes the index; readers moving to x do not affect what it answers.
-        if (renamesOutput) {
-          g.node = g.node.filter((m) => !removed.has(m));
-          idx = new GraphIndex(g, first.outer);
-        }
       }
+      const resolve = (name: string) => {
+        let seen = 0;
+        while (renames.has(name) && seen++ < renames.size) name = renames.get(name)!;
+        return name;
+      };
+      for (const [from] of renames) renames.set(from, resolve(from));
+      renameReads(g, renames);
       g.node = g.node.filter((m) => !removed.has(m));
+      // Identities that write graph outputs: one at a time (each renames a producer).
+      for (const n of identities) {
+        if (removed.has(n)) continue;
+        if (!renameIntoOutput(g, new GraphIndex(g, idx.outer), n)) continue;
+        removed.add(n);
+        g.node = g.node.filter((m) => m !== n);
+      }
+      changed += removed.size;
     });
     return changed ? { model, changed } : { model: input, changed: 0 };
   },

@@ -12,7 +12,7 @@ import { DataType } from '../../onnx/dtypes.js';
 import { attrInt, attrInts, GraphIndex, makeAttribute, makeNode, NameScope, opsetVersion } from '../../onnx/graph.js';
 import { dimsOf, makeTensor, tensorFloat32, tensorValues } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
-import { constantOf, copyModel, forEachScopeSync, isDefaultDomain, scalarOf, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
+import { constantOf, copyModel, forEachScopeSync, hasOp, isDefaultDomain, scalarOf, soleConsumer, type PassResult, type SimplifyPass } from './pass.js';
 import { inferShapes, type Shape } from './shapes.js';
 
 const is = (n: NodeProto | undefined, op: string): n is NodeProto => !!n && n.opType === op && isDefaultDomain(n);
@@ -87,7 +87,7 @@ export const fuseLayerNorm: SimplifyPass = {
   name: 'layernorm',
   run(input: ModelProto): PassResult {
     const opset = opsetVersion(input) ?? 1;
-    if (opset < 17) return { model: input, changed: 0 };
+    if (opset < 17 || !hasOp(input, ['ReduceMean'])) return { model: input, changed: 0 };
     const { model } = copyModel(input);
     const names = new NameScope(model);
     let changed = 0;

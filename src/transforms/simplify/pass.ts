@@ -99,3 +99,11 @@ export function renameReads(g: GraphProto, renames: Map<string, string>): void {
     for (const sub of subgraphsOf(n)) for (const [from, to] of renames) replaceUses(sub, from, to);
   }
 }
+
+/** Whether any graph of the model has a node of one of these ops: passes look before they copy. */
+export function hasOp(model: ModelProto, ops: readonly string[]): boolean {
+  const want = new Set(ops);
+  let found = false;
+  if (model.graph) forEachGraph(model.graph, (g) => (found ||= g.node.some((n) => want.has(n.opType ?? ''))));
+  return found;
+}
