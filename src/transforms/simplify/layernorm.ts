@@ -57,8 +57,8 @@ function match(idx: GraphIndex, div: NodeProto, opset: number, shapes: Map<strin
   if (eps === undefined || !sq || soleConsumer(idx, variance.input[0]) !== variance) return undefined;
   const squares =
     isDefaultDomain(sq) && sq.input[0] === d && (sq.opType === 'Mul' ? sq.input[1] === d : sq.opType === 'Pow' && scalarOf(idx, sq.input[1], tensorFloat32) === 2);
-  const dReaders = idx.consumersOf(d);
-  if (!squares || idx.isGraphOutput(d) || dReaders.length !== 2 || !dReaders.includes(div) || !dReaders.includes(sq)) return undefined;
+  const dReaders = new Set(idx.consumersOf(d));
+  if (!squares || idx.isGraphOutput(d) || dReaders.size !== 2 || !dReaders.has(div) || !dReaders.has(sq)) return undefined;
 
   const nodes = [mean, sub, sq, variance, add, sqrt, div];
   let output = div.output[0];

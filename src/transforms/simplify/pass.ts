@@ -39,8 +39,9 @@ export function constantOf(idx: GraphIndex, name: string | undefined): TensorPro
 /** The one node reading `name`, when exactly one does and the value is not a graph output. */
 export function soleConsumer(idx: GraphIndex, name: string): NodeProto | undefined {
   if (idx.isGraphOutput(name)) return undefined;
-  const c = idx.consumersOf(name);
-  return c.length === 1 ? c[0] : undefined;
+  // A node reading the value twice (Mul(d, d)) is listed twice.
+  const c = new Set(idx.consumersOf(name));
+  return c.size === 1 ? [...c][0] : undefined;
 }
 
 /** Scalar float value of a constant with one element (any shape), if it is one. */
