@@ -5,12 +5,12 @@ export const SIMPLIFY_PASSES = ['constants', 'identity', 'fold', 'dead-code', 'd
 export type SimplifyPassName = (typeof SIMPLIFY_PASSES)[number];
 
 export interface SimplifyStep {
-  /** Passes that run (all by default; `exclude` in the recipe removes some). */
-  passes: SimplifyPassName[];
+  /** Passes not to run. */
+  exclude: SimplifyPassName[];
   /** Largest relative output difference accepted from the original (per output, vs its largest magnitude). */
   tolerance: number;
   /** A pass whose result differs more: dropped with a warning, or the build fails. */
   onMismatch: 'drop' | 'error';
 }
 
-export const SIMPLIFY_DEFAULTS: SimplifyStep = { passes: [...SIMPLIFY_PASSES], tolerance: 1e-5, onMismatch: 'drop' };
+export const SIMPLIFY_DEFAULTS: SimplifyStep = { exclude: [], tolerance: 1e-5, onMismatch: 'drop' };

@@ -12,7 +12,7 @@ import { encodeModel } from '../../onnx/codec.js';
 import type { ModelProto } from '../../onnx/types.js';
 import type { Step, StepContext, StepReport } from '../types.js';
 import { OutputCheck, syntheticFeeds, type Feeds } from './check.js';
-import { SIMPLIFY_DEFAULTS, type SimplifyPassName, type SimplifyStep } from './config.js';
+import { SIMPLIFY_DEFAULTS, SIMPLIFY_PASSES, type SimplifyPassName, type SimplifyStep } from './config.js';
 import { constantsToInitializers } from './constants.js';
 import { foldConvBatchNorm } from './convbn.js';
 import { removeDeadNodes } from './dead.js';
@@ -102,8 +102,9 @@ export function simplifyStep(params: SimplifyStep = SIMPLIFY_DEFAULTS): Step {
   return async (model: ModelProto, ctx: StepContext) => {
     const t0 = performance.now();
     const report: StepReport = { step: 'simplify', params: { ...params }, layers: [], skipped: [], warnings: [], ms: 0 };
+    const passes = SIMPLIFY_PASSES.filter((p) => !params.exclude.includes(p));
     const check = new OutputCheck(model, feedsFor(model, ctx), params.tolerance);
-    let run = await runPasses(model, params.passes);
+    let run = await runPasses(model, passes);
     let result = run.model;
     let maxRelDiff = 0;
     let checkedFeeds = 0;
@@ -116,7 +117,7 @@ export function simplifyStep(params: SimplifyStep = SIMPLIFY_DEFAULTS): Step {
         // Replay with a check after every pass to find the ones at fault.
         ctx.log(`the simplified model's outputs differ (${c.failure}); checking pass by pass`);
         const reasons = new Map<SimplifyPassName, string>();
-        run = await runPasses(model, params.passes, async (m, pass) => {
+        run = await runPasses(model, passes, async (m, pass) => {
           const r = await check.check(m);
           if (r.failure) reasons.set(pass, r.failure);
           return !r.failure;
