@@ -14,6 +14,7 @@ import { makeAttribute, makeGraph, makeModel, makeNode, makeValueInfo } from '..
 import { makeInt64Tensor, makeTensor, tensorValues } from '../src/onnx/tensor.js';
 import type { ModelProto, NodeProto } from '../src/onnx/types.js';
 import { seededRandom } from '../src/random.js';
+import { checkWebCompatibility } from '../src/transforms/quantize/webcheck.js';
 import { PASSES, SIMPLIFY_DEFAULTS, simplifyStep, type SimplifyPassName } from '../src/transforms/simplify/index.js';
 import type { StepContext } from '../src/transforms/types.js';
 
@@ -339,6 +340,45 @@ describe('simplify step', () => {
     expect(r.report.skipped.map((s) => s.name)).toEqual(['gelu']);
     await expect(simplifyStep({ ...SIMPLIFY_DEFAULTS, onMismatch: 'error' })(model, ctx(model))).rejects.toThrow(/simplify changed the model's outputs/);
   });
+});
+
+describe('simplified models in the browser runtime', () => {
+  it('the fused forms (LayerNormalization, Gelu, Gemm) load and agree in onnxruntime-web wasm', async () => {
+    // An exporter-style block at opset 20: decomposed LayerNorm → MatMul + Add → decomposed GELU.
+    const s = (name: string, v: number) => makeTensor(name, F, [], Float32Array.of(v));
+    const nodes = [
+      makeNode('ReduceMean', ['x', 'axes'], ['mean']),
+      makeNode('Sub', ['x', 'mean'], ['d']),
+      makeNode('Pow', ['d', 'two'], ['sq']),
+      makeNode('ReduceMean', ['sq', 'axes'], ['var']),
+      makeNode('Add', ['var', 'eps'], ['ve']),
+      makeNode('Sqrt', ['ve'], ['sd']),
+      makeNode('Div', ['d', 'sd'], ['n']),
+      makeNode('Mul', ['n', 'gamma'], ['gn']),
+      makeNode('Add', ['gn', 'beta'], ['ln']),
+      makeNode('MatMul', ['ln', 'w'], ['h0']),
+      makeNode('Add', ['h0', 'b'], ['h']),
+      makeNode('Mul', ['h', 'rsqrt2'], ['hs']),
+      makeNode('Erf', ['hs'], ['e']),
+      makeNode('Add', ['e', 'one'], ['e1']),
+      makeNode('Mul', ['h', 'half'], ['hh']),
+      makeNode('Mul', ['hh', 'e1'], ['y']),
+    ];
+    const model = makeModel(
+      makeGraph('block', nodes, [makeValueInfo('x', F, ['tokens', 32])], [makeValueInfo('y', F, ['tokens', 64])], [
+        makeInt64Tensor('axes', [-1]),
+        s('two', 2), s('eps', 1e-5), s('rsqrt2', Math.SQRT1_2), s('one', 1), s('half', 0.5),
+        ftensor('gamma', [32]), ftensor('beta', [32]), ftensor('w', [32, 64]), ftensor('b', [64]),
+      ]),
+      20,
+    );
+    const feeds = [{ x: feed([6, 32], 2) }];
+    const r = await simplifyStep()(model, ctx(model, feeds));
+    expect(ops(r.model)).toEqual(['LayerNormalization', 'Gemm', 'Gelu']);
+    expect(await maxRelDiff(model, r.model, feeds)).toBeLessThanOrEqual(1e-5);
+    const web = await checkWebCompatibility(r.model, feeds.map((f) => ({ feeds: f })));
+    expect(web.outputs.map((o) => o.maxAbsDiff <= o.allowed)).toEqual([true]);
+  }, 60_000);
 });
 
 // ------------------------------------------------------------------------------------ real models
