@@ -97,6 +97,8 @@ const EXAMPLE = yaml([
   '    calibration: { data: ./data/digits-calib.jsonl }',
 ]);
 
+/** The simplify step every build runs unless its recipe turns it off. */
+const simplify = { skip: [], tolerance: 1e-5, onMismatch: 'drop' };
 const int8 = {
   dtype: 'int8',
   granularity: 'per-channel',
@@ -123,7 +125,7 @@ describe('normalized builds', () => {
         source: path.join(dir, 'models/spam.onnx'),
         output: 'spam.int8.onnx',
         emit: 'always',
-        steps: { quantize: int8 },
+        steps: { simplify, quantize: int8 },
         device: 'auto',
         budget: { maxAccuracyDrop: 0.01, onFail: 'error' },
       },
@@ -134,7 +136,7 @@ describe('normalized builds', () => {
         source: path.join(dir, 'models/spam.onnx'),
         output: 'spam.q4.onnx', // from the model's name, not its output
         emit: 'always',
-        steps: { quantize: { ...int8, dtype: 'int4', granularity: 32 } },
+        steps: { simplify, quantize: { ...int8, dtype: 'int4', granularity: 32 } },
         device: 'auto',
         budget: { maxAccuracyDrop: 0.01, onFail: 'error' },
       },
@@ -145,6 +147,7 @@ describe('normalized builds', () => {
         output: 'digits.onnx',
         emit: 'imported',
         steps: {
+          simplify,
           prune: { rate: 0.3, method: 'activation-aware', structure: 'channels', scope: 'layer', include: [], exclude: [] },
           quantize: { ...int8, dtype: 'int4', granularity: 32, method: 'gptq' },
         },
@@ -216,7 +219,7 @@ describe('normalized builds', () => {
     const [main, fp32, f16] = recipe.builds;
     expect(main.budget).toBeUndefined();
     expect(main.steps.quantize?.dtype).toBe('int8');
-    expect(fp32.steps).toEqual({});
+    expect(fp32.steps).toEqual({ simplify });
     expect(fp32.output).toBe('spam.fp32.onnx');
     expect(fp32.calibration).toEqual({ data: 'random', samples: 16, shapes: { batch: 1, seq: 128 } });
     expect(f16.output).toBe('web/spam-f16.onnx');
@@ -270,7 +273,7 @@ describe('normalized builds', () => {
       labels: false,
       seed: 0,
     });
-    expect(Object.keys(steps)).toEqual(['prune', 'lowrank', 'distill']);
+    expect(Object.keys(steps)).toEqual(['simplify', 'prune', 'lowrank', 'distill']);
   });
 
   it('gives a cache key of only what changes the output bytes, keys sorted', async () => {
@@ -292,7 +295,20 @@ describe('normalized builds', () => {
     expect(JSON.stringify(a)).not.toBe(JSON.stringify(u8));
     const q = (a as { steps: { quantize: object } }).steps.quantize;
     expect(Object.keys(q)).toEqual([...Object.keys(q)].sort());
-    expect(a).toEqual({ steps: { quantize: { ...int8, target: 'node' } } });
+    expect(a).toEqual({ steps: { simplify, quantize: { ...int8, target: 'node' } } });
+  });
+
+  it('runs simplify by default; false turns it off, true or a block turns it on', () => {
+    const text = (model: string, defaults = '') => `${defaults}models: { m: { source: ./m.onnx${model} } }`;
+    const steps = (model: string, defaults = '') => parseRecipe(text(model, defaults), '/proj/compress.yaml').builds[0].steps;
+    expect(steps('')).toEqual({ simplify });
+    expect(steps(', simplify: false')).toEqual({});
+    expect(steps(', simplify: true')).toEqual({ simplify });
+    expect(steps(', simplify: null')).toEqual({ simplify });
+    expect(steps(', simplify: { skip: [gemm, gelu], onMismatch: error }')).toEqual({ simplify: { ...simplify, skip: ['gemm', 'gelu'], onMismatch: 'error' } });
+    expect(steps('', 'defaults: { simplify: false }\n')).toEqual({});
+    expect(steps(', simplify: { tolerance: 0.001 }', 'defaults: { simplify: false }\n')).toEqual({ simplify: { ...simplify, tolerance: 0.001 } });
+    expect(() => parseRecipe(text(', simplify: { skip: [fold, gemmm] }'), '/proj/compress.yaml')).toThrow(/models\.m\.simplify\.skip\.1: expected one of .*found "gemmm" — did you mean "gemm"\?/);
   });
 
   it('parses with parseRecipe without touching the disk', () => {

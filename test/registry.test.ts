@@ -28,7 +28,7 @@ const quiet = (problems: string[]): NormalizeContext => ({
 
 describe('step registry', () => {
   it('lists the steps the schema has, in run order, in every place a step block goes', () => {
-    expect(STEP_ORDER).toEqual(['prune', 'lowrank', 'distill', 'quantize']);
+    expect(STEP_ORDER).toEqual(['simplify', 'prune', 'lowrank', 'distill', 'quantize']);
     for (const where of ['model', 'variant', 'defaults']) {
       const keys = Object.keys(defs[where].properties!).filter((k) => !NOT_STEPS.includes(k));
       expect(keys.sort(), where).toEqual([...STEP_ORDER].sort());

@@ -317,7 +317,7 @@ describe('simplify step', () => {
     expect(totals.passes[0].bytes[1]).toBeLessThan(totals.passes[0].bytes[0]);
     expect(totals.checkedFeeds).toBe(2);
     expect(r.report.step).toBe('simplify');
-    const kept = await simplifyStep({ ...SIMPLIFY_DEFAULTS, exclude: ['identity'] })(model, ctx(model));
+    const kept = await simplifyStep({ ...SIMPLIFY_DEFAULTS, skip: ['identity'] })(model, ctx(model));
     expect(ops(kept.model)).toEqual(['Identity', 'Add']);
   });
 

@@ -84,7 +84,9 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
   };
   const steps: Steps = {};
   for (const { name: step, config } of STEP_REGISTRY) {
-    const block = c[step];
+    const written = c[step] as Obj | boolean | undefined;
+    // `<step>: true` is an empty block; a default-on step runs with its defaults unless set to false.
+    const block = written === true || (written === undefined && config.enabledByDefault) ? {} : written;
     if (!block) continue;
     const missing = config.required.filter((k) => block[k] === undefined);
     for (const k of missing) problem([step], `missing required key "${k}"`, 'key');

@@ -8,6 +8,7 @@ import { distillConfig } from './distill/config.js';
 import { lowrankConfig } from './lowrank/config.js';
 import { pruneConfig } from './prune/config.js';
 import { quantizeConfig } from './quantize/config.js';
+import { simplifyConfig } from './simplify/config.js';
 import type { StepConfig } from './step-config.js';
 import type { StepName, StepParams, Steps } from './steps.js';
 import type { Step } from './types.js';
@@ -24,8 +25,12 @@ export interface StepEntry<K extends StepName> {
 
 type AnyEntry = { [K in StepName]: StepEntry<K> }[StepName];
 
-/** In run order: prune first (it scores the original weights), quantize last (it changes their type). */
+/**
+ * In run order: simplify first (the others see fewer nodes and plain weights), then prune (it scores the
+ * original weights), quantize last (it changes their type).
+ */
 export const STEP_REGISTRY: readonly AnyEntry[] = [
+  { name: 'simplify', config: simplifyConfig, load: async () => (await import('./simplify/index.js')).simplifyStep },
   { name: 'prune', config: pruneConfig, load: async () => (await import('./prune/index.js')).pruneStep },
   { name: 'lowrank', config: lowrankConfig, load: async () => (await import('./lowrank/index.js')).lowrankStep },
   { name: 'distill', config: distillConfig, load: async () => (await import('./distill/index.js')).distillStep },

@@ -40,6 +40,11 @@ export interface StepConfig<P extends object = object> {
   required: string[];
   /** Keys whose (normalized) values are paths of files the step reads: they are hashed for the cache key by content. */
   files: Record<string, FileKind>;
+  /**
+   * A step every build runs unless its recipe says `<name>: false` (with its defaults when the recipe
+   * has no block; `<name>: true` is the same as an empty block). Off-by-default steps run only with a block.
+   */
+  enabledByDefault?: boolean;
   /** Merged recipe block (defaults, model and variant) → the step's parameters, or undefined when it cannot run. */
   normalize(block: Record<string, unknown>, ctx: NormalizeContext): P | undefined;
 }

@@ -3,8 +3,10 @@ import type { DistillStep } from './distill/config.js';
 import type { LowrankStep } from './lowrank/config.js';
 import type { PruneStep } from './prune/config.js';
 import type { QuantizeStep } from './quantize/config.js';
+import type { SimplifyStep } from './simplify/config.js';
 
 export interface Steps {
+  simplify?: SimplifyStep;
   prune?: PruneStep;
   lowrank?: LowrankStep;
   distill?: DistillStep;

@@ -102,7 +102,7 @@ export function simplifyStep(params: SimplifyStep = SIMPLIFY_DEFAULTS): Step {
   return async (model: ModelProto, ctx: StepContext) => {
     const t0 = performance.now();
     const report: StepReport = { step: 'simplify', params: { ...params }, layers: [], skipped: [], warnings: [], ms: 0 };
-    const passes = SIMPLIFY_PASSES.filter((p) => !params.exclude.includes(p));
+    const passes = SIMPLIFY_PASSES.filter((p) => !params.skip.includes(p));
     const check = new OutputCheck(model, feedsFor(model, ctx), params.tolerance);
     let run = await runPasses(model, passes);
     let result = run.model;
