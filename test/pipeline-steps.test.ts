@@ -67,8 +67,8 @@ describe('prune → distill → quantize from a recipe', () => {
     const plain = byId['cnn'].manifest;
     const distilled = byId['cnn.distilled'].manifest;
 
-    expect(plain.steps.map((s) => s.step)).toEqual(['prune', 'quantize']);
-    expect(distilled.steps.map((s) => s.step)).toEqual(['prune', 'distill', 'quantize']);
+    expect(plain.steps.map((s) => s.step)).toEqual(['simplify', 'prune', 'quantize']);
+    expect(distilled.steps.map((s) => s.step)).toEqual(['simplify', 'prune', 'distill', 'quantize']);
     // Half the channels and int8: far smaller than the 3.3 MB fp32 source.
     expect(plain.sizes.after.bytes).toBeLessThan(0.2 * plain.sizes.before.bytes);
     expect(distilled.sizes.after.bytes).toBe(plain.sizes.after.bytes);

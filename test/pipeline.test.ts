@@ -67,7 +67,8 @@ async function project(recipe: string): Promise<{ dir: string; recipe: Recipe; c
   return { dir, recipe: await loadRecipe(join(dir, 'compress.yaml')), cacheDir: join(dir, 'cache') };
 }
 
-const PLAIN = `defaults:\n  device: cpu\nmodels:\n  fmnist:\n    source: fmnist.onnx\n`;
+/** No steps at all: simplify (on by default) turned off. */
+const PLAIN = `defaults:\n  device: cpu\nmodels:\n  fmnist:\n    source: fmnist.onnx\n    simplify: false\n`;
 const WITH_QUANT = (extra = '') => `defaults:\n  device: cpu\nmodels:\n  fmnist:\n    source: fmnist.onnx\n    quantize: { dtype: int8 }\n${extra}`;
 
 async function ortRun(bytes: Uint8Array, image: ort.Tensor): Promise<Float32Array> {
@@ -261,9 +262,11 @@ describe('steps', () => {
     overrideStep('quantize', spy.factory as never);
     const first = await compressBuild(p.recipe.builds[0], { cacheDir: p.cacheDir, recipeFile: p.recipe.file });
     expect(spy.calls).toBe(1);
-    expect(first.manifest.steps).toHaveLength(1);
-    expect(first.manifest.steps[0].layers[0]).toMatchObject({ name: 'fc', op: 'Gemm' });
-    expect(first.manifest.steps[0].params).toMatchObject({ dtype: 'int8' });
+    // simplify runs first by default; the CNN has nothing for it to change.
+    expect(first.manifest.steps.map((s) => s.step)).toEqual(['simplify', 'quantize']);
+    expect(first.manifest.steps[0].totals).toMatchObject({ nodes: { before: 10, after: 10 } });
+    expect(first.manifest.steps[1].layers[0]).toMatchObject({ name: 'fc', op: 'Gemm' });
+    expect(first.manifest.steps[1].params).toMatchObject({ dtype: 'int8' });
     expectValidManifest(first.manifest);
     const second = await compressBuild(p.recipe.builds[0], { cacheDir: p.cacheDir, recipeFile: p.recipe.file });
     expect(spy.calls).toBe(1);
@@ -299,8 +302,8 @@ describe('steps', () => {
     const [sample] = loadFashionMnist(IMAGES, LABELS, 1);
     const out = await ortRun(r.bytes, sample.feeds.image);
     expect(out.length).toBe(10);
-    expect(r.manifest.steps[0].step).toBe('quantize');
-    expect(r.manifest.steps[0].layers.length).toBeGreaterThan(0);
+    const quantize = r.manifest.steps.find((s) => s.step === 'quantize')!;
+    expect(quantize.layers.length).toBeGreaterThan(0);
     expect(r.manifest.sizes.after.bytes).toBe(r.bytes.byteLength);
     expect(r.manifest.sizes.after.bytesByDtype.int8 ?? r.manifest.sizes.after.bytesByDtype.uint8).toBeGreaterThan(0);
     const acc = r.manifest.accuracy!;
@@ -317,8 +320,9 @@ describe('steps', () => {
     expect(html).toContain(`<td class="n">${acc.metrics.cosine.toPrecision(6)}</td>`);
     expect(html).toMatch(/Latency \(cpu, one sample\): original [\d.]+ ms median/);
     expect(html).toContain('Budget: <strong class="">met (maxAccuracyDrop 0.07, minAgreement 0.9)</strong>');
-    expect(html).toContain(`${r.manifest.steps[0].layers.length} layers: precision and error`);
+    expect(html).toContain(`${quantize.layers.length} layers: precision and error`);
     expect(html).toMatch(/float32 → u?int8/);
+    expect(html).toContain('<p>Simplified: 10 → 10 nodes, ');
     // Deterministic: the same recipe elsewhere gives the same bytes.
     const p2 = await project(WITH_QUANT());
     const [r2] = await compressRecipe(p2.recipe, { cacheDir: false });

@@ -128,7 +128,7 @@ describe('vite', () => {
     expect(manifest.output.file).toBe(asset);
     expect(manifest.output.bytes).toBe(bytes);
     expect(manifest.sizes.after.bytes).toBeLessThan(manifest.sizes.before.bytes / 2); // int8
-    expect(manifest.steps.map((s: { step: string }) => s.step)).toEqual(['quantize']);
+    expect(manifest.steps.map((s: { step: string }) => s.step)).toEqual(['simplify', 'quantize']);
 
     const aggregate = readJson(path.join(dist, 'onnx-compress.json'));
     expect(Object.keys(aggregate.models).sort()).toEqual(['spam', 'spam.raw']);

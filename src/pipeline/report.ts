@@ -168,6 +168,8 @@ function modelDetails({ result }: EmittedModel): string {
     parts.push(`<p>Latency (${esc(a.device)}, one sample): original ${lat(a.original.latencyMs)} · compressed ${lat(a.compressed.latencyMs)}</p>`);
   } else parts.push('<p>Not evaluated (no <code>evaluate</code> data in the recipe).</p>');
   if (m.warnings.length) parts.push(`<ul>${m.warnings.map((w) => `<li class="bad">${esc(w)}</li>`).join('')}</ul>`);
+  const simplified = simplifySummary(m);
+  if (simplified) parts.push(simplified);
   const layers = m.steps.flatMap((s) => s.layers.map((l) => ({ step: s.step, ...l })));
   if (layers.length) {
     const rows = layers.map(
@@ -192,6 +194,18 @@ function asked(l: object): string {
 function sensitivityOf(l: object): number | undefined {
   const { requested, sensitivity } = l as { requested?: string; sensitivity?: Record<string, number> };
   return requested && sensitivity ? sensitivity[requested] : undefined;
+}
+
+/** The simplify step's nodes and bytes before/after, and the nodes each pass removed. */
+function simplifySummary(m: Manifest): string | undefined {
+  const t = m.steps.find((s) => s.step === 'simplify')?.totals as
+    | { nodes: { before: number; after: number }; bytes: { before: number; after: number }; passes: { pass: string; nodes: [number, number] }[] }
+    | undefined;
+  if (!t?.nodes) return undefined;
+  const removed = new Map<string, number>();
+  for (const p of t.passes) removed.set(p.pass, (removed.get(p.pass) ?? 0) + p.nodes[0] - p.nodes[1]);
+  const passes = [...removed].map(([p, n]) => `${p} ${n > 0 ? '−' : '+'}${Math.abs(n)}`).join(', ');
+  return `<p>Simplified: ${t.nodes.before} → ${t.nodes.after} nodes, ${formatBytes(t.bytes.before)} → ${formatBytes(t.bytes.after)}${passes ? ` (${esc(passes)})` : ''}</p>`;
 }
 
 function budgetStatus(m: Manifest): { text: string; missed: boolean } {
