@@ -122,15 +122,20 @@ export class OutputCheck {
   ) {}
 
   async check(candidate: ModelProto): Promise<CheckResult> {
-    // Both sessions load at once (loading dominates for large graphs; ORT loads off the main thread).
-    // An original ORT cannot load leaves nothing to compare against (the step then says so).
-    this.reference ??= runAll(encodeModelToBytes(this.original), this.feeds).catch(() => this.feeds.map(() => undefined));
-    const candidateRuns = runAll(encodeModelToBytes(candidate), this.feeds);
-    candidateRuns.catch(() => {});
+    // One session at a time: peak memory stays near one extra copy of the model. An original ORT cannot
+    // load (or one too large for a single buffer) leaves nothing to compare against; the step says so.
+    this.reference ??= (async () => {
+      try {
+        return await runAll(encodeModelToBytes(this.original), this.feeds);
+      } catch {
+        return this.feeds.map(() => undefined);
+      }
+    })();
     const ref = await this.reference;
+    if (ref.every((r) => !r)) return { maxRelDiff: 0, feeds: 0 };
     let got: (Record<string, ort.Tensor> | undefined)[];
     try {
-      got = await candidateRuns;
+      got = await runAll(encodeModelToBytes(candidate), this.feeds);
     } catch (e) {
       return { maxRelDiff: Infinity, failure: `onnxruntime cannot load the simplified model: ${(e as Error).message}`, feeds: 0 };
     }
