@@ -9,6 +9,7 @@
 import * as ort from 'onnxruntime-node';
 import { encodeModelToBytes } from '../../onnx/codec.js';
 import { dataTypeFromName } from '../../onnx/dtypes.js';
+import { namedValue } from '../../onnx/edit.js';
 import { makeGraph } from '../../onnx/graph.js';
 import { makeTensor, type TypedArray } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
@@ -43,7 +44,7 @@ async function runOnce(template: ModelProto, nodes: NodeProto[], inputs: Map<str
     if (!t) throw new Error(`no constant for ${name}`);
     inits.push({ ...t, name });
   }
-  const outputs = [...produced].map((name) => ({ name, metadataProps: [] }));
+  const outputs = [...produced].map(namedValue);
   const model: ModelProto = {
     irVersion: Math.max(Number(template.irVersion ?? 7), 4),
     opsetImport: template.opsetImport,

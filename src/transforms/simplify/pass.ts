@@ -1,11 +1,11 @@
 /**
  * What a simplification pass is, and the graph helpers the passes share.
  *
- * A pass is a function Model → Model: it works on a copy (cloneForRewrite shares tensor bytes, so a copy
+ * A pass is a function Model → Model: it works on a copy (cloneModel shares tensor bytes, so a copy
  * costs the graph's structure only) and never writes into the input, so the step can drop a pass whose
  * result fails the output check and keep the model from before it.
  */
-import { cloneForRewrite } from '../../onnx/external.js';
+import { cloneModel } from '../../onnx/edit.js';
 import { GraphIndex, replaceUses } from '../../onnx/graph.js';
 import { forEachGraph, subgraphsOf } from '../../onnx/walk.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
@@ -23,7 +23,7 @@ export interface SimplifyPass {
 
 /** A copy of the model to rewrite (tensor bytes shared) and its main graph. */
 export function copyModel(model: ModelProto): { model: ModelProto; graph: GraphProto | undefined } {
-  const out = cloneForRewrite(model);
+  const out = cloneModel(model);
   return { model: out, graph: out.graph };
 }
 
