@@ -21,7 +21,7 @@ import onnxCompressWebpack from '../src/plugin/webpack.js';
 
 const MODEL = path.resolve('test/fixtures/spam-tinybert/model.onnx');
 
-// `spam` is imported (hashed asset); `spam.raw` (no steps: cheap) is emitted always, under its own name.
+// `spam` is imported (hashed asset); `spam.raw` (no steps, simplify off: the source as is) is emitted always, under its own name.
 const RECIPE = `models:
   spam:
     source: models/spam.onnx
@@ -30,6 +30,7 @@ const RECIPE = `models:
     variants:
       raw:
         quantize: null
+        simplify: false
         emit: always
 `;
 
