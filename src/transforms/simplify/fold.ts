@@ -44,6 +44,7 @@ function foldable(n: NodeProto): boolean {
 }
 
 const bytesOf = (t: TensorProto) => t.rawData?.byteLength ?? 0;
+const isFloat = (t: TensorProto | undefined) => t?.dataType === DataType.FLOAT || t?.dataType === DataType.FLOAT16 || t?.dataType === DataType.BFLOAT16 || t?.dataType === DataType.DOUBLE;
 
 /** One round: returns the number of nodes folded. */
 async function foldRound(model: ModelProto, g: GraphProto, outer: GraphIndex | undefined): Promise<number> {
@@ -112,7 +113,10 @@ async function foldRound(model: ModelProto, g: GraphProto, outer: GraphIndex | u
         const ins = n.input.filter(Boolean);
         const inBytes = ins.reduce((s, i) => s + bytesOf(inputs.get(i) ?? values.get(i)!), 0);
         const shared = ins.some((i) => original(i) && bytesOf(inputs.get(i)!) > SMALL_BYTES && idx.consumersOf(i).length > 1);
-        if (outBytes > inBytes || shared) continue;
+        // A lookup in a large float table (position embeddings at fixed positions) stays: as a table the
+        // quantize step stores it in 8 or 4 bits, as a folded activation it would stay float32.
+        const table = n.opType === 'Gather' && isFloat(inputs.get(n.input[0])) && bytesOf(inputs.get(n.input[0])!) > SMALL_BYTES;
+        if (outBytes > inBytes || shared || table) continue;
       }
     }
     accepted.add(n);
