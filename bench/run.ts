@@ -74,6 +74,7 @@ const CONFIG: Record<string, BenchConfig> = {
   cache: { args: ['--runs', '5', '--cold-runs', '3'], quick: { skip: 'cold builds of a 100 MB model: ~2 min' }, limitS: 240, render: renderCache },
   'recipe-validate': { quick: { skip: '9 fresh processes × 20 calls: ~45 s' }, limitS: 120, render: renderRecipeValidate },
   'vite-build': { env: { RUNS: '5' }, quick: { skip: '15 vite builds: ~1 min' }, limitS: 240, render: renderViteBuild },
+  simplify: { args: ['--runs', '30'], quick: { skip: '11 models × 3 sessions, the step and its check: ~40 s' }, limitS: 180, render: renderOwn('simplify') },
   quantize: { args: ['--runs', '5'], quick: { skip: '5 modes × 5 processes on a 113 MB model + GPTQ: ~1–2 min' }, limitS: 300, render: renderQuantize },
   'prune-lowrank': { args: ['--runs', '5'], quick: { skip: 'factorizes a BERT-base model: ~1 min' }, limitS: 300, render: renderPruneLowrank },
   distill: { quick: { skip: 'training steps on both fixtures: ~1 min' }, limitS: 300, render: renderDistill },
@@ -81,7 +82,7 @@ const CONFIG: Record<string, BenchConfig> = {
   zoo: { quick: { skip: '80 CLI builds of 8 real models: ~4–8 min' }, limitS: 1500, render: renderOwn('zoo') },
 };
 /** Run order: the two required in --quick first, then cheap to expensive. */
-const ORDER = ['scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'quantize', 'prune-lowrank', 'distill', 'search', 'vite-build', 'zoo'];
+const ORDER = ['scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'simplify', 'quantize', 'prune-lowrank', 'distill', 'search', 'vite-build', 'zoo'];
 const DEFAULT_LIMIT_S = 300;
 
 // ------------------------------------------------------------------------------------------ running
