@@ -219,13 +219,6 @@ export function selectWeights(model: ModelProto, opts: SelectOptions): Selection
       skip(nodeName, `${count} elements (< ${minElements}): too small to matter`);
       continue;
     }
-    if (first.kind === 'gather') {
-      const indices = first.node.input[1];
-      if (indices && (indexes.get(first.graph) as GraphIndex).weight(indices)) {
-        skip(nodeName, 'gathers with constant indices (constant-folded by runtimes)');
-        continue;
-      }
-    }
     const layout = layoutOf(first.kind, first.node, shape.length);
     if (typeof layout === 'string') {
       skip(nodeName, layout);
