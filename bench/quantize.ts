@@ -1,4 +1,7 @@
 /**
+ * STEP ONLY — not the user's path: this times read → quantize → write without hashing, verification,
+ * size figures or a manifest. What `onnx-compress build` costs is measured by bench/build.ts.
+ *
  * Quantize-step benchmark on the 113 MB reference model of docs/facts.md (6 × [LayerNorm → MatMul 768×3072 + Add
  * → Gelu → MatMul 3072×768 + Add], bench/lib/synthetic.ts mlpStack), against the figures of ONNX
  * Runtime's Python quantizer in docs/facts.md.
@@ -196,6 +199,7 @@ async function main(): Promise<void> {
     writeSynthetic(mlpStack({ layers: 6, hidden: 768, ff: 3072 }), modelFile);
     const inBytes = statSync(modelFile).size;
     const inMb = inBytes / 1e6;
+    console.log("Step only (read → quantize → write), not the user's path: see bench/build.ts for `onnx-compress build`.");
     console.log(`model: ${modelFile} ${(inBytes / 1e6).toFixed(2)} MB; node ${process.version}; runs ${RUNS}`);
     const runner = await bundleRunner(dir);
 

@@ -67,6 +67,7 @@ interface BenchConfig {
 
 const CONFIG: Record<string, BenchConfig> = {
   scaling: { args: ['--deadline-s', '360'], quick: ['--quick', '--deadline-s', '55'], limitS: 720, quickLimitS: 80, render: renderOwn('scaling') },
+  build: { args: ['--runs', '3'], quick: { skip: "the user's path on 113 MB and 378 MB models, 3 rounds: ~2–4 min" }, limitS: 600, render: renderOwn('build') },
   accuracy: { quick: ['--quick'], limitS: 300, quickLimitS: 50, render: renderOwn('accuracy') },
   codec: { args: ['--runs', '5'], quick: ['--size-mb', '30', '--runs', '5', '--rss-runs', '5'], limitS: 240, quickLimitS: 40, render: renderCodec },
   eval: { args: ['--runs', '5'], quick: { skip: '10,000 images × 2 models × 3 runs: ~25 s' }, limitS: 150, render: renderEval },
@@ -82,7 +83,7 @@ const CONFIG: Record<string, BenchConfig> = {
   zoo: { quick: { skip: '80 CLI builds of 8 real models: ~4–8 min' }, limitS: 1500, render: renderOwn('zoo') },
 };
 /** Run order: the two required in --quick first, then cheap to expensive. */
-const ORDER = ['scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'simplify', 'quantize', 'prune-lowrank', 'distill', 'search', 'vite-build', 'zoo'];
+const ORDER = ['build', 'scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'simplify', 'quantize', 'prune-lowrank', 'distill', 'search', 'vite-build', 'zoo'];
 const DEFAULT_LIMIT_S = 300;
 
 // ------------------------------------------------------------------------------------------ running
@@ -420,7 +421,7 @@ async function main(): Promise<void> {
   const missing = ORDER.filter((n) => !found.includes(n));
 
   let buildNote = 'not needed';
-  if (!argv.includes('--no-build') && names.some((n) => n === 'vite-build' || n === 'cache') && !QUICK) buildNote = await buildDist();
+  if (!argv.includes('--no-build') && names.some((n) => n === 'vite-build' || n === 'cache' || n === 'build') && !QUICK) buildNote = await buildDist();
 
   const runs: BenchRun[] = [];
   for (const name of names) {

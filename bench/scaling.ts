@@ -1,4 +1,7 @@
 /**
+ * STEPS ONLY — not the user's path: the operations below are timed alone (the `hit` row aside), without
+ * verification, size figures or a manifest. What `onnx-compress build` costs is measured by bench/build.ts.
+ *
  * How cost grows with model size. BERT-shaped synthetic models (bench/lib/synthetic.ts, written by the
  * project's own writer) at ~10 MB, 100 MB, 400 MB and 1.5 GB (the last with external data); for each,
  * time and peak RSS of:
@@ -389,6 +392,7 @@ async function parent(): Promise<void> {
       lowrank: 'low-rank rank 128 (svd)',
       hit: 'cache hit (2nd compressBuild in a process)',
     };
+    md.push("**Steps only, not the user's path**: each operation timed alone (no verification, size figures or manifest); `onnx-compress build` as a whole is measured by bench/build.ts.", '');
     md.push(
       `Synthetic BERT-shaped models (bench/lib/synthetic.ts \`transformerStack\`); every run is a fresh process (${childHow}) under ${timeBin ? '`/usr/bin/time -v`' : 'no GNU time'}. ` +
         `**in-process** = the operation alone, as timed inside the child (model already read; for \`hit\`, the call's whole time); **process** = wall time of the whole child (start, read, operation, exit). ` +

@@ -54,7 +54,7 @@ function truncated(model: ModelProto, value: string): ModelProto {
 }
 
 describe('openSession', () => {
-  it('auto runs on the CPU with one warning when no GPU provider works (or on the GPU when one does)', async () => {
+  it('auto runs on the CPU without a warning when no GPU provider works (or on the GPU when one does)', async () => {
     const probe = await probeGpu();
     const { session, device, warnings } = await openSession(FMNIST, { device: 'auto' });
     try {
@@ -62,8 +62,7 @@ describe('openSession', () => {
         expect(device).toBe(probe.provider);
       } else {
         expect(device).toBe('cpu');
-        expect(warnings).toHaveLength(1);
-        expect(warnings[0]).toMatch(/^no GPU execution provider is available, running on the CPU \(cuda: .+; webgpu: .+\)$/);
+        expect(warnings).toEqual([]); // no GPU asked for explicitly: the device used is the record
       }
       const out = await runSession(session, { image: new ort.Tensor('float32', new Float32Array(784), [1, 1, 28, 28]) });
       expect(out.logits.dims).toEqual([1, 10]);

@@ -46,8 +46,9 @@ export interface EvaluateOptions {
   carry?: Carry;
 }
 
-function toBytes(m: ModelProto | Uint8Array): Uint8Array {
-  return m instanceof Uint8Array ? m : encodeModelToBytes(m);
+/** A model for openSession: a path or bytes as they are, a decoded model encoded. */
+function toBytes(m: ModelProto | Uint8Array | string): Uint8Array | string {
+  return m instanceof Uint8Array || typeof m === 'string' ? m : encodeModelToBytes(m);
 }
 
 /** A tensor's values as float32 (a view when already float32). */
@@ -81,8 +82,8 @@ function adaptFeeds(feeds: Record<string, ort.Tensor>, specs: Map<string, InputS
 }
 
 export async function evaluateModels(
-  original: ModelProto | Uint8Array,
-  compressed: ModelProto | Uint8Array,
+  original: ModelProto | Uint8Array | string,
+  compressed: ModelProto | Uint8Array | string,
   samples: Sample[],
   opts: EvaluateOptions = {},
 ): Promise<EvalReport> {

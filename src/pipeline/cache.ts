@@ -12,14 +12,15 @@
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Encoded } from '../onnx/codec.js';
-import { writeChunksAtomic } from '../onnx/io.js';
-import { readWithStat, sha256, type StatCache } from './hash.js';
-import { BROTLI_QUALITY, GZIP_LEVEL, type Manifest, type SizeStats } from './manifest.js';
-
-const SIZE_SETTINGS = { gzipLevel: GZIP_LEVEL, brotliQuality: BROTLI_QUALITY };
+import { readFileBytes, writeChunksAtomic } from '../onnx/io.js';
+import { hashFileStreamed } from './output.js';
+import { readWithStat, type StatCache } from './hash.js';
+import type { Manifest, SizeStats } from './manifest.js';
+import { SIZE_SETTINGS } from './sizes.js';
 
 export interface CacheEntry {
-  bytes: Uint8Array;
+  /** The model file's bytes, read on each access. */
+  readonly bytes: Uint8Array;
   manifest: Manifest;
 }
 
@@ -39,7 +40,10 @@ export class ModelCache {
     return join(this.dir, `${key}.json`);
   }
 
-  /** The entry for `key`, or why there is none. Does no work beyond reading (and, once, hashing) the files. */
+  /**
+   * The entry for `key`, or why there is none. Reads the manifest; the model file is only stat'ed when
+   * the stat cache vouches for its hash, else hashed in 1 MiB reads. Its bytes are read when `bytes` is.
+   */
   get(key: string): CacheEntry | CacheMiss {
     const m = readWithStat(this.manifestFile(key));
     if (!m) return 'absent';
@@ -51,16 +55,41 @@ export class ModelCache {
     }
     if (manifest?.cache?.key !== key || typeof manifest.output?.sha256 !== 'string') return 'corrupt';
     const file = this.modelFile(key);
-    const r = readWithStat(file);
-    if (!r || r.stat.size !== manifest.output.bytes) return 'corrupt';
-    const known = this.stats.lookup(file, r.stat);
+    const st = statSync(file, { throwIfNoEntry: false });
+    if (!st || st.size !== manifest.output.bytes) return 'corrupt';
+    const known = this.stats.lookup(file, st);
     if (known?.sha256 !== manifest.output.sha256) {
       const hashedAt = Date.now();
-      const actual = sha256(r.bytes);
+      const actual = hashFileStreamed(file);
       if (actual !== manifest.output.sha256) return 'corrupt';
-      this.stats.record(file, r.stat, actual, hashedAt);
+      const after = statSync(file, { throwIfNoEntry: false });
+      if (after && after.size === st.size && after.mtimeMs === st.mtimeMs && after.ino === st.ino) this.stats.record(file, st, actual, hashedAt);
     }
-    return { bytes: r.bytes, manifest };
+    const entry = { manifest } as CacheEntry;
+    Object.defineProperty(entry, 'bytes', { get: () => readFileBytes(file), enumerable: true });
+    return entry;
+  }
+
+  /**
+   * Writes an entry's model file alone (the pipeline verifies the output from it); the entry exists once
+   * putManifest follows. `sha256` is the encoding's, recorded so a later get() need not re-hash.
+   */
+  putModel(key: string, encoded: Encoded, sha256: string): void {
+    mkdirSync(this.dir, { recursive: true });
+    const file = this.modelFile(key);
+    const hashedAt = Date.now();
+    writeChunksAtomic(file, encoded);
+    try {
+      this.stats.record(file, statSync(file), sha256, hashedAt);
+    } catch {
+      // someone removed it already; the next get() re-checks
+    }
+  }
+
+  /** Completes an entry whose model putModel wrote. */
+  putManifest(key: string, manifest: Manifest): void {
+    const text = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+    writeChunksAtomic(this.manifestFile(key), { chunks: [text], byteLength: text.length });
   }
 
   /** Stores an entry: model, then manifest. */

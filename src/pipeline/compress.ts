@@ -4,7 +4,8 @@
  *
  *   key   = computeKey (key.ts)
  *   hit   → read <cache>/<key>.onnx + <key>.json; no decode, no onnxruntime (the stat cache avoids re-hashing)
- *   miss  → runBuild (run.ts: steps, verify.ts, measure.ts), then store (model then manifest, each by atomic rename)
+ *   miss  → runBuild (run.ts: steps, write the output to the cache entry's model file or a temp file,
+ *           verify.ts from that file, measure.ts), then the manifest (model then manifest, atomic renames)
  *   then  → present (the manifest's paths for this build) and applyBudget (each call: budgets are not part of the key)
  *
  * Concurrent calls with the same key share one promise. Nothing is written outside the cache except by
@@ -18,11 +19,12 @@ import { applyBudget } from './budget.js';
 import { defaultCacheDir, ModelCache } from './cache.js';
 export { defaultCacheDir } from './cache.js';
 import { emitterFor, type EventBody, type EventListener } from './events.js';
-import { StatCache } from './hash.js';
+import { statCacheFor } from './hash.js';
 import { computeKey, type KeyInfo } from './key.js';
 import type { Manifest } from './manifest.js';
 import { present, writeResult } from './present.js';
 import type { CompressResult } from './result.js';
+import { OutputFile } from './output.js';
 import { runBuild } from './run.js';
 import type { Device } from '../device.js';
 
@@ -55,15 +57,13 @@ export interface CompressRecipeOptions extends PipelineOptions {
 export type { CompressResult } from './result.js';
 
 interface Produced {
-  bytes: Uint8Array;
+  output: OutputFile;
   /** As stored in the cache: identity and paths are filled per build by `present`. */
   manifest: Manifest;
   cached: boolean;
 }
 
 const inFlight = new Map<string, Promise<Produced>>();
-const statCaches = new Map<string, StatCache>();
-const memoryStats = new StatCache();
 let compressions = 0;
 
 /** How many builds this process actually compressed (cache misses); tests use it to prove a hit did no work. */
@@ -71,12 +71,7 @@ export function compressionCount(): number {
   return compressions;
 }
 
-function statsFor(cacheDir: string | undefined): StatCache {
-  if (!cacheDir) return memoryStats;
-  let s = statCaches.get(cacheDir);
-  if (!s) statCaches.set(cacheDir, (s = new StatCache(cacheDir)));
-  return s;
-}
+const statsFor = statCacheFor;
 
 /** One model/variant: cached by content, de-duplicated while in flight (same key → same promise). */
 export async function compressBuild(build: Build, opts: PipelineOptions = {}): Promise<CompressResult> {
@@ -103,11 +98,19 @@ export async function compressBuild(build: Build, opts: PipelineOptions = {}): P
     const manifest = present(produced.manifest, build, opts.recipeFile);
     await applyBudget(build, manifest, opts, emit);
     emit({ kind: 'model-done', cached: produced.cached, bytesBefore: manifest.sizes.before.bytes, bytesAfter: manifest.output.bytes, key: k.key });
-    return { build, bytes: produced.bytes, manifest, cached: produced.cached, key: k.key };
+    return resultOf(build, produced.output, manifest, produced.cached, k.key);
   } catch (error) {
     emit({ kind: 'error', error });
     throw error;
   }
+}
+
+function resultOf(build: Build, output: OutputFile, manifest: Manifest, cached: boolean, key: string): CompressResult {
+  const r = { build, file: output.file, manifest, cached, key } as CompressResult;
+  // A getter, so nothing holds the bytes unless the caller does; `output` stays referenced by the
+  // result (its temp file lives as long as a result needs it).
+  Object.defineProperty(r, 'bytes', { get: () => output.read(), enumerable: true });
+  return r;
 }
 
 /**
@@ -147,7 +150,8 @@ export async function runRecipe(
   const recipe = await loadRecipe(recipeFile);
   const results = await compressRecipe(recipe, opts);
   const outDir = path.resolve(opts.outDir ?? 'dist/onnx');
-  return { recipe, results: results.map((r) => ({ ...r, ...writeResult(r, outDir) })) };
+  // Object.assign, not a spread: a spread would read every output's bytes through the getter.
+  return { recipe, results: results.map((r) => Object.assign(r, writeResult(r, outDir))) };
 }
 
 export function defaultConcurrency(builds: number, requested?: number): number {
@@ -180,18 +184,18 @@ async function produce(build: Build, opts: PipelineOptions, k: KeyInfo, cache: M
     const hit = cache.get(k.key);
     if (typeof hit === 'object') {
       emit({ kind: 'cache-hit', key: k.key });
-      return { ...hit, cached: true };
+      return { output: new OutputFile(cache.modelFile(k.key), hit.manifest.output.bytes), manifest: hit.manifest, cached: true };
     }
     if (hit === 'corrupt') emit({ kind: 'warning', step: 'cache', message: `cache entry ${k.key.slice(0, 12)} is incomplete or corrupt; rebuilding it` });
   }
   compressions++;
-  const { bytes, encoded, manifest } = await runBuild(build, opts, k, cache, emit, t0);
-  if (cache) {
+  const { output, manifest, inCache } = await runBuild(build, opts, k, cache, emit, t0);
+  if (cache && inCache) {
     try {
-      cache.put(k.key, encoded, manifest);
+      cache.putManifest(k.key, manifest);
     } catch (e) {
       emit({ kind: 'warning', step: 'cache', message: `could not store the result in the cache: ${(e as Error).message}` });
     }
   }
-  return { bytes, manifest, cached: false };
+  return { output, manifest, cached: false };
 }

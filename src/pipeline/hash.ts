@@ -222,3 +222,14 @@ export function readWithStat(file: string): { bytes: Buffer; stat: Stats } | und
     closeSync(fd);
   }
 }
+
+const statCaches = new Map<string, StatCache>();
+const memoryStats = new StatCache();
+
+/** The process's StatCache of a cache folder (one per folder, so all builds share it); in memory without one. */
+export function statCacheFor(cacheDir: string | undefined): StatCache {
+  if (!cacheDir) return memoryStats;
+  let s = statCaches.get(cacheDir);
+  if (!s) statCaches.set(cacheDir, (s = new StatCache(cacheDir)));
+  return s;
+}

@@ -2,21 +2,20 @@
  * The manifest: one JSON per emitted model, saying what was done to it and what it cost
  * (schemas/manifest.schema.json). Also the size statistics (raw, gzip, brotli, parameters, bytes by dtype).
  *
- * Compressed sizes use node:zlib's asynchronous API (libuv's thread pool, so they overlap other work):
- * gzip at its default level 6 and brotli at quality 5 — quality 11 (the default) takes minutes on a
- * 100 MB model; on weights, quality 5 comes within ~1% of it at ~40 MB/s.
+ * Compressed sizes come from sizes.ts (exact up to a size, sampled estimates above it, in libuv's
+ * thread pool): gzip at its default level 6 and brotli at quality 5 — quality 11 (the default) takes
+ * minutes on a 100 MB model; on weights, quality 5 comes within ~1% of it.
  */
-import { promisify } from 'node:util';
-import zlib from 'node:zlib';
 import type { EvalReport } from '../eval/evaluate.js';
 import { byteLength, dataTypeName } from '../onnx/dtypes.js';
 import { dimsOf, elementCount } from '../onnx/tensor.js';
 import type { ModelProto, TensorProto } from '../onnx/types.js';
 import { forEachTensor } from '../onnx/walk.js';
 import type { StepReport } from '../transforms/types.js';
+import { statSync } from 'node:fs';
+import { compressedFileSizes, compressedSizes, type FileChunks, type SizeEstimate, type SizeSettings } from './sizes.js';
 
-export const GZIP_LEVEL = 6;
-export const BROTLI_QUALITY = 5;
+export { BROTLI_QUALITY, GZIP_LEVEL, SIZE_SETTINGS, type SizeEstimate, type SizeSettings } from './sizes.js';
 
 export interface SizeStats {
   /** Bytes of the .onnx file (plus its external data files, if any). */
@@ -27,6 +26,8 @@ export interface SizeStats {
   parameters: number;
   /** Tensor data bytes by ONNX Runtime type name ('float32', 'int8', 'uint4', …). */
   bytesByDtype: Record<string, number>;
+  /** Present when gzip / brotli are estimated from a sample (large files), not measured whole. */
+  estimate?: SizeEstimate;
 }
 
 export interface FileInfo {
@@ -49,7 +50,8 @@ export interface Manifest {
   sizes: {
     before: SizeStats;
     after: SizeStats;
-    compression: { gzipLevel: number; brotliQuality: number };
+    /** The zlib settings of gzip / brotli, and above which size they are sampled estimates. */
+    compression: SizeSettings;
   };
   accuracy?: EvalReport;
   latency?: {
@@ -64,9 +66,6 @@ export interface Manifest {
   timings: Record<string, number> & { total: number };
   cache: { key: string };
 }
-
-const gzip = promisify(zlib.gzip);
-const brotli = promisify(zlib.brotliCompress);
 
 function tensorDataBytes(t: TensorProto): number {
   const dt = t.dataType ?? 0;
@@ -96,27 +95,20 @@ export function weightStats(model: ModelProto): Pick<SizeStats, 'parameters' | '
   return { parameters, bytesByDtype: Object.fromEntries(Object.entries(bytesByDtype).sort(([a], [b]) => a.localeCompare(b))) };
 }
 
-/** Compressed sizes of a byte string (several buffers: an external-data model counts all its files). */
-export async function compressedSizes(parts: Uint8Array[]): Promise<{ gzip: number; brotli: number }> {
-  const sizes = await Promise.all(
-    parts.map(async (p) => {
-      const [g, b] = await Promise.all([
-        gzip(p, { level: GZIP_LEVEL }),
-        brotli(p, {
-          params: {
-            [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
-            [zlib.constants.BROTLI_PARAM_SIZE_HINT]: p.byteLength,
-          },
-        }),
-      ]);
-      return { gzip: g.byteLength, brotli: b.byteLength };
-    }),
-  );
-  return { gzip: sizes.reduce((n, s) => n + s.gzip, 0), brotli: sizes.reduce((n, s) => n + s.brotli, 0) };
+/**
+ * Size statistics of a model stored as `files` (each as its chunks: the .onnx, then external data files).
+ * Everything that reads `files` or `model` happens before this returns; the promise holds neither.
+ */
+export function sizeStats(files: readonly FileChunks[], model: ModelProto): Promise<SizeStats> {
+  const weights = weightStats(model);
+  let bytes = 0;
+  for (const f of files) for (const c of f) bytes += c.length;
+  return compressedSizes(files).then((z) => ({ bytes, gzip: z.gzip, brotli: z.brotli, ...weights, ...(z.estimate && { estimate: z.estimate }) }));
 }
 
-export async function sizeStats(parts: Uint8Array[], model: ModelProto): Promise<SizeStats> {
-  const weights = weightStats(model); // synchronous: before the compressions start, they run in threads
-  const z = await compressedSizes(parts);
-  return { bytes: parts.reduce((n, p) => n + p.byteLength, 0), gzip: z.gzip, brotli: z.brotli, ...weights };
+/** sizeStats of a model still on disk (read lazily): its files are sampled with positional reads. */
+export function fileSizeStats(files: readonly string[], model: ModelProto): Promise<SizeStats> {
+  const weights = weightStats(model);
+  const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
+  return compressedFileSizes(files).then((z) => ({ bytes, gzip: z.gzip, brotli: z.brotli, ...weights, ...(z.estimate && { estimate: z.estimate }) }));
 }

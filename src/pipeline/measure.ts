@@ -9,18 +9,22 @@ import type { ModelProto } from '../onnx/types.js';
 import type { Build } from '../recipe/types.js';
 import type { ModelCache } from './cache.js';
 import type { KeyInfo } from './key.js';
-import { sizeStats, type SizeStats } from './manifest.js';
+import { fileSizeStats, sizeStats, type SizeStats } from './manifest.js';
 import type { Device } from '../device.js';
 
 /** Source sizes by source hash: variants of one model share them. */
 const beforeSizes = new Map<string, Promise<SizeStats>>();
 
-/** The source's sizes: from this process, else the cache, else measured now (and stored). */
-export function sourceSizes(k: KeyInfo, sourceParts: Uint8Array[], original: ModelProto, cache: ModelCache | undefined): Promise<SizeStats> {
+/**
+ * The source's sizes: from this process, else the cache, else measured now (and stored). `sourceParts`:
+ * the files' bytes in memory, or undefined for a source read lazily (sampled from its file). Sampling
+ * copies its windows at once: the figures do not keep the source's buffers alive.
+ */
+export function sourceSizes(k: KeyInfo, file: string, sourceParts: Uint8Array[] | undefined, original: ModelProto, cache: ModelCache | undefined): Promise<SizeStats> {
   let before = beforeSizes.get(k.source.sha256);
   if (!before) {
     const stored = cache?.getSizes(k.source.sha256);
-    before = stored ? Promise.resolve(stored) : sizeStats(sourceParts, original);
+    before = stored ? Promise.resolve(stored) : sourceParts ? sizeStats(sourceParts.map((p) => [p]), original) : fileSizeStats([file], original);
     if (!stored && cache) before.then((s) => cache.putSizes(k.source.sha256, s)).catch(() => {});
     before.catch(() => beforeSizes.delete(k.source.sha256));
     beforeSizes.set(k.source.sha256, before);
@@ -28,9 +32,12 @@ export function sourceSizes(k: KeyInfo, sourceParts: Uint8Array[], original: Mod
   return before;
 }
 
-/** The output's sizes; a plain copy that re-encodes to the source's exact bytes reuses the source's. */
-export function outputSizes(k: KeyInfo, bytes: Uint8Array, outputSha: string, model: ModelProto, before: Promise<SizeStats>): Promise<SizeStats> {
-  const after = outputSha === k.source.sha256 && k.deps.length === 0 ? before : sizeStats([bytes], model);
+/**
+ * The output's sizes, over the encoding's chunks (never joined); a plain copy that re-encodes to the
+ * source's exact bytes reuses the source's.
+ */
+export function outputSizes(k: KeyInfo, chunks: readonly Uint8Array[], outputSha: string, model: ModelProto, before: Promise<SizeStats>): Promise<SizeStats> {
+  const after = outputSha === k.source.sha256 && k.deps.length === 0 ? before : sizeStats([chunks], model);
   after.catch(() => {}); // awaited later; an early failure must not be unhandled
   return after;
 }
@@ -38,14 +45,14 @@ export function outputSizes(k: KeyInfo, bytes: Uint8Array, outputSha: string, mo
 /** Accuracy of the output against the source on the evaluate data. */
 export async function measureAccuracy(
   build: Build & { evaluate: NonNullable<Build['evaluate']> },
-  source: ModelProto | Uint8Array,
-  bytes: Uint8Array,
+  source: ModelProto | Uint8Array | string,
+  output: Uint8Array | string,
   samples: Sample[],
   device: Device,
 ): Promise<EvalReport> {
   const ev = build.evaluate;
   const { evaluateModels } = await import('../eval/evaluate.js');
-  return evaluateModels(source, bytes, samples, {
+  return evaluateModels(source, output, samples, {
     ...(ev.output !== undefined && { output: ev.output }),
     ...(ev.labels !== undefined && { labels: ev.labels }),
     runs: ev.runs,

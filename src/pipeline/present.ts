@@ -7,10 +7,11 @@ import path from 'node:path';
 import { writeChunksAtomic } from '../onnx/io.js';
 import { mapFilePaths } from '../recipe/files.js';
 import type { Build } from '../recipe/types.js';
-import { readWithStat } from './hash.js';
+import { readWithStat, statCacheFor } from './hash.js';
 import type { Manifest } from './manifest.js';
 import { toPosix } from './key.js';
 import type { CompressResult } from './result.js';
+import { copyIfChanged } from './output.js';
 
 /** A path for messages: relative to cwd when inside it. */
 export function displayPath(file: string): string {
@@ -57,7 +58,10 @@ export function writeResult(result: CompressResult, outDir: string, manifestDir 
   const manifestFile = path.resolve(manifestDir, `${result.build.id}.manifest.json`);
   mkdirSync(path.dirname(file), { recursive: true });
   mkdirSync(path.dirname(manifestFile), { recursive: true });
-  writeIfChanged(file, result.bytes);
+  // A file copy (the bytes never enter memory); the cache folder's stat cache remembers the destination.
+  const stats = path.basename(result.file) === `${result.key}.onnx` ? statCacheFor(path.dirname(result.file)) : undefined;
+  copyIfChanged(result.file, file, result.manifest.output.sha256, stats);
+  stats?.flush();
   writeIfChanged(manifestFile, Buffer.from(JSON.stringify(result.manifest, null, 2) + '\n'));
   return { file, manifestFile };
 }

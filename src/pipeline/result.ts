@@ -4,8 +4,10 @@ import type { Manifest } from './manifest.js';
 
 export interface CompressResult {
   build: Build;
-  /** The compressed .onnx. */
-  bytes: Uint8Array;
+  /** The compressed .onnx, read from `file` on each access (keep it if you need it twice). */
+  readonly bytes: Uint8Array;
+  /** Where the compressed .onnx is: the cache entry, or a temp file of this process when there is no cache. */
+  file: string;
   manifest: Manifest;
   cached: boolean;
   /** Cache key (hex). */

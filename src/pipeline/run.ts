@@ -1,29 +1,33 @@
 /**
- * A cache miss: read the source, load calibration data, run the steps in order (prune → lowrank → distill →
- * quantize), encode, verify in onnxruntime, evaluate if asked, measure sizes. Returns the output and its
+ * A cache miss: read the source (lazily for a quantize-only build), load calibration data, run the steps
+ * in order (prune → lowrank → distill → quantize), encode, write the output (cache entry or temp file),
+ * drop every buffer, verify in onnxruntime from the file, evaluate if asked, while sizes are measured in
+ * zlib's threads. Returns the output and its
  * manifest as stored in the cache (identity and paths are filled per build by `present`).
  */
 import path from 'node:path';
 import { CompressError } from '../errors.js';
 import type { EvalReport } from '../eval/evaluate.js';
-import { decodeModel, decodeModelFile, encodeModel, joinChunks, MAX_MESSAGE_BYTES, type Encoded } from '../onnx/codec.js';
+import { decodeModel, decodeModelFile, encodeModel, MAX_MESSAGE_BYTES, type Encoded } from '../onnx/codec.js';
 import { loadExternalData } from '../onnx/external.js';
 import { readFileBytes } from '../onnx/io.js';
 import type { ModelProto } from '../onnx/types.js';
+import { forEachTensor } from '../onnx/walk.js';
 import { STEP_ORDER, type Build, type DataSpec } from '../recipe/types.js';
 import type { StepContext, StepReport } from '../transforms/types.js';
 import { TOOL_NAME, toolVersion } from '../version.js';
 import type { ModelCache } from './cache.js';
 import type { EventBody } from './events.js';
-import { sha256 } from './hash.js';
 import type { KeyInfo } from './key.js';
 import { checkCarry, locatedData, type DataSection } from './data.js';
-import { BROTLI_QUALITY, GZIP_LEVEL, type Manifest } from './manifest.js';
+import { SIZE_SETTINGS, type Manifest } from './manifest.js';
+import { collectGarbage } from './memory.js';
+import { hashChunks, OutputFile } from './output.js';
 import { measureAccuracy, outputSizes, sourceSizes } from './measure.js';
 import { displayPath } from './present.js';
-import { verify, type Runtime } from './verify.js';
+import { mostlyFloat32, verify, type Runtime } from './verify.js';
 import type { Device } from '../device.js';
-import { loadStep } from '../transforms/registry.js';
+import { isBuiltIn, loadStep } from '../transforms/registry.js';
 
 export interface RunOptions {
   device?: Device;
@@ -31,9 +35,11 @@ export interface RunOptions {
 }
 
 export interface RunOutput {
-  bytes: Uint8Array;
-  encoded: Encoded;
+  /** The written output (cache entry or temp file). */
+  output: OutputFile;
   manifest: Manifest;
+  /** Whether `output` is the cache entry's model file (its manifest is still to be written). */
+  inCache: boolean;
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
@@ -67,119 +73,175 @@ export async function runBuild(
   const factories = await Promise.all(stepNames.map((name) => loadStep(name))); // fail before any work
   const recipeFile = opts.recipeFile ?? path.join(process.cwd(), 'compress.yaml');
 
-  // Read: two decodes of one buffer (tensor bytes are shared views): steps get their own graph objects.
-  const { sourceParts, original, working } = await phase('read', () => {
-    const bytes = readFileBytes(build.source);
-    const dir = path.dirname(build.source);
-    const deps = new Map(k.deps.map((d) => [path.join(dir, d), readFileBytes(path.join(dir, d))] as const));
-    const parts: Uint8Array[] = [bytes, ...deps.values()];
-    const a = decodeModelFile(bytes, build.source);
-    const b = decodeModel(bytes, build.source);
-    if (deps.size) {
-      // External tensors of both copies are views into the data files read once above.
-      loadExternalData(a, dir, build.source, deps);
-      loadExternalData(b, dir, build.source, deps);
-    }
-    return { sourceParts: parts, original: a, working: b };
-  });
-  const before = sourceSizes(k, sourceParts, original, cache);
+  // Read, steps, encode, write: in a function of its own, so that once it returns nothing refers to the
+  // source's or the output's buffers (not even a dead register of this frame) and one collection frees
+  // them before onnxruntime loads the output: the process never holds source, output and ORT's copy at once.
+  const made = await (async () => {
+    // A build that only quantizes by rounding reads the source lazily: tensor payloads stay on disk and
+    // the step reads each weight when it converts it, so memory holds the output, not the input too.
+    // (Not when the budget searches the precision: that measures the weights in memory.)
+    const search = stepNames.includes('quantize') ? await import('./search/index.js') : undefined;
+    const lazy =
+      stepNames.length === 1 && stepNames[0] === 'quantize' && isBuiltIn('quantize') && build.steps.quantize?.method !== 'gptq' && k.deps.length === 0 && !search?.searchApplies(build);
+    const lazyRead = lazy ? await import('../transforms/quantize/lazy.js') : undefined;
+    const readLazy = lazyRead?.readModelLazy;
+    // Two decodes (tensor bytes are shared views): steps get their own graph objects.
+    let source: { parts?: Uint8Array[]; original: ModelProto; working: ModelProto } | undefined = await phase('read', () => {
+      if (readLazy) return { original: readLazy(build.source), working: readLazy(build.source) };
+      const bytes = readFileBytes(build.source);
+      const dir = path.dirname(build.source);
+      const deps = new Map(k.deps.map((d) => [path.join(dir, d), readFileBytes(path.join(dir, d))] as const));
+      const parts: Uint8Array[] = [bytes, ...deps.values()];
+      const a = decodeModelFile(bytes, build.source);
+      const b = decodeModel(bytes, build.source);
+      if (deps.size) {
+        // External tensors of both copies are views into the data files read once above.
+        loadExternalData(a, dir, build.source, deps);
+        loadExternalData(b, dir, build.source, deps);
+      }
+      return { parts, original: a, working: b };
+    });
+    const before = sourceSizes(k, build.source, source.parts, source.original, cache);
 
-  const rt: Runtime = await import('../runtime/session.js');
-  const specs = rt.inputSpecs(original);
-  checkCarry(build, specs, rt.outputNames(original), opts.recipeFile);
-  const loadRaw = async (section: DataSection, spec: DataSpec, labelKey?: string) => {
-    const { loadSamples } = await import('../data/load.js');
-    return locatedData(build, section, spec, opts.recipeFile, () => loadSamples(spec, specs, { recipeFile, ...(labelKey !== undefined && { labelKey }) }));
-  };
-  /** Samples as steps and the precision search see them: with `carry`, each holds the state the source model carries into it. */
-  const loadData = async (spec: DataSpec, labelKey?: string) => {
-    const samples = await loadRaw(spec === build.calibration ? 'calibration' : 'evaluate', spec, labelKey);
-    if (!spec.carry || !Object.keys(spec.carry).length) return samples;
-    const { carryStates } = await import('../runtime/carry.js');
-    return carryStates(k.deps.length ? original : sourceParts[0], samples, spec.carry, { device });
-  };
-  const distill = build.steps.distill;
-  // Random training data is made inside the step: a missing size in shapes is found here, with its line:col.
-  if (distill?.data === 'random') await loadRaw('distill', { data: 'random', samples: 1, ...(distill.shapes && { shapes: distill.shapes }) });
-  const calibration = stepNames.length && build.calibration ? await phase('calibration', () => loadData(build.calibration!)) : undefined;
-
-  // Steps, in order.
-  let model: ModelProto = working;
-  const reports: StepReport[] = [];
-  for (const [i, name] of stepNames.entries()) {
-    let params: unknown = build.steps[name];
-    // The budget picks the precision (search/): the step then runs with a per-layer assignment.
-    let searched: import('./search/index.js').SearchResult | undefined;
-    const search = name === 'quantize' ? await import('./search/index.js') : undefined;
-    if (search?.searchApplies(build)) {
-      searched = await phase('search', () =>
-        search.searchForBuild(build, model, { loadData, device, ...(calibration && { calibration }), warn: (m) => warn(`search: ${m}`, 'search'), log: (message) => emit({ kind: 'step-log', step: 'search', message }) }),
-      );
-      params = searched.params;
-    }
-    const step = factories[i](params as never);
-    const ctx: StepContext = {
-      file: build.source,
-      original,
-      ...(calibration && { calibration }),
-      device,
-      seed: k.seed,
-      log: (message) => emit({ kind: 'step-log', step: name, message }),
-      progress: (fraction) => emit({ kind: 'step-progress', step: name, fraction }),
+    const rt: Runtime = await import('../runtime/session.js');
+    // Which GPU provider works is probed once per process; start it while the steps run.
+    if (device !== 'cpu') rt.probeGpu().catch(() => {});
+    const specs = rt.inputSpecs(source.original);
+    checkCarry(build, specs, rt.outputNames(source.original), opts.recipeFile);
+    const loadRaw = async (section: DataSection, spec: DataSpec, labelKey?: string) => {
+      const { loadSamples } = await import('../data/load.js');
+      return locatedData(build, section, spec, opts.recipeFile, () => loadSamples(spec, specs, { recipeFile, ...(labelKey !== undefined && { labelKey }) }));
     };
-    const r = await phase(name, () => step(model, ctx));
-    model = r.model;
-    if (searched && search) search.recordSearch(r.report, searched);
-    reports.push(r.report);
-    for (const w of r.report.warnings) warn(`${name}: ${w}`, name);
-  }
+    /** Samples as steps and the precision search see them: with `carry`, each holds the state the source model carries into it. */
+    const loadData = async (spec: DataSpec, labelKey?: string) => {
+      const samples = await loadRaw(spec === build.calibration ? 'calibration' : 'evaluate', spec, labelKey);
+      if (!spec.carry || !Object.keys(spec.carry).length) return samples;
+      const { carryStates } = await import('../runtime/carry.js');
+      // From the source's file (and its external data beside it): this closure outlives the buffers.
+      return carryStates(build.source, samples, spec.carry, { device });
+    };
+    const distill = build.steps.distill;
+    // Random training data is made inside the step: a missing size in shapes is found here, with its line:col.
+    if (distill?.data === 'random') await loadRaw('distill', { data: 'random', samples: 1, ...(distill.shapes && { shapes: distill.shapes }) });
+    const calibration = stepNames.length && build.calibration ? await phase('calibration', () => loadData(build.calibration!)) : undefined;
 
-  const { encoded, bytes } = await phase('encode', () => {
-    const e = encodeModel(model);
-    if (e.byteLength > MAX_MESSAGE_BYTES) {
-      throw new CompressError('compress', `${build.id}: the compressed model is ${e.byteLength} bytes, over protobuf's 2 GiB limit`, { file: displayPath(build.source) });
+    // Steps, in order.
+    let model: ModelProto | undefined = source.working;
+    const reports: StepReport[] = [];
+    for (const [i, name] of stepNames.entries()) {
+      let params: unknown = build.steps[name];
+      // The budget picks the precision (search/): the step then runs with a per-layer assignment.
+      let searched: import('./search/index.js').SearchResult | undefined;
+      if (name === 'quantize' && search?.searchApplies(build)) {
+        const current = model!;
+        searched = await phase('search', () =>
+          search.searchForBuild(build, current, { loadData, device, ...(calibration && { calibration }), warn: (m) => warn(`search: ${m}`, 'search'), log: (message) => emit({ kind: 'step-log', step: 'search', message }) }),
+        );
+        params = searched.params;
+      }
+      const step = factories[i](params as never);
+      const ctx: StepContext = {
+        file: build.source,
+        original: source.original,
+        ...(calibration && { calibration }),
+        device,
+        seed: k.seed,
+        log: (message) => emit({ kind: 'step-log', step: name, message }),
+        progress: (fraction) => emit({ kind: 'step-progress', step: name, fraction }),
+        // The bytes read are the pipeline's own: the source's size figures were sampled and the source
+        // is reloaded from its file by verification and evaluation. Only a later distill reads `original`.
+        inPlace: !stepNames.slice(i + 1).includes('distill'),
+      };
+      const r: Awaited<ReturnType<typeof step>> = await phase(name, () => step(model!, ctx));
+      model = r.model;
+      if (searched && search) search.recordSearch(r.report, searched);
+      reports.push(r.report);
+      for (const w of r.report.warnings) warn(`${name}: ${w}`, name);
     }
-    return { encoded: e, bytes: joinChunks(e) };
-  });
-  const outputSha = sha256(bytes);
-  const after = outputSizes(k, bytes, outputSha, model, before);
 
-  const evalSamples = build.evaluate ? await phase('data', () => loadRaw('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;
-  const usedDevice = await phase('verify', () =>
-    verify(rt, build, original, bytes, calibration?.[0] ?? evalSamples?.[0], specs, device, k.seed, (m) => warn(m, 'verify')),
-  );
-  emit({ kind: 'verify', device: usedDevice });
+    // Payloads a lazy read left on disk that no step converted go into the output, which stands alone.
+    if (lazyRead) forEachTensor(model, (t) => void (lazyRead.isLazy(t, build.source) && lazyRead.loadLazy(t, build.source)));
 
-  let accuracy: EvalReport | undefined;
-  if (build.evaluate && evalSamples) {
-    const b = build as Build & { evaluate: NonNullable<Build['evaluate']> };
-    accuracy = await phase('evaluate', () => measureAccuracy(b, k.deps.length ? original : sourceParts[0], bytes, evalSamples, device));
-    // Session warnings (a GPU fallback) were already given by verify.
-    for (const w of accuracy.warnings ?? []) if (!warnings.includes(w)) warn(`evaluate: ${w}`, 'evaluate');
+    // Encode (chunks are views into the tensors, never joined), hash, start the sizes, write.
+    let encoded: Encoded | undefined = await phase('encode', () => {
+      const e = encodeModel(model!);
+      if (e.byteLength > MAX_MESSAGE_BYTES) {
+        throw new CompressError('compress', `${build.id}: the compressed model is ${e.byteLength} bytes, over protobuf's 2 GiB limit`, { file: displayPath(build.source) });
+      }
+      return e;
+    });
+    const outputSha = hashChunks(encoded.chunks);
+    const after = outputSizes(k, encoded.chunks, outputSha, model, before);
+    const outputBytes = encoded.byteLength;
+    const prepacking = !mostlyFloat32(model);
+    const { output, inCache } = await phase('write', () => writeOutput(encoded!, outputSha, k, cache, (m) => warn(m, 'cache')));
+    // Closures made here (loadRaw, promise callbacks) keep this scope alive: clear what pins buffers.
+    source = model = encoded = undefined;
+    return { rt, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after };
+  })();
+  const { rt, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after } = made;
+  collectGarbage();
+
+  try {
+    const evalSamples = build.evaluate ? await phase('data', () => loadRaw('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;
+    const usedDevice = await phase('verify', () =>
+      verify(rt, build, output.file, calibration?.[0] ?? evalSamples?.[0], specs, device, k.seed, (m) => warn(m, 'verify'), prepacking),
+    );
+    emit({ kind: 'verify', device: usedDevice });
+
+    let accuracy: EvalReport | undefined;
+    if (build.evaluate && evalSamples) {
+      const b = build as Build & { evaluate: NonNullable<Build['evaluate']> };
+      // Both from their files: onnxruntime reads each once (and a source's external data beside it).
+      accuracy = await phase('evaluate', () => measureAccuracy(b, build.source, output.file, evalSamples, device));
+      // Session warnings (a GPU fallback) were already given by verify.
+      for (const w of accuracy.warnings ?? []) if (!warnings.includes(w)) warn(`evaluate: ${w}`, 'evaluate');
+    }
+
+    const [beforeStats, afterStats] = await phase('sizes', () => Promise.all([before, after]));
+    emit({ kind: 'measure', before: beforeStats, after: afterStats, ...(accuracy && { accuracy }) });
+    timings.total = elapsed();
+
+    const manifest: Manifest = {
+      tool: { name: TOOL_NAME, version: toolVersion() },
+      id: build.id,
+      name: build.name,
+      ...(build.variant !== undefined && { variant: build.variant }),
+      source: { file: '', sha256: k.source.sha256, bytes: k.source.bytes },
+      output: { file: build.output, sha256: outputSha, bytes: outputBytes },
+      recipe: {},
+      steps: reports,
+      sizes: { before: beforeStats, after: afterStats, compression: SIZE_SETTINGS },
+      ...(accuracy && {
+        accuracy,
+        latency: { device: accuracy.device, original: accuracy.original.latencyMs, compressed: accuracy.compressed.latencyMs },
+      }),
+      device: usedDevice,
+      warnings,
+      timings: timings as Manifest['timings'],
+      cache: { key: k.key },
+    };
+    return { output, manifest, inCache };
+  } catch (e) {
+    // A failed build leaves no model file without its manifest in the cache.
+    if (inCache) cache?.remove(k.key);
+    throw e;
   }
+}
 
-  const [beforeStats, afterStats] = await phase('sizes', () => Promise.all([before, after]));
-  emit({ kind: 'measure', before: beforeStats, after: afterStats, ...(accuracy && { accuracy }) });
-  timings.total = elapsed();
-
-  const manifest: Manifest = {
-    tool: { name: TOOL_NAME, version: toolVersion() },
-    id: build.id,
-    name: build.name,
-    ...(build.variant !== undefined && { variant: build.variant }),
-    source: { file: '', sha256: k.source.sha256, bytes: k.source.bytes },
-    output: { file: build.output, sha256: outputSha, bytes: bytes.byteLength },
-    recipe: {},
-    steps: reports,
-    sizes: { before: beforeStats, after: afterStats, compression: { gzipLevel: GZIP_LEVEL, brotliQuality: BROTLI_QUALITY } },
-    ...(accuracy && {
-      accuracy,
-      latency: { device: accuracy.device, original: accuracy.original.latencyMs, compressed: accuracy.compressed.latencyMs },
-    }),
-    device: usedDevice,
-    warnings,
-    timings: timings as Manifest['timings'],
-    cache: { key: k.key },
-  };
-  return { bytes, encoded, manifest };
+/**
+ * Writes the encoded output where verification will load it from: the cache entry's model file (its
+ * manifest follows once the build succeeds), else a temp file. A cache that cannot be written costs a
+ * warning, not the build.
+ */
+function writeOutput(encoded: Encoded, sha: string, k: KeyInfo, cache: ModelCache | undefined, warn: (m: string) => void): { output: OutputFile; inCache: boolean } {
+  if (cache) {
+    try {
+      cache.putModel(k.key, encoded, sha);
+      return { output: new OutputFile(cache.modelFile(k.key), encoded.byteLength), inCache: true };
+    } catch (e) {
+      warn(`could not store the result in the cache: ${(e as Error).message}`);
+    }
+  }
+  return { output: OutputFile.temp(k.key.slice(0, 16), encoded), inCache: false };
 }

@@ -40,7 +40,7 @@ export interface CarryOptions {
  * The samples with their carried inputs set to the states `model` carries along the sequence (the first
  * sample is unchanged). Runs the model once per sample, in order.
  */
-export async function carryStates(model: ModelProto | Uint8Array, samples: Sample[], carry: Carry, opts: CarryOptions = {}): Promise<Sample[]> {
+export async function carryStates(model: ModelProto | Uint8Array | string, samples: Sample[], carry: Carry, opts: CarryOptions = {}): Promise<Sample[]> {
   if (samples.length < 2 || Object.keys(carry).length === 0) return samples;
   const { session } = await openSession(model, { device: opts.device ?? 'cpu', intraOpThreads: opts.intraOpThreads ?? 1 });
   const fetches = Object.keys(carry);

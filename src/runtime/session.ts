@@ -7,18 +7,23 @@
  * - `gpu`: the CUDA EP, then the WebGPU EP, each tried alone (ORT does not fall back by itself: an EP
  *   list `['webgpu', 'cpu']` fails as a whole when WebGPU has no adapter). When none works the error
  *   lists every provider tried and ORT's reason.
- * - `auto`: the `gpu` path, then the CPU with one warning (returned; the caller logs it).
+ * - `auto`: the `gpu` path, then the CPU, silently when the machine has no usable GPU provider (the
+ *   caller records the device it got). A user who did not ask for a GPU should not read a GPU warning
+ *   on every build of every model.
  *
  * Which GPU provider works is probed once per process on a one-node model and cached, so opening many
- * sessions costs one probe. A GPU provider that passed the probe but fails on a real model is an error
- * for `gpu` and falls back to the CPU (with a warning) for `auto`.
+ * sessions costs one probe; a CUDA provider whose libraries are not installed next to onnxruntime (the
+ * npm package ships without them) is ruled out by a file check instead of a ~0.2–0.4 s failing load.
+ * A GPU provider that passed the probe but fails on a real model is an error for `gpu` and falls back to
+ * the CPU for `auto` with one warning per process (returned by the first session that hits it).
  *
  * Threads: several sessions on few cores each spin their own pool (9 sessions made small runs 30×
  * slower on 2 cores; docs/facts.md, "Sessions and threads"), so the default is 1 intra-op thread, 1 inter-op thread and no spinning; pass
  * `intraOpThreads` for a session that runs alone.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
 import { encodeModelToBytes } from '../onnx/codec.js';
@@ -41,6 +46,11 @@ export interface SessionOptions {
   optimization?: 'all' | 'basic' | 'disabled';
   /** External data files for a model given as bytes (paths as the model's tensors name them). */
   externalData?: { path: string; data: Uint8Array }[];
+  /**
+   * Let ORT pre-pack weights for its kernels (default true). Pre-packing pays off over many runs; a
+   * session run once (verification) only pays its time and a second copy of the weights in memory.
+   */
+  prepacking?: boolean;
 }
 
 export interface OpenedSession {
@@ -87,7 +97,15 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
     executionMode: 'sequential',
     graphOptimizationLevel: opts.optimization ?? 'all',
     logSeverityLevel: 3,
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    // A session run once gains nothing from ORT's memory arena, which grows in powers of two.
+    ...(opts.prepacking === false && { enableCpuMemArena: false }),
+    extra: {
+      session: {
+        intra_op: { allow_spinning: '0' },
+        inter_op: { allow_spinning: '0' },
+        ...(opts.prepacking === false && { disable_prepacking: '1' }),
+      },
+    },
   };
   if (opts.externalData?.length) {
     (o as { externalData?: unknown }).externalData = opts.externalData.map((d) => ({ path: d.path, data: d.data }));
@@ -109,6 +127,10 @@ export function probeGpu(): Promise<ProbeResult> {
     const bytes = probeModel();
     const failures: ProbeResult['failures'] = [];
     for (const provider of GPU_PROVIDERS) {
+      if (provider === 'cuda' && !cudaLibrariesPresent()) {
+        failures.push({ provider, reason: 'Failed to load shared library: the CUDA provider libraries are not installed next to onnxruntime-node' });
+        continue;
+      }
       if (provider === 'webgpu' && !vulkanLoaderPresent()) {
         failures.push({ provider, reason: 'no Vulkan loader (libvulkan.so.1) on this machine; WebGPU needs a Vulkan driver' });
         continue;
@@ -142,9 +164,34 @@ function vulkanLoaderPresent(): boolean {
   }
 }
 
-/** Forgets the cached probe (tests). */
+/**
+ * ORT loads its CUDA provider from the folder of its own library (libonnxruntime_providers_cuda.so,
+ * onnxruntime_providers_cuda.dll); onnxruntime-node's npm package ships without it and its install step
+ * downloads it. False only when that folder is found and the library is not in it.
+ */
+function cudaLibrariesPresent(): boolean {
+  try {
+    const pkg = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+    const dir = join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
+    if (!existsSync(dir)) return true;
+    return readdirSync(dir).some((f) => /onnxruntime_providers_cuda/.test(f));
+  } catch {
+    return true; // cannot tell: let ORT try
+  }
+}
+
+/** Forgets the cached probe and the notices already given (tests). */
 export function resetGpuProbe(): void {
   probe = undefined;
+  given.clear();
+}
+
+/** Notices already returned in this process: each is given once, not once per session or model. */
+const given = new Set<string>();
+function once(key: string, message: string, into: string[]): void {
+  if (given.has(key)) return;
+  given.add(key);
+  into.push(message);
 }
 
 function modelSource(model: ModelProto | Uint8Array | string): Uint8Array | string {
@@ -181,8 +228,9 @@ export async function openSession(model: ModelProto | Uint8Array | string, opts:
     if (device === 'gpu') {
       throw new CompressError('runtime', `no GPU execution provider could run the model (tried ${failures.map((f) => f.provider).join(', ')}): ${listFailures(failures)}`, where);
     }
-    const warning = `no GPU execution provider is available, running on the CPU (${listFailures(failures)})`;
-    warnings.push(warning);
+    // auto: a machine without a GPU provider is the normal case, not worth a word; a provider that
+    // works but cannot run this model is, once per process.
+    if (probed.provider) once(`fallback:${probed.provider}`, `the ${probed.provider} execution provider cannot run the model, running on the CPU (${listFailures(failures)})`, warnings);
   }
   try {
     const session = await create(source, { ...base, executionProviders: ['cpu'] });

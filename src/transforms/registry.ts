@@ -57,6 +57,11 @@ export function overrideStep<K extends StepName>(name: K, factory: StepFactory<K
   else overrides.delete(name);
 }
 
+/** Whether a step runs its built-in implementation (a stand-in may not know the pipeline's lazy reads). */
+export function isBuiltIn(name: StepName): boolean {
+  return !overrides.has(name);
+}
+
 /** The step's implementation (its module is imported once, on first use). */
 export async function loadStep<K extends StepName>(name: K): Promise<StepFactory<K>> {
   const override = overrides.get(name);

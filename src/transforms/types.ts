@@ -21,6 +21,11 @@ export interface StepContext {
   log(message: string): void;
   /** Fraction done of this step, 0..1. */
   progress?(fraction: number): void;
+  /**
+   * The step may overwrite the tensor bytes of its input model (and so of `original`, which shares
+   * them): nothing reads them after it. Lets a step skip copying a model it rewrites value by value.
+   */
+  inPlace?: boolean;
 }
 
 /** One weight or layer the step touched (or skipped). */

@@ -31,7 +31,7 @@ import { pruneNM } from './nm.js';
 import { layerBias, layerBiasSite, readCount, replaceWeight, selectLayers, type Layer } from './select.js';
 import { modelSize } from './size.js';
 import { collectStats, featureNorms, layerInputRequest, layerOutputError, matrix64, MAX_GRAM_FEATURES, outputEnergy, statsKey, type FeatureStats, type StatsRequest } from './stats.js';
-import { pruneMagnitude, pruneWandaGlobal, pruneWandaRows, wandaScores, type PruneResult } from './unstructured.js';
+import { pruneMagnitude, pruneMagnitudeInPlace, pruneWandaGlobal, pruneWandaRows, wandaScores, type PruneResult } from './unstructured.js';
 
 export { globMatch, selectLayers } from './select.js';
 export { cloneModel } from '../../onnx/edit.js';
@@ -165,6 +165,7 @@ async function pruneWeights(env: Env, layers: Layer[], nm: { keep: number; group
     const st = statsOf(l);
     return r && st ? featureNorms(l, r, st) : undefined;
   };
+  if (!nm && env.method === 'magnitude' && params.scope === 'layer' && !calibration && env.ctx.inPlace) return pruneInPlace(env, layers);
   const weights = layers.map((l) => tensorFloat32(l.site.tensor));
   let pruned: PruneResult[];
   if (nm) {
@@ -211,6 +212,60 @@ async function pruneWeights(env: Env, layers: Layer[], nm: { keep: number; group
   }
   return nm ? { pattern: `${nm.keep}:${nm.group}` } : {};
 }
+
+/**
+ * Magnitude pruning per layer, in the bytes the model was read into (ctx.inPlace): one weight at a time,
+ * through a scratch buffer only for weights whose bytes are not 4-aligned in the file. Memory stays at
+ * the model's size instead of three times it (source, float copies, pruned copies).
+ */
+function pruneInPlace(env: Env, layers: Layer[]): Record<string, unknown> {
+  layers.forEach((l, i) => {
+    const t = l.site.tensor;
+    const n = l.dims.reduce((a, b) => a * b, 1);
+    const raw = t.rawData;
+    let w: Float32Array;
+    let copied = false;
+    if (raw && raw.byteLength === n * 4 && raw.byteOffset % 4 === 0) w = new Float32Array(raw.buffer, raw.byteOffset, n);
+    else if (raw && raw.byteLength === n * 4) {
+      if (scratch.length < n) scratch = new Float32Array(n);
+      w = scratch.subarray(0, n);
+      new Uint8Array(w.buffer, 0, n * 4).set(raw);
+      copied = true;
+    } else {
+      // float_data and other encodings: a new tensor, as the copying path does.
+      w = tensorFloat32(t).slice();
+      replaceWeight(l.site, makeTensor(t.name ?? l.weightName, DataType.FLOAT, l.dims, w));
+    }
+    const r = pruneMagnitudeInPlace(w, env.params.rate);
+    if (copied) raw!.set(new Uint8Array(w.buffer, 0, n * 4));
+    const entry: PruneLayerReport = {
+      name: l.name,
+      op: l.op,
+      weight: l.weightName,
+      shape: l.dims,
+      shapeAfter: l.dims,
+      dtypeBefore: 'float32',
+      dtypeAfter: 'float32',
+      bytesBefore: n * 4,
+      bytesAfter: n * 4,
+      paramsBefore: n,
+      paramsAfter: n,
+      sparsity: r.zeros / n,
+      error: r.weightError,
+      errorKind: 'weight',
+    };
+    env.report.layers.push(entry);
+    env.ctx.progress?.((i + 1) / layers.length);
+  });
+  return {};
+}
+
+/**
+ * Kept for the process's lifetime on purpose: glibc raises its mmap threshold to the size of each
+ * mapped block the process frees, and a freed weight-sized scratch would make onnxruntime's later
+ * weight-sized allocations (verification) come from a heap that is not given back.
+ */
+let scratch = new Float32Array(0);
 
 /** Zero count and relative weight error of a pruned copy. */
 function measured(before: Float32Array, after: Float32Array): PruneResult {

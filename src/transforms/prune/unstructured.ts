@@ -51,7 +51,7 @@ export interface PruneResult {
  * output, zeroing keys below the chosen bin and collecting the bin's elements; those are ordered by
  * (low bits, position) and the smallest zeroed until exactly k are gone.
  */
-function zeroSmallest(keys: Uint32Array[], values: Float32Array[], k: number, mask = ABS): PruneResult[] {
+function zeroSmallest(keys: Uint32Array[], values: Float32Array[], k: number, mask = ABS, inPlace = false): PruneResult[] {
   const hist = new Uint32Array(65536);
   for (const a of keys) histogram(a, mask, hist);
   let below = 0;
@@ -73,7 +73,7 @@ function zeroSmallest(keys: Uint32Array[], values: Float32Array[], k: number, ma
     offset += w.length;
   }
   const stats = values.map(() => ({ zeros: 0, removed: 0, total: 0 }));
-  const outputs = values.map((w, a) => writePass(w, keys[a], mask, b, offsets[a], bin, stats[a]));
+  const outputs = values.map((w, a) => writePass(w, keys[a], mask, b, offsets[a], bin, stats[a], inPlace ? w : new Float32Array(w.length)));
   const sorted = Float64Array.from(bin).sort();
   for (let j = 0; j < k - below && j < sorted.length; j++) {
     const flat = sorted[j] % 2 ** 36;
@@ -93,14 +93,24 @@ function histogram(a: Uint32Array, mask: number, hist: Uint32Array): void {
 }
 
 /**
- * Copies w, zeroing keys whose top bits are below bin b and collecting those in bin b (see
- * zeroSmallest). Branch-free on the keep/drop decision (it is a coin flip at 50 %, and mispredicted
- * branches tripled the time): the output bits are the input bits masked by 0 or ~0.
+ * Copies w into `out` (which may be w itself), zeroing keys whose top bits are below bin b and
+ * collecting those in bin b (see zeroSmallest). Branch-free on the keep/drop decision (it is a coin flip
+ * at 50 %, and mispredicted branches tripled the time): the output bits are the input bits masked by 0
+ * or ~0. In place (out = w, keys = w's bits) is safe: element i's value and bin are read before it is
+ * written, and a zeroed element is below the bin, so the reads after the write see nothing it changed.
  */
-function writePass(w: Float32Array, key: Uint32Array, mask: number, b: number, offset: number, bin: number[], stats: { zeros: number; removed: number; total: number }): Float32Array {
-  const out = new Float32Array(w.length);
+function writePass(
+  w: Float32Array,
+  key: Uint32Array,
+  mask: number,
+  b: number,
+  offset: number,
+  bin: number[],
+  stats: { zeros: number; removed: number; total: number },
+  out: Float32Array,
+): Float32Array {
   const wb = new Uint32Array(w.buffer, w.byteOffset, w.length);
-  const ob = new Uint32Array(out.buffer);
+  const ob = new Uint32Array(out.buffer, out.byteOffset, out.length);
   let dropped = 0;
   let zerosKept = 0;
   let removed = 0;
@@ -134,6 +144,16 @@ export function pruneMagnitude(weights: Float32Array[], rate: number, global: bo
     return zeroSmallest(weights.map(bitsOf), weights, Math.round(rate * total));
   }
   return weights.map((w) => zeroSmallest([bitsOf(w)], [w], Math.round(rate * w.length))[0]);
+}
+
+/**
+ * Magnitude pruning of one weight in place: exactly round(rate·n) elements zeroed in `w` itself, for a
+ * pipeline that owns the model's bytes and needs no copy of them (a 378 MB model is then pruned in the
+ * memory it was read into).
+ */
+export function pruneMagnitudeInPlace(w: Float32Array, rate: number): Omit<PruneResult, 'values'> {
+  const [r] = zeroSmallest([bitsOf(w)], [w], Math.round(rate * w.length), ABS, true);
+  return { zeros: r.zeros, weightError: r.weightError };
 }
 
 /** Wanda scores |W|·‖X_feature‖ in storage order. */

@@ -31,6 +31,7 @@ import { deliveredPrecision, emitFloat16Weight, paramsFor, requestedPrecision, t
 import { relativeRms } from './rtn.js';
 import { selectWeights, type Target } from './select.js';
 import { quantizeWeight, type WeightQuant } from './weights.js';
+import { quantizeParallel } from './parallel.js';
 
 export { checkWebCompatibility, type WebCheckOptions, type WebCheckReport } from './webcheck.js';
 export { readModelLazy } from './lazy.js';
@@ -140,12 +141,15 @@ async function quantizeWeights(
   // ORT's float64 Gemm for GPTQ's large products; under ~2M multiply-adds JS is cheaper than a session
   // call. Loaded lazily, so RTN quantization never loads the native runtime.
   const mm = gptqTargets.size ? (await import('../../runtime/matrix.js')).matrixEngine({ threads: extras.intraOpThreads ?? 1, jsBelow: 2_000_000 }) : undefined;
+  // Round-to-nearest weights on all cores at once (undefined: one thread, weight by weight below).
+  const rtn = selection.targets.filter((t) => !gptqTargets.has(t) && !fp16.has(t) && plans.has(t));
+  const parallel = await quantizeParallel(rtn, plans, ctx.file, read);
   let usesMicrosoft = false;
   try {
     let done = 0;
     for (const t of selection.targets) {
-      const w = read(t.site.tensor); // valid until the next read: used up within this iteration
       if (fp16.has(t)) {
+        const w = read(t.site.tensor); // valid until the next read: used up within this iteration
         const e = emitFloat16Weight(t, w, edits);
         report.layers.push(Object.assign(
           { name: t.name, op: t.op, weight: t.weight, shape: t.shape, dtypeBefore: 'float32', dtypeAfter: e.dtypeAfter, bytesBefore: w.length * 4, bytesAfter: e.bytesAfter, error: float16Error(w), errorKind: 'weight' as const },
@@ -155,12 +159,17 @@ async function quantizeWeights(
         continue;
       }
       const plan = plans.get(t)!;
+      const ready = parallel?.get(t);
       let q: WeightQuant;
       let method = 'rtn';
-      if (gptqTargets.has(t) && hessians && mm) {
-        q = await gptqWeight(t, plan, w, hessians, mm, params.actOrder);
+      if (ready) {
+        q = ready;
+        parallel!.delete(t); // its codes are garbage once emitted, as on one thread
+      }
+      else if (gptqTargets.has(t) && hessians && mm) {
+        q = await gptqWeight(t, plan, read(t.site.tensor), hessians, mm, params.actOrder);
         method = 'gptq';
-      } else q = quantizeWeight(t, plan, w);
+      } else q = quantizeWeight(t, plan, read(t.site.tensor)); // read's values: valid until the next read
       let emitted: Emitted;
       switch (plan.form) {
         case 'dq':
@@ -188,7 +197,7 @@ async function quantizeWeights(
         shape: t.shape,
         dtypeBefore: 'float32',
         dtypeAfter: emitted.dtypeAfter,
-        bytesBefore: w.length * 4,
+        bytesBefore: t.shape.reduce((a, b) => a * b, 1) * 4,
         bytesAfter: emitted.bytesAfter,
         error: relativeRms(q),
         errorKind: 'weight',

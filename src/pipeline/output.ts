@@ -1,0 +1,117 @@
+/**
+ * A build's output as a file rather than a buffer held by the process.
+ *
+ * Once written (into the cache entry, or, without a cache, into a temp folder of this process), the
+ * output is verified by onnxruntime from that path and its bytes are read only when someone asks for
+ * them (the bundler plugin emitting an asset). So a build never holds the source, the output and
+ * onnxruntime's copy of the output at once, and the CLI copies the file to its destination without
+ * reading it into memory (copyFileSync lets the kernel copy, or clone, it).
+ *
+ * Temp files of a process go into one folder under os.tmpdir(), removed when the process exits; a file
+ * whose results were all garbage-collected is removed earlier (a long-running dev server with the cache
+ * off would otherwise fill the folder).
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, mkdtempSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { CompressError } from '../errors.js';
+import type { Encoded } from '../onnx/codec.js';
+import { readFileBytes, writeChunksAtomic } from '../onnx/io.js';
+import type { StatCache } from './hash.js';
+
+/** sha256 of an encoding, chunk by chunk (no joined copy). */
+export function hashChunks(chunks: readonly Uint8Array[]): string {
+  const h = createHash('sha256');
+  for (const c of chunks) h.update(c);
+  return h.digest('hex');
+}
+
+/** sha256 of a file in 1 MiB reads, or undefined if it cannot be read. */
+export function hashFileStreamed(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+    return h.digest('hex');
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+let tempDir: string | undefined;
+
+function processTempDir(): string {
+  if (!tempDir) {
+    tempDir = mkdtempSync(join(os.tmpdir(), 'onnx-compress-'));
+    const dir = tempDir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return tempDir;
+}
+
+const unlinkWhenCollected = new FinalizationRegistry<string>((file) => rmSync(file, { force: true }));
+
+/** Where an output's bytes are: `read()` loads them (each call reads the file again: callers keep them if they need to). */
+export class OutputFile {
+  constructor(
+    readonly file: string,
+    readonly byteLength: number,
+  ) {}
+
+  read(): Uint8Array {
+    const bytes = readFileBytes(this.file);
+    if (bytes.byteLength !== this.byteLength) {
+      throw new CompressError('io', `the output file changed size while in use (${bytes.byteLength} bytes, expected ${this.byteLength})`, { file: this.file });
+    }
+    return bytes;
+  }
+
+  /** An output in this process's temp folder, removed once no OutputFile refers to it (or at exit). */
+  static temp(name: string, encoded: Encoded): OutputFile {
+    const file = join(processTempDir(), `${name}.${process.hrtime.bigint().toString(36)}.onnx`);
+    writeChunksAtomic(file, encoded);
+    const out = new OutputFile(file, encoded.byteLength);
+    unlinkWhenCollected.register(out, file);
+    return out;
+  }
+}
+
+/**
+ * Puts a copy of `src` at `dest` atomically (temp file + rename), unless `dest` already holds exactly
+ * these bytes (same size and sha256): then it is left alone, its mtime too, so watchers see no change.
+ * `stats` remembers what `dest` holds, so an unchanged destination is not re-hashed on the next build.
+ */
+export function copyIfChanged(src: string, dest: string, sha256: string, stats?: StatCache): void {
+  const st = statSync(dest, { throwIfNoEntry: false });
+  if (st?.isFile() && st.size === statSync(src).size) {
+    if (stats?.lookup(dest, st)?.sha256 === sha256) return;
+    const hashedAt = Date.now();
+    if (hashFileStreamed(dest) === sha256) {
+      stats?.record(dest, st, sha256, hashedAt);
+      return;
+    }
+  }
+  const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  try {
+    const hashedAt = Date.now();
+    copyFileSync(src, tmp);
+    renameSync(tmp, dest);
+    stats?.record(dest, statSync(dest), sha256, hashedAt);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new CompressError('io', `cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: dest });
+  }
+}
