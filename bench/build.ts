@@ -18,7 +18,10 @@
  * 100 MB, cache hit ≤ validate + 150 ms. Rounds interleave the cases so machine noise hits all alike.
  * Needs dist/ (npm run build).
  *
- *   npx tsx bench/build.ts [--runs 3] [--cases int8,int4,fp16,prune,hit] [--keep]
+ * Recipes are what a user writes (so `simplify`, a default step, runs first); --no-simplify adds
+ * `simplify: false` to each, to see the named step alone.
+ *
+ *   npx tsx bench/build.ts [--runs 3] [--cases int8,int4,fp16,prune,hit] [--no-simplify] [--keep]
  *
  * Writes bench/out/build.json ({ markdown, targets, … }).
  */
@@ -39,6 +42,7 @@ const opt = (name: string) => {
 };
 const RUNS = Number(opt('--runs') ?? 3);
 const CASES = (opt('--cases') ?? 'int8,int4,fp16,prune,hit').split(',');
+const SIMPLIFY = argv.includes('--no-simplify') ? '    simplify: false\n' : '';
 
 interface Case {
   id: string;
@@ -111,7 +115,7 @@ async function main(): Promise<void> {
   for (const c of cases) {
     const dir = path.join(tmp, c.id);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, 'compress.yaml'), `models:\n  m:\n    source: ${JSON.stringify(files[c.model])}\n    ${c.recipe}\n`);
+    writeFileSync(path.join(dir, 'compress.yaml'), `models:\n  m:\n    source: ${JSON.stringify(files[c.model])}\n${SIMPLIFY}    ${c.recipe}\n`);
     writeFileSync(path.join(dir, 'step.mjs'), c.stepOnly);
   }
   writeFileSync(path.join(tmp, 'copy.mjs'), `import { readFileSync, writeFileSync } from 'node:fs';\nconst [src, dst] = process.argv.slice(2);\nwriteFileSync(dst, readFileSync(src));\n`);
@@ -124,7 +128,7 @@ async function main(): Promise<void> {
   const hitDir = path.join(tmp, 'hit');
   if (wantHit) {
     mkdirSync(hitDir, { recursive: true });
-    writeFileSync(path.join(hitDir, 'compress.yaml'), `models:\n  m:\n    source: ${JSON.stringify(files.small)}\n    quantize: { dtype: int8 }\n`);
+    writeFileSync(path.join(hitDir, 'compress.yaml'), `models:\n  m:\n    source: ${JSON.stringify(files.small)}\n${SIMPLIFY}    quantize: { dtype: int8 }\n`);
     check(await measureProcess([process.execPath, CLI, 'build', '--quiet', '--cache-dir', 'cache', '--out', 'out'], { cwd: hitDir }), 'cache fill');
   }
 
@@ -197,7 +201,7 @@ async function main(): Promise<void> {
   }
   const m = machineInfo();
   const markdown = [
-    `User's path: \`node dist/cli.js build --no-cache\`, whole process (node start to exit), medians of ${RUNS} runs with min–max; ${m.cpu}, load ${loadAverage()} at the end.`,
+    `User's path: \`node dist/cli.js build --no-cache\`, whole process (node start to exit), medians of ${RUNS} runs with min–max; ${SIMPLIFY ? 'recipes with `simplify: false`; ' : ''}${m.cpu}, load ${loadAverage()} at the end.`,
     '',
     markdownTable(['recipe, model', 'wall', 'peak RSS', 'floor: file copy', 'step only (read → step → write; not the user\'s path)'], rows, ['left', 'right', 'right', 'right', 'right']),
     '',

@@ -52,7 +52,7 @@ describe('fast paths', () => {
   });
 
   it('a quantize-only build (lazy read) writes what the step writes on an eager read', async () => {
-    writeFileSync(join(tmp, 'q.yaml'), 'models:\n  small:\n    source: ./small.onnx\n    device: cpu\n    quantize: { dtype: int8 }\n');
+    writeFileSync(join(tmp, 'q.yaml'), 'models:\n  small:\n    source: ./small.onnx\n    device: cpu\n    simplify: false\n    quantize: { dtype: int8 }\n');
     const { results } = await runRecipe(join(tmp, 'q.yaml'), { cacheDir: false, outDir: join(tmp, 'q-out') });
     const step = await quantizeStep(quantizeDefaults('int8'))(readModel(small), ctx(small, false));
     expect(Buffer.from(readFileSync(join(tmp, 'q-out', 'small.onnx'))).equals(Buffer.from(encodeModelToBytes(step.model)))).toBe(true);
@@ -62,7 +62,7 @@ describe('fast paths', () => {
   it('quantizing on worker threads (compiled CLI) writes the same file as one thread', () => {
     const cli = resolve('dist/cli.js');
     for (const dtype of ['int8', 'int4']) {
-      writeFileSync(join(tmp, `${dtype}.yaml`), `models:\n  big:\n    source: ./big.onnx\n    device: cpu\n    quantize: { dtype: ${dtype} }\n`);
+      writeFileSync(join(tmp, `${dtype}.yaml`), `models:\n  big:\n    source: ./big.onnx\n    device: cpu\n    simplify: false\n    quantize: { dtype: ${dtype} }\n`);
       const outs = ['1', '2'].map((threads) => {
         const out = join(tmp, `${dtype}-${threads}`);
         const r = spawnSync(process.execPath, [cli, 'build', `${dtype}.yaml`, '--no-cache', '--quiet', '--out', out], { cwd: tmp, env: { ...process.env, ONNX_COMPRESS_THREADS: threads }, encoding: 'utf8' });
