@@ -308,14 +308,26 @@ describe('simplify step', () => {
     const g = makeGraph('g', [c, makeNode('Identity', ['x'], ['i']), makeNode('Add', ['i', 'a'], ['y'])], [makeValueInfo('x', F, ['n', 4])], [makeValueInfo('y', F, ['n', 4])]);
     const model = makeModel(g);
     const r = await simplifyStep()(model, ctx(model));
-    const totals = r.report.totals as { nodes: { before: number; after: number }; passes: { pass: string; nodes: number[]; bytes: number[] }[]; checkedFeeds: number };
+    const totals = r.report.totals as { nodes: { before: number; after: number }; passes: { pass: string; nodes: number[]; bytes: number[] }[]; checkedFeeds: number; check: string };
     expect(totals.nodes).toEqual({ before: 3, after: 1 });
     expect(totals.passes.map((p) => [p.pass, p.nodes])).toEqual([
       ['constants', [3, 2]],
       ['identity', [2, 1]],
     ]);
     expect(totals.passes[0].bytes[1]).toBeLessThan(totals.passes[0].bytes[0]);
-    expect(totals.checkedFeeds).toBe(2);
+    // Only passes that compute nothing changed it: no onnxruntime run needed, and the report says so.
+    expect(totals.check).toBe('exact');
+    expect(totals.checkedFeeds).toBe(0);
+    expect(r.report.warnings).toEqual([]);
+    // A numeric pass (Conv+BN folding, here a MatMul+Add → Gemm) is checked in onnxruntime on the feeds.
+    const w = makeTensor('w', F, [4, 4], floats(16));
+    const b = makeTensor('b', F, [4], floats(4));
+    const g2 = makeGraph('g2', [makeNode('MatMul', ['x', 'w'], ['m']), makeNode('Add', ['m', 'b'], ['y'])], [makeValueInfo('x', F, [2, 4])], [makeValueInfo('y', F, [2, 4])], [w, b]);
+    const gemm = await simplifyStep()(makeModel(g2), ctx(makeModel(g2)));
+    const t2 = gemm.report.totals as { checkedFeeds: number; check: string };
+    expect(ops(gemm.model)).toEqual(['Gemm']);
+    expect(t2.check).toBe('onnxruntime');
+    expect(t2.checkedFeeds).toBeGreaterThan(0);
     expect(r.report.step).toBe('simplify');
     const kept = await simplifyStep({ ...SIMPLIFY_DEFAULTS, skip: ['identity'] })(model, ctx(model));
     expect(ops(kept.model)).toEqual(['Identity', 'Add']);
