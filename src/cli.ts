@@ -8,7 +8,10 @@
  */
 import { helpText, parseArgs, UsageError, usageErrorText } from './cli/args.js';
 import { COMMANDS } from './cli/commands.js';
+import { commandFinished, installExitGuard } from './cli/exit-guard.js';
 import { CompressError } from './errors.js';
+import { cliFlags } from './activity.js';
+import { describeThrown } from './limits.js';
 import { TOOL_NAME, version } from './version.js';
 
 function overview(): string {
@@ -28,6 +31,7 @@ function overview(): string {
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
+  cliFlags.debug = debug;
   const [name, ...rest] = argv.filter((a) => a !== '--debug');
   if (name === '--version' || name === '-V') {
     console.log(`onnx-compress ${version} (${TOOL_NAME})`);
@@ -62,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`onnx-compress: ${debug ? e.stack : e.message}`);
       return e.exitCode;
     }
-    console.error(`onnx-compress: internal error: ${debug ? (e as Error).stack : (e as Error).message}`);
+    console.error(`onnx-compress: internal error: ${debug ? ((e as Error | null)?.stack ?? describeThrown(e)) : describeThrown(e)}`);
     return 70;
   }
 }
@@ -73,5 +77,9 @@ function usageError(e: UsageError): number {
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/onnx-compress')) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  installExitGuard();
+  main(process.argv.slice(2)).then((code) => {
+    commandFinished();
+    process.exit(code);
+  });
 }

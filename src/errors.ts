@@ -41,3 +41,14 @@ function formatMessage(message: string, loc: ErrorLocation): string {
   if (loc.offset !== undefined) where += ` (byte ${loc.offset})`;
   return `${where}: ${message}`;
 }
+
+/**
+ * `e` with `file` as its location when it is a CompressError that names no place at all (a transform
+ * that found a malformed tensor knows the tensor, not the file); anything else is returned unchanged.
+ */
+export function locate(e: unknown, file: string): unknown {
+  if (!(e instanceof CompressError) || e.location.file !== undefined || e.location.offset !== undefined) return e;
+  const located = new CompressError(e.kind, e.message, { file }, { cause: e });
+  if (e.stack) located.stack = `${located.name}: ${located.message}\n${e.stack.split('\n').slice(1).join('\n')}`;
+  return located;
+}

@@ -1,7 +1,7 @@
 /**
  * The import graph of src/: no circles, and every import points down the layers
  *
- *   base (device, errors, format, random, suggest, version) < onnx < data, runtime, linalg, autodiff < transforms < eval
+ *   base (device, errors, format, random, suggest, version, limits, activity) < onnx < data, runtime, linalg, autodiff < transforms < eval
  *   < recipe < pipeline, inspect < plugin, cli, index
  *
  * Type-only imports count too: they are dependencies of the design even when they vanish at runtime.
@@ -15,7 +15,7 @@ const SRC = resolve(new URL('../src/', import.meta.url).pathname);
 
 /** Layers, lowest first; a file belongs to the first entry whose prefix its path (relative to src/) starts with. */
 const LAYERS: [layer: number, prefixes: string[]][] = [
-  [0, ['device.ts', 'errors.ts', 'format.ts', 'random.ts', 'suggest.ts', 'version.ts']],
+  [0, ['device.ts', 'errors.ts', 'format.ts', 'random.ts', 'suggest.ts', 'version.ts', 'limits.ts', 'activity.ts']],
   [1, ['onnx/']],
   [2, ['data/', 'runtime/', 'linalg/', 'autodiff/']],
   [3, ['transforms/']],

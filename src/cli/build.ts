@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CompressError } from '../errors.js';
 import { formatBytes, formatMs, formatRatio } from '../format.js';
-import { compressRecipe, writeResult, type CompressResult } from '../pipeline.js';
+import { compressRecipe, defaultCacheDir, writeResult, type CompressResult } from '../pipeline.js';
 import { writeIfChanged } from '../pipeline/present.js';
 import { reportFiles } from '../pipeline/report.js';
 import { loadRecipe } from '../recipe/index.js';
@@ -20,6 +20,9 @@ import { parseArgs, type ParsedArgs } from './args.js';
 import { build as buildSpec, DEFAULT_OUT_DIR } from './specs.js';
 import { createReporter } from './reporter.js';
 import type { Device } from '../device.js';
+import { checkOutputTargets } from '../recipe/outputs.js';
+import { cliFlags, runningBuilds } from '../activity.js';
+import { describeThrown } from '../limits.js';
 
 export { DEFAULT_OUT_DIR };
 
@@ -76,9 +79,12 @@ export async function run(parsed: ParsedArgs): Promise<number> {
   const reporter = createReporter({ quiet: a.quiet, verbose: a.verbose });
   const outDir = path.resolve(a.out);
   const reportDir = path.resolve(a.reportDir ?? a.out);
+  checkOutputTargets(recipe, outDir, reportDir, a.reportDir === undefined ? '--out' : '--out / --report-dir');
+  const tmpDir = path.join(a.cacheDir ?? defaultCacheDir(), 'tmp');
   const t0 = performance.now();
   const written = new Map<string, { result: CompressResult; file: string; manifestFile: string }>();
   const errors = new Map<string, unknown>();
+  for (const b of recipe.builds) runningBuilds.add(b.id); // until written: the exit guard names what is missing
   try {
     await compressRecipe(recipe, {
       cacheDir: a.cache ? (a.cacheDir ?? undefined) : false,
@@ -90,7 +96,10 @@ export async function run(parsed: ParsedArgs): Promise<number> {
         reporter.onEvent(e);
       },
       // As each finishes: a later failure keeps the finished ones.
-      onResult: (result) => void written.set(result.build.id, { result, ...writeResult(result, outDir, reportDir) }),
+      onResult: (result) => {
+        written.set(result.build.id, { result, ...writeResult(result, outDir, reportDir, tmpDir) });
+        runningBuilds.delete(result.build.id);
+      },
     });
   } catch (e) {
     // Every failed build has had its error event; anything else is not a build's failure.
@@ -110,23 +119,25 @@ export async function run(parsed: ParsedArgs): Promise<number> {
     const e = errors.get(id) as Error;
     const exitCode = e instanceof CompressError ? e.exitCode : 70;
     code = Math.max(code, exitCode);
-    const message = e instanceof CompressError ? e.message : `internal error: ${e?.stack ?? String(e)}`;
+    const message = e instanceof CompressError ? e.message : `internal error: ${cliFlags.debug ? (e?.stack ?? describeThrown(e)) : describeThrown(e)}`;
     if (!a.json) console.error(`onnx-compress: ${message.startsWith(id) ? '' : `${id}: `}${message}`);
     rows.push({ id, error: message, exitCode });
   }
 
-  writeReport(written, outDir, reportDir);
+  writeReport(written, outDir, reportDir, tmpDir);
+  // A build that wrote fewer models than asked never exits 0.
+  if (code === 0 && written.size < recipe.builds.length) code = 2;
   if (a.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
   else printTable(rows, outDir, performance.now() - t0, a.quiet);
   return code;
 }
 
 /** onnx-compress.json and onnx-compress-report.html for the builds written (the manifests are already there). */
-function writeReport(written: Map<string, { result: CompressResult; file: string }>, outDir: string, reportDir: string): void {
+function writeReport(written: Map<string, { result: CompressResult; file: string }>, outDir: string, reportDir: string, tmpDir: string): void {
   if (written.size === 0) return;
   const models = [...written.values()].map(({ result, file }) => ({ result, fileName: path.relative(outDir, file).replaceAll('\\', '/') }));
   mkdirSync(reportDir, { recursive: true });
-  for (const f of reportFiles(models, new Set())) writeIfChanged(path.join(reportDir, f.fileName), Buffer.from(f.source));
+  for (const f of reportFiles(models, new Set())) writeIfChanged(path.join(reportDir, f.fileName), Buffer.from(f.source), tmpDir);
 }
 
 function summaryRow(r: CompressResult, file: string, manifestFile: string): SummaryRow {

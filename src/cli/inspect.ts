@@ -5,11 +5,11 @@
  * --json. External tensors are described (location, offset, length), not loaded.
  */
 import { statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { CompressError } from '../errors.js';
 import { inspectModel, type InspectReport, type LocationTally, type ValueReport, type WeightTally } from '../inspect.js';
 import { readModel } from '../onnx/io.js';
-import { checkLocation } from '../onnx/external.js';
+import { externalDataFile } from '../onnx/external.js';
 import type { ParsedArgs } from './args.js';
 
 export async function run(args: ParsedArgs): Promise<number> {
@@ -22,10 +22,10 @@ export async function run(args: ParsedArgs): Promise<number> {
     fileBytes: statSync(file).size,
     statExternal: (location) => {
       try {
-        checkLocation(location, file);
-        return statSync(join(dirname(file), location)).size;
+        const st = statSync(externalDataFile(dirname(file), location, file));
+        return st.isFile() ? st.size : undefined;
       } catch (e) {
-        if (e instanceof CompressError) throw e;
+        if (e instanceof CompressError && e.kind !== 'io') throw e; // an escape, not a missing file
         return undefined;
       }
     },

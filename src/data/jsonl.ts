@@ -125,6 +125,7 @@ export function locateJsonError(s: string): { index: number; message: string } {
     return { index: 0, message: 'unparsable JSON' };
   } catch (e) {
     if (e instanceof Stop) return { index: Math.min(e.index, s.length), message: e.message };
+    if (e instanceof RangeError) return { index: i, message: 'nested too deeply to parse' }; // the scanner recurses
     throw e;
   }
 }

@@ -8,6 +8,7 @@
 import { statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { CompressError } from '../errors.js';
+import { describeStat } from '../onnx/paths.js';
 import { dataExtensions, dataFormatOf, type DataFormat } from './formats.js';
 import { readJsonl } from './jsonl.js';
 import { readModule } from './module.js';
@@ -52,8 +53,12 @@ export async function loadSamples(spec: DataSpec, inputs: InputSpec[], opts: Loa
   const file = isAbsolute(spec.data) ? spec.data : resolve(opts.recipeFile ? dirname(opts.recipeFile) : process.cwd(), spec.data);
   let isDir: boolean;
   try {
-    isDir = statSync(file).isDirectory();
+    const st = statSync(file);
+    isDir = st.isDirectory();
+    // A FIFO or a device would block the read forever.
+    if (!isDir && !st.isFile()) throw new CompressError('data', `the data path is not a regular file or a folder (found ${describeStat(st)})`, { file });
   } catch (e) {
+    if (e instanceof CompressError) throw e;
     throw new CompressError('io', `cannot read data: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
   }
   const read = { limit, labelKey: opts.labelKey ?? 'label' };

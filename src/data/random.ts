@@ -8,6 +8,7 @@
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
 import type { TypedArray } from '../onnx/tensor.js';
+import { checkInputBudget } from '../limits.js';
 import { seededRandom } from '../random.js';
 import { convertArray, fmtDims, product, typeInfo } from './elements.js';
 import type { InputSpec, Sample } from './types.js';
@@ -31,6 +32,7 @@ export function randomSamples(inputs: InputSpec[], count: number, seed: number, 
       );
     });
   const plan = inputs.map((spec) => ({ spec, dims: dimsOf(spec), info: typeInfo(spec.type, () => `random data: input "${spec.name}"`) }));
+  checkInputBudget(plan.map((p) => ({ name: p.spec.name, type: p.spec.type, dims: p.dims })), 'random data (one sample)');
   const next = rng(seed * 0x9e3779b1 + 1);
   const normal = () => {
     const u = 1 - next();

@@ -7,6 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
 import { float32ArrayToFloat16 } from '../onnx/float16.js';
+import { limit } from '../limits.js';
 import type { TypedArray } from '../onnx/tensor.js';
 import { suggest } from '../suggest.js';
 import { convertArray, convertible, DTYPE_ALIASES, fmtDims, product, typeInfo, TYPES, type TypeInfo } from './elements.js';
@@ -164,6 +165,8 @@ function valueToTensor(value: unknown, spec: InputSpec, w: Where, symbols: Map<s
   let data: TypedArray;
   if (Array.isArray(value) || typeof value === 'number' || typeof value === 'boolean') {
     dims = nestedShape(value);
+    const maxDepth = limit('JSON_DEPTH');
+    if (dims.length > maxDepth) fail(w, `input "${spec.name}" nests arrays ${dims.length} deep, over the limit of ${maxDepth} (set ONNX_COMPRESS_LIMIT_JSON_DEPTH to change it)`);
     data = flattenNested(value, dims, info, spec.type, spec.name, w);
   } else if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
     const t = typedArrayType(value, spec.type);

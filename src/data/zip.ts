@@ -1,14 +1,20 @@
 /** Zip archives, as numpy.savez writes them for .npz files. */
 import { inflateRawSync } from 'node:zlib';
 import { CompressError } from '../errors.js';
+import { describeThrown, limit, overLimit } from '../limits.js';
 
 /** Reads a zip archive's entries (stored or deflated; zip64 aware). Values are decompressed lazily. */
 export function readZip(bytes: Uint8Array, file?: string): Map<string, () => Uint8Array> {
   const err = (m: string, offset?: number) => new CompressError('data', m, { file, offset });
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const u16 = (o: number) => dv.getUint16(o, true);
-  const u32 = (o: number) => dv.getUint32(o, true);
-  const u64 = (o: number) => Number(dv.getBigUint64(o, true));
+  // Every offset comes from the file: reads past its end are errors at that offset, not RangeErrors.
+  const inside = (o: number, n: number) => {
+    if (!Number.isSafeInteger(o) || o < 0 || o + n > bytes.length) throw err(`truncated or malformed zip: a record at byte ${o} lies past the end of the ${bytes.length}-byte file`, o);
+    return o;
+  };
+  const u16 = (o: number) => dv.getUint16(inside(o, 2), true);
+  const u32 = (o: number) => dv.getUint32(inside(o, 4), true);
+  const u64 = (o: number) => Number(dv.getBigUint64(inside(o, 8), true));
   let eocd = -1;
   for (let o = bytes.length - 22; o >= Math.max(0, bytes.length - 22 - 0xffff); o--) {
     if (u32(o) === 0x06054b50) {
@@ -57,11 +63,26 @@ export function readZip(bytes: Uint8Array, file?: string): Map<string, () => Uin
     out.set(name, () => {
       if (u32(local) !== 0x04034b50) throw err(`bad zip local header for "${name}"`, local);
       const start = local + 30 + u16(local + 26) + u16(local + 28);
+      inside(start, compSize);
       const raw = bytes.subarray(start, start + compSize);
       if (method === 0) return raw;
       if (method === 8) {
-        const b = inflateRawSync(raw);
-        if (b.length !== size) throw err(`zip entry "${name}" inflates to ${b.length} bytes, expected ${size}`);
+        // Declared sizes are checked before inflating, and inflating stops at the declared size: a zip
+        // bomb (or an entry that lies about its size) costs at most what the limits allow.
+        const maxBytes = limit('NPZ_ENTRY_BYTES');
+        if (size > maxBytes) throw overLimit('data', 'NPZ_ENTRY_BYTES', `zip entry "${name}" declares ${size} bytes`, { file, offset: local });
+        const ratio = limit('NPZ_RATIO');
+        if (size > 1 << 20 && size > ratio * compSize) {
+          throw overLimit('data', 'NPZ_RATIO', `zip entry "${name}" declares ${size} bytes from ${compSize} compressed (ratio ${Math.round(size / Math.max(1, compSize))})`, { file, offset: start });
+        }
+        let b: Buffer;
+        try {
+          b = inflateRawSync(raw, { maxOutputLength: Math.max(1, size) });
+        } catch (e) {
+          const tooBig = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError;
+          throw err(`zip entry "${name}" ${tooBig ? `inflates to more than the ${size} bytes it declares` : `cannot be inflated: ${describeThrown(e)}`}`, start);
+        }
+        if (b.length !== size) throw err(`zip entry "${name}" inflates to ${b.length} bytes, expected ${size}`, start);
         return b;
       }
       throw err(`zip entry "${name}" uses compression method ${method}; only stored (0) and deflate (8) are supported`);

@@ -5,10 +5,12 @@
  * `location` comes from the file, so it is untrusted: absolute paths and `..` segments are refused
  * (CVE-2024-27318 / CVE-2022-25882 were exactly this), as are ranges beyond the side file's end.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync, realpathSync } from 'node:fs';
+import path from 'node:path';
 import { isAbsolute, join } from 'node:path';
 import { CompressError } from '../errors.js';
 import { cloneModel } from './edit.js';
+import { openRegularFile, realPath, resolveInside } from './paths.js';
 import type { ModelProto, StringStringEntryProto, TensorProto } from './types.js';
 import { forEachTensor } from './walk.js';
 
@@ -46,18 +48,46 @@ export function checkLocation(location: string, modelFile?: string): void {
 }
 
 /**
+ * The real path of an external data file: `location` passes checkLocation and, symlinks resolved, stays
+ * inside the model's folder (a `weights.bin` that is a symlink to a secrets file is refused).
+ */
+export function externalDataFile(dir: string, location: string, modelFile?: string, allowedDirs: readonly string[] = []): string {
+  checkLocation(location, modelFile);
+  // Also allowed: the folder the model file really lives in (a model stored as a symlink into a blob store,
+  // like the Hugging Face cache, keeps its data next to its real file), and folders the recipe names.
+  const allowed: string[] = [];
+  for (const d of allowedDirs) allowed.push(realPath(d, 'io', 'externalDataDirs folder cannot be opened'));
+  if (modelFile) {
+    try {
+      allowed.push(path.dirname(realpathSync.native(modelFile)));
+    } catch {
+      // an unreadable model fails where it is read
+    }
+  }
+  return resolveInside(dir, location, { file: modelFile, describe: `external data location "${location}"`, allowed });
+}
+
+/**
  * Replaces each external tensor's reference with its bytes in rawData (in place). `preloaded` maps a
  * data file's path (dir + location) to its bytes already in memory: tensors then become views into
  * them instead of fresh reads.
  */
-export function loadExternalData(model: ModelProto, dir: string, modelFile?: string, preloaded?: ReadonlyMap<string, Uint8Array>): void {
+export function loadExternalData(
+  model: ModelProto,
+  dir: string,
+  modelFile?: string,
+  preloaded?: ReadonlyMap<string, Uint8Array>,
+  allowedDirs: readonly string[] = [],
+): void {
   const open = new Map<string, { fd: number; size: number }>();
+  const reals = new Map<string, string>();
   try {
     forEachTensor(model, (t) => {
       if (t.dataLocation !== DataLocation.EXTERNAL) return;
       const ref = externalRef(t, modelFile);
-      checkLocation(ref.location, modelFile);
       const path = join(dir, ref.location);
+      let real = reals.get(ref.location);
+      if (real === undefined) reals.set(ref.location, (real = externalDataFile(dir, ref.location, modelFile, allowedDirs)));
       const inMemory = preloaded?.get(path);
       if (inMemory) {
         const length = ref.length ?? inMemory.length - ref.offset;
@@ -71,17 +101,8 @@ export function loadExternalData(model: ModelProto, dir: string, modelFile?: str
       }
       let f = open.get(path);
       if (!f) {
-        let fd: number;
-        try {
-          fd = openSync(path, 'r');
-        } catch (e) {
-          throw new CompressError('io', `external data file for tensor "${t.name ?? ''}" cannot be opened (${(e as NodeJS.ErrnoException).code})`, { file: path });
-        }
-        const stat = fstatSync(fd);
-        if (!stat.isFile()) {
-          closeSync(fd);
-          throw new CompressError('model', `external data location "${ref.location}" of tensor "${t.name ?? ''}" is not a regular file`, { file: path });
-        }
+        // Non-blocking open + fstat: a FIFO or a device as external data is refused instead of hanging.
+        const { fd, stat } = openRegularFile(real, 'model', `the external data of tensor "${t.name ?? ''}"`);
         f = { fd, size: stat.size };
         open.set(path, f);
       }

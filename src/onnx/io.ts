@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { CompressError } from '../errors.js';
 import { decodeModelFile, encodeModel, MAX_MESSAGE_BYTES, type Encoded } from './codec.js';
 import { loadExternalData, moveToExternalData, type ExternalDataPlan } from './external.js';
+import { openRegularFile } from './paths.js';
 import type { ModelProto } from './types.js';
 
 export interface ReadOptions {
@@ -44,13 +45,12 @@ export function readFileBytes(file: string): Buffer {
   }
 }
 
-/** openSync(file, 'r'), its failure as a CompressError('io') naming the file and the reason. */
+/**
+ * Opens a regular file for reading; a missing file, a symlink loop, a folder, a FIFO or a device is a
+ * CompressError naming the file (a FIFO is opened without blocking, so it cannot hang the build).
+ */
 export function openForReading(file: string): number {
-  try {
-    return openSync(file, 'r');
-  } catch (e) {
-    throw new CompressError('io', `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
-  }
+  return openRegularFile(file, 'io').fd;
 }
 
 export interface WriteOptions {
@@ -100,11 +100,31 @@ export function writeModel(model: ModelProto, file: string, opts: WriteOptions =
 }
 
 /**
- * Writes chunks to `file` through a temp file in the same folder, then renames it into place, so a
- * reader (or a killed build) never sees a half-written file.
+ * Writes chunks to `file` through a temp file (in `tmpDir`, default the file's folder, hidden), then
+ * renames it into place, so a reader (or a killed build) never sees a half-written file.
  */
-export function writeChunksAtomic(file: string, encoded: Encoded): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+export function writeChunksAtomic(file: string, encoded: Encoded, tmpDir?: string): void {
+  const tmp = writeChunksToTemp(file, encoded, tmpDir);
+  try {
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new CompressError('io', `cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+  }
+}
+
+/**
+ * Name of a temp file for `file`: `[.]<name>.<pid>.<random>.tmp`. The pid lets a later build tell a
+ * killed writer's leftovers from a running one's (src/pipeline/temps.ts removes them).
+ */
+export function tempName(file: string, tmpDir?: string): string {
+  const unique = `${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  return tmpDir ? join(tmpDir, `${basename(file)}.${unique}`) : join(dirname(file), `.${basename(file)}.${unique}`);
+}
+
+/** Writes chunks to a new temp file for `file` and returns its path (nothing is left behind on failure). */
+export function writeChunksToTemp(file: string, encoded: Encoded, tmpDir?: string): string {
+  const tmp = tempName(file, tmpDir);
   let fd: number | undefined;
   try {
     fd = openSync(tmp, 'w');
@@ -130,7 +150,7 @@ export function writeChunksAtomic(file: string, encoded: Encoded): void {
     if (process.env.ONNX_COMPRESS_FSYNC === '1') fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
-    renameSync(tmp, file);
+    return tmp;
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });

@@ -14,6 +14,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { loadRecipe } from '../recipe/index.js';
+import { checkOutputTargets } from '../recipe/outputs.js';
+import { sweepOnce } from './temps.js';
 import type { Build, Recipe } from '../recipe/types.js';
 import { applyBudget } from './budget.js';
 import { defaultCacheDir, ModelCache } from './cache.js';
@@ -78,6 +80,7 @@ export async function compressBuild(build: Build, opts: PipelineOptions = {}): P
   const t0 = performance.now();
   const emit = emitterFor(build.id, t0, opts.onEvent);
   const cacheDir = opts.cacheDir === false ? undefined : path.resolve(opts.cacheDir ?? defaultCacheDir());
+  if (cacheDir) sweepOnce(cacheDir); // temp files of killed builds (once per folder per process)
   const stats = statsFor(cacheDir);
   emit({ kind: 'model-start' });
   try {
@@ -148,10 +151,12 @@ export async function runRecipe(
   opts: RunRecipeOptions = {},
 ): Promise<{ recipe: Recipe; results: (CompressResult & { file: string; manifestFile: string })[] }> {
   const recipe = await loadRecipe(recipeFile);
-  const results = await compressRecipe(recipe, opts);
   const outDir = path.resolve(opts.outDir ?? 'dist/onnx');
+  checkOutputTargets(recipe, outDir, outDir, 'outDir');
+  const results = await compressRecipe(recipe, opts);
+  const tmpDir = path.join(opts.cacheDir || defaultCacheDir(), 'tmp');
   // Object.assign, not a spread: a spread would read every output's bytes through the getter.
-  return { recipe, results: results.map((r) => Object.assign(r, writeResult(r, outDir))) };
+  return { recipe, results: results.map((r) => Object.assign(r, writeResult(r, outDir, outDir, tmpDir))) };
 }
 
 export function defaultConcurrency(builds: number, requested?: number): number {

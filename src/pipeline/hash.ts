@@ -12,6 +12,7 @@ import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import { join, relative } from 'node:path';
 import { CompressError } from '../errors.js';
 import { writeChunksAtomic } from '../onnx/io.js';
+import { describeStat } from '../onnx/paths.js';
 
 export interface StatEntry {
   size: number;
@@ -147,7 +148,7 @@ export interface FileHash {
 /** sha256 of a file, from the stat cache when the file is unchanged. */
 export async function hashFile(file: string, stats: StatCache, opts: { scanExternal?: boolean } = {}): Promise<FileHash> {
   const st = statOrThrow(file);
-  if (!st.isFile()) throw new CompressError('io', 'expected a file, found a folder', { file });
+  if (!st.isFile()) throw new CompressError('io', `expected a file, found ${describeStat(st)}`, { file });
   const known = stats.lookup(file, st);
   if (known && (!opts.scanExternal || known.deps)) return { sha256: known.sha256, bytes: st.size, entry: known };
   const hashedAt = Date.now();
@@ -183,7 +184,7 @@ export async function hashFolder(dir: string, stats: StatCache): Promise<string>
     }
     for (const name of names) {
       const p = join(d, name);
-      const st = statSync(p);
+      const st = statOrThrow(p);
       if (st.isDirectory()) walk(p);
       else if (st.isFile()) files.push(p);
     }

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { decodeModelFile } from '../onnx/codec.js';
-import { DataLocation, checkLocation, externalRef } from '../onnx/external.js';
+import { DataLocation, externalDataFile, externalRef } from '../onnx/external.js';
 import { readFileBytes } from '../onnx/io.js';
 import { forEachTensor } from '../onnx/walk.js';
 import { mapFilePathsAsync, normalizedStepConfig } from '../recipe/index.js';
@@ -37,13 +37,13 @@ function stableStringify(v: unknown): string {
 }
 
 /** External data files a model references (relative to its folder), from a decode of its bytes. */
-function externalDeps(file: string): string[] {
+function externalDeps(file: string, allowedDirs: readonly string[] = []): string[] {
   const model = decodeModelFile(readFileBytes(file), file);
   const deps = new Set<string>();
   forEachTensor(model, (t) => {
     if (t.dataLocation !== DataLocation.EXTERNAL) return;
     const { location } = externalRef(t, file);
-    checkLocation(location, file);
+    externalDataFile(path.dirname(file), location, file, allowedDirs);
     deps.add(toPosix(path.normalize(location)));
   });
   return [...deps].sort();
@@ -53,11 +53,12 @@ export async function computeKey(build: Build, stats: StatCache): Promise<KeyInf
   const src = await hashFile(build.source, stats, { scanExternal: true });
   let deps = src.entry?.deps;
   if (!deps) {
-    deps = src.mayReferenceExternal ? externalDeps(build.source) : [];
+    deps = src.mayReferenceExternal ? externalDeps(build.source, build.externalDataDirs) : [];
     stats.setDeps(build.source, deps);
   }
   const dir = path.dirname(build.source);
-  const external = await Promise.all(deps.map(async (d) => [d, (await hashFile(path.join(dir, d), stats)).sha256]));
+  // Checked on every build, not only when the deps were listed: a data file may since have become a symlink.
+  const external = await Promise.all(deps.map(async (d) => [d, (await hashFile(externalDataFile(dir, d, build.source, build.externalDataDirs), stats)).sha256]));
   const byHash = (p: string) => hashPath(p, stats).then((h) => `sha256:${h}`);
   // Only the recipe keys that name files are hashed (a node-name glob like "/encoder/*" is not a path).
   const config = stableStringify(await mapFilePathsAsync(normalizedStepConfig(build), byHash));

@@ -2,16 +2,17 @@
  * Presentation of a result: the manifest of one build (a cached entry is shared by content, so identity and
  * paths are filled per build), and the files a build writes.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
-import { writeChunksAtomic } from '../onnx/io.js';
 import { mapFilePaths } from '../recipe/files.js';
 import type { Build } from '../recipe/types.js';
-import { readWithStat, statCacheFor } from './hash.js';
+import { commitFiles, defaultTempDir } from './commit.js';
+import { statCacheFor } from './hash.js';
+import { sweepOnce } from './temps.js';
 import type { Manifest } from './manifest.js';
 import { toPosix } from './key.js';
 import type { CompressResult } from './result.js';
-import { copyIfChanged } from './output.js';
+import { hashFileStreamed } from './output.js';
 
 /** A path for messages: relative to cwd when inside it. */
 export function displayPath(file: string): string {
@@ -53,24 +54,40 @@ export function present(stored: Manifest, build: Build, recipeFile: string | und
  * Writes <outDir>/<build.output> and <outDir>/<name>[.<variant>].manifest.json atomically. A file that
  * already holds exactly these bytes is left alone (its mtime too, so watchers see no change).
  */
-export function writeResult(result: CompressResult, outDir: string, manifestDir = outDir): { file: string; manifestFile: string } {
+export function writeResult(result: CompressResult, outDir: string, manifestDir = outDir, tmpDir = defaultTempDir()): { file: string; manifestFile: string } {
   const file = path.resolve(outDir, result.build.output);
   const manifestFile = path.resolve(manifestDir, `${result.build.id}.manifest.json`);
-  mkdirSync(path.dirname(file), { recursive: true });
-  mkdirSync(path.dirname(manifestFile), { recursive: true });
-  // A file copy (the bytes never enter memory); the cache folder's stat cache remembers the destination.
+  // Leftovers of writers killed before temps moved out of the output folder (hidden temps next to the outputs).
+  sweepOnce(path.dirname(file));
+  sweepOnce(path.dirname(manifestFile));
+  // The model is a file copy (the bytes never enter memory); the cache folder's stat cache remembers the
+  // destination. Model and manifest are committed together (temps in `tmpDir`, see commit.ts).
   const stats = path.basename(result.file) === `${result.key}.onnx` ? statCacheFor(path.dirname(result.file)) : undefined;
-  copyIfChanged(result.file, file, result.manifest.output.sha256, stats);
+  const sha256 = result.manifest.output.sha256;
+  const hashedAt = Date.now();
+  commitFiles(
+    [
+      { file, copyFrom: result.file, unchanged: () => holds(file, result.file, sha256, stats) },
+      { file: manifestFile, bytes: Buffer.from(JSON.stringify(result.manifest, null, 2) + '\n') },
+    ],
+    tmpDir,
+  );
+  const st = statSync(file, { throwIfNoEntry: false });
+  if (st) stats?.record(file, st, sha256, hashedAt);
   stats?.flush();
-  writeIfChanged(manifestFile, Buffer.from(JSON.stringify(result.manifest, null, 2) + '\n'));
   return { file, manifestFile };
 }
 
-export function writeIfChanged(file: string, bytes: Uint8Array): void {
-  const st = statSync(file, { throwIfNoEntry: false });
-  if (st?.isFile() && st.size === bytes.byteLength) {
-    const old = readWithStat(file);
-    if (old && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(old.bytes)) return;
-  }
-  writeChunksAtomic(file, { chunks: [bytes], byteLength: bytes.byteLength });
+/** Whether `dest` already holds the bytes of `src` (same size and sha256; the stat cache skips re-hashing). */
+function holds(dest: string, src: string, sha256: string, stats?: ReturnType<typeof statCacheFor>): boolean {
+  const st = statSync(dest, { throwIfNoEntry: false });
+  if (!st?.isFile() || st.size !== statSync(src).size) return false;
+  if (stats?.lookup(dest, st)?.sha256 === sha256) return true;
+  return hashFileStreamed(dest) === sha256;
 }
+
+/** Writes `file` unless it already holds exactly these bytes; the temp file goes to `tmpDir`, not next to it. */
+export function writeIfChanged(file: string, bytes: Uint8Array, tmpDir = defaultTempDir()): void {
+  commitFiles([{ file, bytes }], tmpDir);
+}
+

@@ -6,7 +6,7 @@
  * manifest as stored in the cache (identity and paths are filled per build by `present`).
  */
 import path from 'node:path';
-import { CompressError } from '../errors.js';
+import { CompressError, locate } from '../errors.js';
 import type { EvalReport } from '../eval/evaluate.js';
 import { decodeModel, decodeModelFile, encodeModel, MAX_MESSAGE_BYTES, type Encoded } from '../onnx/codec.js';
 import { loadExternalData } from '../onnx/external.js';
@@ -25,7 +25,7 @@ import { collectGarbage } from './memory.js';
 import { hashChunks, OutputFile } from './output.js';
 import { measureAccuracy, outputSizes, sourceSizes } from './measure.js';
 import { displayPath } from './present.js';
-import { mostlyFloat32, verify, type Runtime } from './verify.js';
+import { mostlyFloat32, probeSource, syntheticSample, verify, type Runtime } from './verify.js';
 import type { Device } from '../device.js';
 import { isBuiltIn, loadStep } from '../transforms/registry.js';
 
@@ -62,7 +62,12 @@ export async function runBuild(
   const phase = async <T>(step: string, fn: () => Promise<T> | T): Promise<T> => {
     emit({ kind: 'step-start', step });
     const t = performance.now();
-    const r = await fn();
+    let r: T;
+    try {
+      r = await fn();
+    } catch (e) {
+      throw locate(e, displayPath(build.source)); // an error that names no file is about the source model
+    }
     timings[step] = round(performance.now() - t);
     emit({ kind: 'step-done', step, ms: timings[step] });
     return r;
@@ -96,8 +101,8 @@ export async function runBuild(
       const b = decodeModel(bytes, build.source);
       if (deps.size) {
         // External tensors of both copies are views into the data files read once above.
-        loadExternalData(a, dir, build.source, deps);
-        loadExternalData(b, dir, build.source, deps);
+        loadExternalData(a, dir, build.source, deps, build.externalDataDirs);
+        loadExternalData(b, dir, build.source, deps, build.externalDataDirs);
       }
       return { parts, original: a, working: b };
     });
@@ -120,6 +125,12 @@ export async function runBuild(
       // From the source's file (and its external data beside it): this closure outlives the buffers.
       return carryStates(build.source, samples, spec.carry, { device });
     };
+    // The steps and carry run the source in-process (simplify's output check, capture): probe it in a child
+    // first, on the first calibration sample or a synthetic input (whose size is checked before allocating it).
+    if (stepNames.length || build.calibration?.carry || build.evaluate?.carry) {
+      const first = build.calibration && !build.calibration.carry ? (await loadRaw('calibration', { ...build.calibration, samples: 1 }))[0] : undefined;
+      await probeSource(build.source, first ?? (await syntheticSample(specs, k.seed, displayPath(build.source))), 'before the steps');
+    }
     const distill = build.steps.distill;
     // Random training data is made inside the step: a missing size in shapes is found here, with its line:col.
     if (distill?.data === 'random') await loadRaw('distill', { data: 'random', samples: 1, ...(distill.shapes && { shapes: distill.shapes }) });
@@ -193,6 +204,7 @@ export async function runBuild(
     if (build.evaluate && evalSamples) {
       const b = build as Build & { evaluate: NonNullable<Build['evaluate']> };
       // Both from their files: onnxruntime reads each once (and a source's external data beside it).
+      if (evalSamples[0]) await probeSource(build.source, evalSamples[0], 'evaluate');
       accuracy = await phase('evaluate', () => measureAccuracy(b, build.source, output.file, evalSamples, device));
       // Session warnings (a GPU fallback) were already given by verify.
       for (const w of accuracy.warnings ?? []) if (!warnings.includes(w)) warn(`evaluate: ${w}`, 'evaluate');

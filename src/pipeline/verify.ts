@@ -7,6 +7,8 @@ import { CompressError } from '../errors.js';
 import type { InputSpec, Sample } from '../data/types.js';
 import type { ModelProto } from '../onnx/types.js';
 import { forEachTensor } from '../onnx/walk.js';
+import { checkInputBudget } from '../limits.js';
+import { isolationEnabled, probeIsolated } from '../runtime/isolate.js';
 import { seededRandom } from '../random.js';
 import type { Build } from '../recipe/types.js';
 import { displayPath } from './present.js';
@@ -15,7 +17,10 @@ import type { Device } from '../device.js';
 export type Runtime = typeof import('../runtime/session.js');
 
 /** A deterministic input from the model's input specs: symbolic dims = 1, floats in [0, 1), integers 0. */
-export async function syntheticSample(specs: InputSpec[], seed: number): Promise<Sample> {
+export async function syntheticSample(specs: InputSpec[], seed: number, file?: string): Promise<Sample> {
+  // Declared shapes come from the file: check them against the memory budget before allocating anything.
+  const shapes = specs.map((s) => ({ name: s.name, type: s.type, dims: s.dims.map((d) => (typeof d === 'number' && d >= 0 ? d : 1)) }));
+  checkInputBudget(shapes, 'the verification input (give calibration or evaluate data to verify with real samples)', { file });
   const ort = await import('onnxruntime-node');
   const rand = seededRandom(seed >>> 0 || 1);
   const feeds: Record<string, Tensor> = {};
@@ -64,7 +69,7 @@ export async function syntheticSample(specs: InputSpec[], seed: number): Promise
         data = Array.from({ length: n }, () => '');
         break;
       default:
-        throw new CompressError('compress', `cannot make a verification input for "${spec.name}" of type ${spec.type}`);
+        throw new CompressError('model', `cannot make a verification input for "${spec.name}" of type ${spec.type}`, { file });
     }
     feeds[spec.name] = new ort.Tensor(spec.type as 'float32', data as Float32Array, dims);
   }
@@ -89,6 +94,28 @@ export function mostlyFloat32(model: ModelProto): boolean {
 }
 
 /**
+ * Loads and runs the source (from its file, external data beside it) once on `sample` in the isolated
+ * child before the pipeline runs it in-process (simplify's check, carry, capture, evaluation): a source
+ * that aborts onnxruntime fails its build instead of the process. A plain load or run failure is left to
+ * the in-process code, which reports it in context.
+ */
+export async function probeSource(source: string, sample: Sample, phase: string): Promise<void> {
+  if (isolationEnabled()) await probeIsolated(source, sample.feeds, { file: displayPath(source), phase: `${phase}, on the source model` });
+}
+
+/** Why the source model does not load in onnxruntime (CPU), as a CompressError('model'); undefined when it loads. */
+async function sourceLoadError(rt: Runtime, build: Build): Promise<CompressError | undefined> {
+  try {
+    const o = await rt.openSession(build.source, { device: 'cpu', prepacking: false });
+    await o.session.release();
+    return undefined;
+  } catch (e) {
+    const reason = ((e as Error)?.message ?? String(e)).replace(/^onnxruntime cannot load the model: /, '');
+    return new CompressError('model', `${build.id}: the source model does not load in onnxruntime: ${reason}`, { file: displayPath(build.source) }, { cause: e });
+  }
+}
+
+/**
  * Loads the written output (`file`) in onnxruntime and runs it once; returns the device it ran on.
  * Warnings (a GPU fallback, an unverifiable input) go to `warn`. A failed run is checked against the
  * source (from its file) to tell a bad input from a bad output.
@@ -104,7 +131,7 @@ export async function verify(
   warn: (m: string) => void,
   prepacking: boolean,
 ): Promise<string> {
-  const input = sample ?? (await syntheticSample(specs, seed));
+  const input = sample ?? (await syntheticSample(specs, seed, displayPath(build.source)));
   const fail = (what: string, e: unknown) => {
     // A load failure names the temp / cache file ORT read: the user's file is the source; say ORT's reason.
     const loadError = what === 'does not load' && e instanceof CompressError && e.cause !== undefined;
@@ -112,12 +139,17 @@ export async function verify(
     const reason = message.replace(/^onnxruntime (cannot load the model|failed to run the model[^:]*): /, '');
     return new CompressError('compress', `${build.id}: the compressed model ${what} in onnxruntime: ${reason}`, { file: displayPath(build.source) }, { cause: e });
   };
+  // First in a child process: a model that aborts or hangs onnxruntime fails this build, not the process.
+  if (isolationEnabled()) await probeIsolated(file, input.feeds, { file: displayPath(build.source), phase: 'verify' });
   let opened: Awaited<ReturnType<Runtime['openSession']>>;
   try {
     opened = await rt.openSession(file, { device, prepacking });
   } catch (e) {
     // A device problem is not the compression's fault: report it as what it is.
     if (e instanceof CompressError && e.kind === 'runtime' && /GPU|execution provider/i.test(e.message)) throw e;
+    // Nor is a source that onnxruntime refuses too: that is bad input (exit 2), named as such.
+    const sourceError = await sourceLoadError(rt, build);
+    if (sourceError) throw sourceError;
     throw fail('does not load', e);
   }
   for (const w of opened.warnings) warn(w);

@@ -19,7 +19,12 @@ export function modelMiddleware(models: CompressedModels, server: ViteDevServer)
 }
 
 async function serveModel(models: CompressedModels, server: ViteDevServer, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-  const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+  let pathname: string;
+  try {
+    pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+  } catch {
+    return false; // a malformed URL or % escape is not one of ours: Vite answers it (404), never a 500 with a stack
+  }
   const base = server.config.base.endsWith('/') ? server.config.base : server.config.base + '/';
   if (!pathname.startsWith(base)) return false;
   const rel = pathname.slice(base.length);

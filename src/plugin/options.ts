@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import type { Device } from '../device.js';
+import { CompressError } from '../errors.js';
 
 export type LogLevel = 'silent' | 'error' | 'warn' | 'info';
 export type FilterPattern = string | RegExp | readonly (string | RegExp)[];
@@ -66,11 +67,23 @@ export function resolveOptions(options: Options = {}, root: string = process.cwd
     device: options.device,
     budget: options.budget,
     logLevel: options.logLevel ?? 'info',
-    modelsDir: (options.modelsDir ?? 'models').replace(/^\/+|\/+$/g, ''),
+    modelsDir: confinedModelsDir(options.modelsDir ?? 'models'),
     variantOrder: options.variantOrder,
     ...(options.reportDir !== undefined && { reportDir: path.resolve(root, options.reportDir) }),
     isImporterIncluded: importerFilter(root, options.include, options.exclude),
   };
+}
+
+/**
+ * `modelsDir` names a folder inside the bundler's output directory: `..` segments, absolute and Windows
+ * paths, backslashes and control characters are refused (an emitted file must never land outside it).
+ */
+export function confinedModelsDir(dir: string): string {
+  const trimmed = String(dir).replace(/^\/+|\/+$/g, '');
+  // eslint-disable-next-line no-control-regex
+  const bad = /[\u0000-\u001f\\]/.test(trimmed) || /^[a-zA-Z]:/.test(trimmed) || trimmed.split('/').some((s) => s === '..' || s === '.' || (s === '' && trimmed !== ''));
+  if (bad) throw new CompressError('recipe', `the modelsDir option must name a folder inside the output directory (like "models" or "assets/models"), found ${JSON.stringify(dir)}`);
+  return trimmed;
 }
 
 export type Log = (level: 'info' | 'warn' | 'error', message: string) => void;

@@ -103,6 +103,7 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
     ...(variant !== undefined && { variant }),
     id: variant === undefined ? name : `${name}.${variant}`,
     source,
+    ...(Array.isArray(getIn(data, [...model, 'externalDataDirs'])) && { externalDataDirs: (getIn(data, [...model, 'externalDataDirs']) as unknown[]).map((d) => abs(String(d))) }),
     output,
     // transformers.js computes its files' paths itself: they must be there, under their own names.
     emit: (merged.emit as Build['emit']) ?? (layout === 'transformers.js' ? 'always' : 'imported'),

@@ -6,6 +6,7 @@
  */
 import { statSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { describeStat } from '../onnx/paths.js';
 import type { FileKind } from '../transforms/step-config.js';
 import { STEP_REGISTRY } from '../transforms/registry.js';
 import { positionOf } from './build.js';
@@ -55,17 +56,26 @@ export function filesOf(build: Build): string[] {
 
 /** Reports every referenced file that is missing or of the wrong kind, at the recipe value naming it. */
 export function checkFiles(src: Source, builds: Build[]): void {
-  const stats = new Map<string, Stats | undefined>();
+  const stats = new Map<string, Stats | string | undefined>();
   const stat = (p: string) => {
-    if (!stats.has(p)) stats.set(p, statSync(p, { throwIfNoEntry: false }));
+    if (!stats.has(p)) {
+      try {
+        stats.set(p, statSync(p, { throwIfNoEntry: false }));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        stats.set(p, `cannot open ${p}: ${code === 'ELOOP' ? 'a symlink loop' : (code ?? (e as Error).message)}`); // a loop, a permission problem
+      }
+    }
     return stats.get(p);
   };
   const check = (b: Build, key: string, file: string, kind: FileKind) => {
     const s = stat(file);
-    const problem = !s
+    const problem = typeof s === 'string'
+      ? s
+      : !s
       ? `file not found: ${file}`
       : kind === 'model' && !s.isFile()
-        ? `expected an .onnx file, found a folder: ${file}`
+        ? `expected an .onnx file, found ${describeStat(s)}: ${file}`
         : kind === 'data' && s.isFile() && !dataExtensions.includes(path.extname(file).toLowerCase())
           ? `unsupported data file type: ${file} (expected ${dataExtensions.join(', ')} or a folder)`
           : undefined;

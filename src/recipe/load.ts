@@ -7,11 +7,14 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, isMap, parseDocument } from 'yaml';
 import { CompressError } from '../errors.js';
-import { checkDuplicateOutputs, checkUnsupported, makeBuild, type Layer } from './build.js';
+import { limit } from '../limits.js';
+import { checkDuplicateOutputs, checkUnsupported, makeBuild, positionOf, type Layer } from './build.js';
+import { buildCountProblem, buildLimitIssues, recipeTextProblem } from './limits.js';
+import { outputNameIssues } from './outputs.js';
 import { checkFiles } from './files.js';
 import { isObject, omit, sortKeys } from './objects.js';
 import { describe, schemaIssues, validator } from './schema.js';
-import { displayPath, Source } from './source.js';
+import { displayPath, RecipeError, Source } from './source.js';
 import type { Build, Recipe } from './types.js';
 
 export { positionOf, parseBytes } from './build.js';
@@ -40,6 +43,8 @@ export async function loadRecipe(file: string, opts: LoadOptions = {}): Promise<
 /** Validates and normalizes recipe text; `file` locates it (relative paths resolve from its folder). */
 export function parseRecipe(text: string, file: string, opts: LoadOptions = {}): Recipe {
   const abs = path.resolve(file);
+  const tooMuch = recipeTextProblem(text); // before parsing: deep nesting overflows the YAML parser's stack
+  if (tooMuch) throw new RecipeError([{ file: abs, line: tooMuch.line, column: tooMuch.col, path: '', message: tooMuch.message }]);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const src = new Source(abs, doc, lines);
@@ -54,11 +59,17 @@ export function parseRecipe(text: string, file: string, opts: LoadOptions = {}):
 
   let data: Record<string, unknown>;
   try {
-    data = doc.toJS();
+    data = doc.toJS({ maxAliasCount: limit('RECIPE_ALIASES') });
   } catch (e) {
-    src.report([], `invalid YAML: ${(e as Error).message}`, 'value');
+    const aliases = /alias/i.test((e as Error).message) ? ` (more than ${limit('RECIPE_ALIASES')} alias expansions; set ONNX_COMPRESS_LIMIT_RECIPE_ALIASES to change the limit)` : '';
+    src.report([], `invalid YAML: ${(e as Error).message}${aliases}`, 'value');
     return src.throwIfAny() as never;
   }
+
+  const modelsIn = isObject(data.models) ? Object.values(data.models) : [];
+  const tooMany = buildCountProblem(modelsIn.reduce<number>((n, m) => n + 1 + (isObject(m) && isObject(m.variants) ? Object.keys(m.variants).length : 0), 0));
+  if (tooMany) src.report(['models'], tooMany, 'key');
+  src.throwIfAny();
 
   const validate = validator();
   if (!validate(data)) schemaIssues(src, validate.errors ?? []);
@@ -76,7 +87,7 @@ export function parseRecipe(text: string, file: string, opts: LoadOptions = {}):
     if (!clean('defaults') || !clean(`models.${name}`)) continue;
     const base: Layer[] = [
       { at: ['defaults'], config: defaults },
-      { at: ['models', name], config: omit(model, ['source', 'output', 'variants']) },
+      { at: ['models', name], config: omit(model, ['source', 'output', 'variants', 'externalDataDirs']) },
     ];
     builds.push(makeBuild(src, data, name, undefined, base));
     for (const [variant, over] of Object.entries(variants)) {
@@ -86,6 +97,8 @@ export function parseRecipe(text: string, file: string, opts: LoadOptions = {}):
     }
   }
   checkDuplicateOutputs(src, builds);
+  for (const b of builds) for (const i of buildLimitIssues(b)) src.report(positionOf(b, i.key).path.split('.'), i.message, 'value');
+  for (const i of outputNameIssues(builds)) src.report((i.atOutput ? i.build.positions.output! : i.build.positions['']).path.split('.'), i.message, i.atOutput ? 'value' : 'key');
   if (opts.checkFiles) checkFiles(src, builds);
   src.throwIfAny();
   return { file: abs, dir: path.dirname(abs), builds };

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Document, LineCounter } from 'yaml';
 import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 import { CompressError } from '../errors.js';
+import { limit } from '../limits.js';
 
 export interface RecipeIssue {
   /** Absolute path of the recipe. */
@@ -45,6 +46,7 @@ const SEP = '\u0000';
 
 export class Source {
   readonly issues: (RecipeIssue & { base: string })[] = [];
+  omitted = 0;
   constructor(
     readonly file: string,
     readonly doc: Document,
@@ -57,18 +59,26 @@ export class Source {
 
   private buildIndex(): Map<string, { key?: YNode; value?: YNode }> {
     const index = new Map<string, { key?: YNode; value?: YNode }>([['', { value: this.doc.contents as YNode }]]);
-    const walk = (node: unknown, id: string, depth: number) => {
-      if (isAlias(node) && depth < 32) node = node.resolve(this.doc); // an alias shares its anchor's positions
+    // An alias shares its anchor's positions, so aliased nodes are walked again under the alias's path; a
+    // budget on those walks keeps a billion-laughs recipe (aliases of aliases) from expanding here.
+    let aliasBudget = 10_000;
+    const walk = (node: unknown, id: string, depth: number, viaAlias = false) => {
+      if (isAlias(node)) {
+        if (depth >= 32 || aliasBudget <= 0) return;
+        node = node.resolve(this.doc);
+        viaAlias = true;
+      }
+      if (viaAlias && aliasBudget-- <= 0) return;
       if (isMap(node)) {
         for (const pair of node.items) {
           const k = id + SEP + (isScalar(pair.key) ? String(pair.key.value) : String(pair.key));
           index.set(k, { key: pair.key as YNode, value: pair.value as YNode });
-          walk(pair.value, k, depth + 1);
+          walk(pair.value, k, depth + 1, viaAlias);
         }
       } else if (isSeq(node)) {
         node.items.forEach((item, i) => {
           index.set(id + SEP + i, { value: item as YNode });
-          walk(item, id + SEP + i, depth + 1);
+          walk(item, id + SEP + i, depth + 1, viaAlias);
         });
       }
     };
@@ -107,6 +117,7 @@ export class Source {
 
   reportAt(pos: LinePos, keyPath: Seg[], message: string, note = ''): void {
     const p = keyPath.join('.');
+    if (this.issues.length >= limit('RECIPE_ISSUES')) return void this.omitted++; // listing 1M unknown keys helps nobody
     // The same defaults or model key is checked once per build; say it once.
     if (this.issues.some((i) => i.line === pos.line && i.column === pos.col && i.path === p && i.base === message)) return;
     this.issues.push({ file: this.file, line: pos.line, column: pos.col, path: p, message: message + note, base: message });
@@ -117,6 +128,10 @@ export class Source {
     const issues = this.issues
       .map(({ base: _, ...issue }) => issue)
       .sort((a, b) => a.line - b.line || a.column - b.column);
+    if (this.omitted) {
+      const last = issues[issues.length - 1];
+      issues.push({ ...last, path: '', message: `… and ${this.omitted} more problems not listed` });
+    }
     throw new RecipeError(issues);
   }
 }

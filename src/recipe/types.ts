@@ -38,6 +38,8 @@ export interface Build {
   id: string;
   /** Absolute path of the source .onnx. */
   source: string;
+  /** Real folders (absolute) the source's external data may resolve into besides its own folder (`externalDataDirs`). */
+  externalDataDirs?: string[];
   /** Output file name relative to the output directory, e.g. 'spam.onnx' / 'spam.q4.onnx' (always `/`-separated). */
   output: string;
   emit: 'always' | 'imported';

@@ -8,6 +8,7 @@
 import * as ort from 'onnxruntime-node';
 import { encodeModelToBytes } from '../../onnx/codec.js';
 import type { ModelProto } from '../../onnx/types.js';
+import { withinInputBudget } from '../../limits.js';
 import { seededRandom } from '../../random.js';
 import { inputSpecs } from '../../runtime/session.js';
 
@@ -33,6 +34,9 @@ export interface CheckResult {
 export function syntheticFeeds(model: ModelProto, symbolic: number, seed: number): Feeds | undefined {
   const rand = seededRandom(seed >>> 0 || 1);
   const feeds: Feeds = {};
+  // Declared shapes come from the file: one over the memory budget (or with overflowing dims) is no feed.
+  const shapes = inputSpecs(model).map((s) => ({ ...s, dims: s.dims.map((d) => (typeof d === 'number' && d >= 0 ? d : symbolic)) }));
+  if (!withinInputBudget(shapes)) return undefined;
   for (const spec of inputSpecs(model)) {
     const dims = spec.dims.map((d) => (typeof d === 'number' && d >= 0 ? d : symbolic));
     const n = dims.reduce((a, b) => a * b, 1);

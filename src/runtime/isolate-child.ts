@@ -1,0 +1,36 @@
+/**
+ * The child side of src/runtime/isolate.ts: loads a model in onnxruntime (CPU) and runs it once on the
+ * feeds it is sent. A native abort or a hang here ends or stalls only this process; the parent turns it
+ * into a CompressError for that model. Messages (structured clone): { id, model, feeds } in,
+ * { id, ok, stage?, message? } out.
+ */
+import * as ort from 'onnxruntime-node';
+import { openSession, runSession } from './session.js';
+
+interface Job {
+  id: number;
+  model: Uint8Array | string;
+  feeds: Record<string, { type: string; dims: number[]; data: ort.Tensor['data'] }>;
+}
+
+// The parent went away (exited or was killed): nothing left to answer.
+process.on('disconnect', () => process.exit(0));
+
+process.on('message', (job: Job) => {
+  void (async () => {
+    let stage = 'load';
+    try {
+      const opened = await openSession(job.model, { device: 'cpu' });
+      try {
+        stage = 'run';
+        const feeds = Object.fromEntries(Object.entries(job.feeds).map(([k, t]) => [k, new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims)]));
+        await runSession(opened.session, feeds);
+      } finally {
+        await opened.session.release();
+      }
+      process.send!({ id: job.id, ok: true });
+    } catch (e) {
+      process.send!({ id: job.id, ok: false, stage, message: (e as Error | null)?.message ?? String(e) });
+    }
+  })();
+});

@@ -1,0 +1,165 @@
+/**
+ * Native work on user models in a child process: onnxruntime can abort the whole process ("terminate
+ * called without an active exception") or hang on a malformed model, and a worker thread dies with its
+ * process. `probeIsolated` loads and runs a model once in a pooled child with a time and a memory limit
+ * (scaled by the model's size); a crash, a timeout or too much memory becomes a CompressError for that
+ * model, and the child is replaced. The pipeline probes before it opens the same model with the same
+ * input in-process, so a model that would take the process down never reaches it there.
+ *
+ * Children are reused across models (starting one costs ~0.3 s) and do not keep the parent alive.
+ * ONNX_COMPRESS_ISOLATE=0 turns isolation off.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Tensor } from 'onnxruntime-node';
+import { CompressError, type ErrorLocation } from '../errors.js';
+import { humanSize, limit } from '../limits.js';
+
+export interface ProbeOptions {
+  /** Names the model in messages (a file path) and what the probe is for ("verify"). */
+  file?: string;
+  phase: string;
+  timeoutMs?: number;
+  memoryBytes?: number;
+}
+
+/** What onnxruntime said when it failed without crashing (the caller's in-process run gives its own error). */
+export type ProbeResult = { ok: true } | { ok: false; stage: 'load' | 'run'; message: string };
+
+export function isolationEnabled(): boolean {
+  return process.env.ONNX_COMPRESS_ISOLATE !== '0';
+}
+
+/** Default limits for a model of `bytes`: the configured base plus room that grows with the model. */
+export function probeLimits(bytes: number): { timeoutMs: number; memoryBytes: number } {
+  return {
+    timeoutMs: limit('ISOLATE_MS') + Math.ceil(bytes / 2 ** 20) * 50,
+    memoryBytes: limit('ISOLATE_MEMORY_BYTES') + 8 * bytes,
+  };
+}
+
+interface Worker {
+  child: ChildProcess;
+  busy: boolean;
+}
+
+const idle: Worker[] = [];
+let nextId = 1;
+
+function childEntry(): { file: string; execArgv: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const ext = path.extname(here);
+  const file = path.join(path.dirname(here), `isolate-child${ext}`);
+  if (ext !== '.ts') return { file, execArgv: [] };
+  // Running from sources (tests, tsx): the child needs a TypeScript loader too.
+  const tsx = path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist', 'loader.mjs');
+  return { file, execArgv: ['--import', pathToFileURL(tsx).href] };
+}
+
+function spawnWorker(): Worker {
+  const { file, execArgv } = childEntry();
+  // No pipes: an open stdio pipe would keep the parent alive after its work is done (ORT's own logging
+  // is not needed; the reply, or the exit signal, carries what matters).
+  const child = fork(file, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  const w: Worker = { child, busy: false };
+  child.on('exit', () => {
+    const i = idle.indexOf(w);
+    if (i >= 0) idle.splice(i, 1);
+  });
+  unref(w);
+  return w;
+}
+
+// An idle child must not keep the parent alive (the CLI exits when its work is done).
+function unref(w: Worker): void {
+  w.child.unref();
+  (w.child.channel as { unref?: () => void } | undefined)?.unref?.();
+}
+function ref(w: Worker): void {
+  w.child.ref();
+  (w.child.channel as { ref?: () => void } | undefined)?.ref?.();
+}
+
+/** Resident memory of a process in bytes (Linux /proc), or undefined where that cannot be read. */
+function residentBytes(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids of the pool's children (tests use them to simulate a native crash). */
+export function isolatedPids(): number[] {
+  return idle.map((w) => w.child.pid!).filter(Boolean);
+}
+
+let running: Worker | undefined;
+/** The child running a probe now, if any (for tests). */
+export function runningIsolatedPid(): number | undefined {
+  return running?.child.pid;
+}
+
+/** Loads and runs `model` once on `feeds` in a child process; see the file comment. */
+export async function probeIsolated(model: Uint8Array | string, feeds: Record<string, Tensor>, opts: ProbeOptions): Promise<ProbeResult> {
+  // A path is loaded by the child itself (with any external data beside it); bytes are sent over.
+  const limits = probeLimits(typeof model === 'string' ? statSync(model).size : model.byteLength);
+  const timeoutMs = opts.timeoutMs ?? limits.timeoutMs;
+  const memoryBytes = opts.memoryBytes ?? limits.memoryBytes;
+  const where: ErrorLocation = opts.file ? { file: opts.file } : {};
+  const w = idle.pop() ?? spawnWorker();
+  w.busy = true;
+  running = w;
+  ref(w);
+  const id = nextId++;
+  const plain = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { type: t.type, dims: [...t.dims], data: t.data }]));
+  try {
+    return await new Promise<ProbeResult>((resolve, reject) => {
+      let settled = false;
+      const finish = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        clearInterval(watch);
+        w.child.off('message', onMessage);
+        w.child.off('exit', onExit);
+        f();
+      };
+      const kill = (why: string) => {
+        w.child.kill('SIGKILL');
+        finish(() => reject(new CompressError('runtime', `onnxruntime ${why} (during ${opts.phase})`, where)));
+      };
+      const timer = setTimeout(() => kill(`timed out after ${Math.round(timeoutMs / 1000)} s loading or running the model; the limit grows with the model's size (set ONNX_COMPRESS_LIMIT_ISOLATE_MS to change the base)`), timeoutMs);
+      const watch = setInterval(() => {
+        const rss = residentBytes(w.child.pid!);
+        if (rss !== undefined && rss > memoryBytes) kill(`used more than ${humanSize(memoryBytes)} of memory on the model (set ONNX_COMPRESS_LIMIT_ISOLATE_MEMORY_BYTES to change the base)`);
+      }, 100);
+      const onMessage = (m: { id: number; ok: boolean; stage?: 'load' | 'run'; message?: string }) => {
+        if (m.id !== id) return;
+        finish(() => resolve(m.ok ? { ok: true } : { ok: false, stage: m.stage ?? 'load', message: m.message ?? 'unknown error' }));
+      };
+      const onExit = (code: number | null, signal: string | null) =>
+        finish(() => reject(new CompressError('runtime', `onnxruntime crashed on the model (during ${opts.phase}): the process ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`, where)));
+      w.child.on('message', onMessage);
+      w.child.on('exit', onExit);
+      w.child.send({ id, model, feeds: plain }, (err) => {
+        if (err) finish(() => reject(new CompressError('runtime', `cannot start the isolated onnxruntime process: ${err.message}`, where)));
+      });
+    });
+  } finally {
+    running = undefined;
+    w.busy = false;
+    if (w.child.exitCode === null && w.child.signalCode === null && !w.child.killed) {
+      unref(w);
+      idle.push(w);
+    }
+  }
+}
+
+/** Ends the pool's children (tests; a process exit ends them anyway). */
+export function closeIsolatedPool(): void {
+  for (const w of idle.splice(0)) w.child.kill();
+}
