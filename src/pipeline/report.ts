@@ -183,11 +183,12 @@ function modelDetails({ result }: EmittedModel): string {
   return parts.join('\n');
 }
 
-/** The precision a layer was asked for and got, when a precision assignment set it (e.g. " (asked int4:128, got int4:64)"). */
+/** The precision a layer was asked for and got, and why they differ (e.g. " (asked int4:32, got int8: its 4-bit form …)"). */
 function asked(l: object): string {
-  const { requested, delivered } = l as { requested?: string; delivered?: string };
+  const { requested, delivered, reason } = l as { requested?: string; delivered?: string; reason?: string };
   if (!requested) return '';
-  return requested === delivered ? ` (${esc(requested)})` : ` (asked ${esc(requested)}, got ${esc(delivered ?? '?')})`;
+  if (requested === delivered) return ` (${esc(requested)})`;
+  return ` <span class="bad">(asked ${esc(requested)}, got ${esc(delivered ?? '?')}${reason ? `: ${esc(reason)}` : ''})</span>`;
 }
 
 /** The precision search's error for this layer alone at the precision it was asked for (undefined when no search ran). */

@@ -47,6 +47,11 @@ export interface LayerReport {
   /** Relative RMS error of the weight (or of the layer output on calibration data, see errorKind). */
   error?: number;
   errorKind?: 'weight' | 'output';
+  /** Quantize: the precision the recipe asked for and the one delivered ("int4 block 32", "int8
+   *  per-channel", "float32"), and why they differ when they do. */
+  requested?: string;
+  delivered?: string;
+  reason?: string;
 }
 
 export interface StepReport {

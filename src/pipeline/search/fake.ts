@@ -17,15 +17,15 @@ import type { InputSpec, Sample } from '../../data/types.js';
 import { encodeModelToBytes } from '../../onnx/codec.js';
 import { float16ToFloat32Array } from '../../onnx/float16.js';
 import { DataType } from '../../onnx/dtypes.js';
-import { makeValueInfo, opsetVersion } from '../../onnx/graph.js';
+import { makeValueInfo } from '../../onnx/graph.js';
 import { tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto } from '../../onnx/types.js';
 import type { QuantizeStep } from '../../recipe/types.js';
 import { openSession, runSession, sessionInputSpecs, type DeviceRequest } from '../../runtime/session.js';
 import { toFloat16Clamped } from '../../transforms/quantize/float16.js';
-import { planTarget, type Plan } from '../../transforms/quantize/forms.js';
+import { planTarget, type FormEnv, type Plan } from '../../transforms/quantize/forms.js';
 import { splitAt } from '../../transforms/quantize/layout.js';
-import { opset21Blocker } from '../../transforms/quantize/opset.js';
+import { predictedEnv } from '../../transforms/quantize/delivery.js';
 import { deliveredPrecision, paramsFor, type LayerPrecision } from '../../transforms/quantize/precision.js';
 import { selectWeights, type Target } from '../../transforms/quantize/select.js';
 import { quantizeWeight, type WeightQuant } from '../../transforms/quantize/weights.js';
@@ -143,7 +143,7 @@ export class FakeQuantModel {
   static async open(model: ModelProto, params: QuantizeStep, options: readonly LayerPrecision[], samples: Sample[], opts: { device?: DeviceRequest; minElements?: number; batch?: number } = {}): Promise<FakeQuantModel> {
     const main = model.graph!;
     const selection = selectWeights(model, { include: params.include, exclude: params.exclude, minElements: opts.minElements });
-    const env = { opset: opsetVersion(model, '') ?? 1, opset21Blocker: opset21Blocker(model) };
+    const env = predictedEnv(model);
     const layers: SearchLayer[] = [];
     const fixed: string[] = [];
     const weights = new Map<string, Float32Array>();
@@ -193,7 +193,7 @@ export class FakeQuantModel {
   }
 
   /** A layer's weights at a precision, as a feed (computed once per layer and precision). */
-  weightFeed(layer: SearchLayer, p: LayerPrecision, params: QuantizeStep, env: { opset: number; opset21Blocker?: string }): Tensor {
+  weightFeed(layer: SearchLayer, p: LayerPrecision, params: QuantizeStep, env: FormEnv): Tensor {
     const key = `${layer.name}\u0000${p}`;
     let t = this.cache.get(key);
     if (t) return t;

@@ -17,10 +17,9 @@
 import type { Sample } from '../../data/types.js';
 import type { Budget } from '../../eval/types.js';
 import type { ModelProto } from '../../onnx/types.js';
-import { opsetVersion } from '../../onnx/graph.js';
 import type { LayerPrecision, QuantizeStep } from '../../recipe/types.js';
 import type { DeviceRequest } from '../../runtime/session.js';
-import { opset21Blocker } from '../../transforms/quantize/opset.js';
+import { predictedEnv } from '../../transforms/quantize/delivery.js';
 import { PRECISIONS, requestedPrecision } from '../../transforms/quantize/precision.js';
 import { FakeQuantModel, type Assignment, type RunOutputs, type SearchLayer } from './fake.js';
 import { damageKind, figuresOf, hasAccuracyLimits, meetsAccuracy, type Figures } from './figures.js';
@@ -135,7 +134,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
   const fqSens = nSens < samples.length ? fq.withSamples(sensSamples) : fq;
   try {
     const output = opts.output ?? fq.outputs[0];
-    const env = { opset: opsetVersion(model, '') ?? 1, opset21Blocker: opset21Blocker(model) };
+    const env = predictedEnv(model);
     const feedOf = (l: SearchLayer, p: LayerPrecision) => fq.weightFeed(l, p, params, env);
     const ref = await fq.run(new Map(), feedOf);
     const refSens = fqSens === fq ? ref : await fqSens.run(new Map(), feedOf);

@@ -45,6 +45,9 @@ export interface QuantizeStep {
    * a listed layer takes this precision instead of dtype/granularity; unlisted layers follow dtype.
    */
   layers?: Record<string, LayerPrecision>;
+  /** Any layer delivered at another precision than asked (or left float) fails the build. Only set when true,
+   *  so other builds' cache keys stay what they were. */
+  strict?: boolean;
 }
 
 export const quantizeConfig: StepConfig<QuantizeStep> = {
@@ -62,6 +65,7 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
     keepFloat32Ops: [],
     include: [],
     exclude: [],
+    strict: undefined, // absent unless true
   },
   required: ['dtype'],
   files: {},
@@ -95,6 +99,7 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
       include: stringList(q.include),
       exclude: stringList(q.exclude),
       ...(alias && { alias }),
+      ...(q.strict === true && { strict: true }),
     };
   },
 };

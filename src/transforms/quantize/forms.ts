@@ -35,17 +35,34 @@ export interface Plan {
   granularity: 'per-tensor' | 'per-channel' | number;
   /** Block size written into MatMulNBits / GatherBlockQuantized (scales repeat when coarser). */
   opBlock?: number;
-  /** The form needs the default opset to be 21. */
-  needsOpset21: boolean;
-  /** Why the plan differs from what the recipe asked, for the report's warnings. */
+  /** Set when the weight stays float: why. */
+  keepFloat?: string;
+  /** Why the op form differs from what the recipe asked (same precision), for the report's warnings. */
   note?: string;
+  /** Why the precision (bits, granularity, float) differs, for the per-layer table and its summary line. */
+  lowered?: string;
 }
 
 export interface FormEnv {
-  /** The model's default opset. */
+  /** The model's default opset (after any upgrade). */
   opset: number;
-  /** Undefined when the opset is ≥ 21 or can be raised to 21; else why not. */
-  opset21Blocker?: string;
+  /** Why the opset could not be raised further (names the op and node), when it could not. */
+  blocker?: string;
+}
+
+/** The default-domain opset each form needs: DequantizeLinear 10, per-axis 13, 4-bit/blocked 21; the
+ *  dynamic forms DynamicQuantizeLinear 11; com.microsoft ops none. */
+export function opsetNeeded(plan: Plan): number {
+  if (plan.keepFloat) return 1;
+  switch (plan.form) {
+    case 'dq':
+      return plan.bits === 4 || typeof plan.granularity === 'number' ? 21 : plan.granularity === 'per-channel' ? 13 : 10;
+    case 'matmulinteger':
+    case 'convinteger':
+      return 11;
+    default:
+      return 1;
+  }
 }
 
 const MATMULNBITS_BLOCKS = [256, 128, 64, 32, 16];
@@ -86,7 +103,6 @@ export function planTarget(t: Target, p: QuantizeStep, env: FormEnv): Plan {
     signed: p.dtype.startsWith('int'),
     symmetric: p.symmetric,
     granularity: p.granularity,
-    needsOpset21: false,
   };
   const notes: string[] = [];
   const gemmTransA = t.kind === 'gemm' && t.uses.some((u) => attrInt(u.node, 'transA', 0) !== 0);
@@ -109,34 +125,50 @@ export function planTarget(t: Target, p: QuantizeStep, env: FormEnv): Plan {
     plan.form = 'dq';
   }
   if (plan.form === 'dq' && typeof plan.granularity === 'number' && bits === 8) plan.granularity = 'per-channel';
-  if (plan.form === 'dq' && bits === 4) {
-    if (env.opset21Blocker === undefined) plan.needsOpset21 = true;
-    else if (t.kind === 'matmul' || t.kind === 'gemm') {
-      if (gemmTransA) {
-        plan.bits = 8;
-        plan.granularity = 'per-channel';
-        notes.push(`4-bit DequantizeLinear needs opset 21 and ${env.opset21Blocker}; Gemm with transA=1 quantized to 8 bits`);
-      } else {
-        plan.form = 'matmulnbits';
-        notes.push(`4-bit DequantizeLinear needs opset 21 and ${env.opset21Blocker}: written as MatMulNBits`);
-      }
+  const lowered: string[] = [];
+  const why = () => env.blocker ?? `the model imports opset ${env.opset}`;
+  const mayNBits = (t.kind === 'matmul' || t.kind === 'gemm') && !gemmTransA;
+  if ((plan.form === 'matmulinteger' || plan.form === 'convinteger') && env.opset < 11) {
+    // DynamicQuantizeLinear needs opset 11.
+    plan.form = mayNBits ? 'matmulnbits' : 'dq';
+    notes.push(`the dynamic form needs opset 11 (${why()}): written as ${plan.form === 'dq' ? 'DequantizeLinear' : 'MatMulNBits'}`);
+  }
+  if (plan.form === 'dq' && env.opset < 10) {
+    // No DequantizeLinear before opset 10: only the com.microsoft forms remain.
+    if (mayNBits) {
+      plan.form = 'matmulnbits';
+      notes.push(`DequantizeLinear needs opset 10 (${why()}): written as MatMulNBits`);
     } else if (t.kind === 'gather') {
       plan.form = 'gatherblock';
-      notes.push(`4-bit DequantizeLinear needs opset 21 and ${env.opset21Blocker}: written as GatherBlockQuantized`);
+      notes.push(`DequantizeLinear needs opset 10 (${why()}): written as GatherBlockQuantized`);
+    } else {
+      plan.keepFloat = `DequantizeLinear needs opset 10 (${why()}) and ${t.op} has no other quantized form`;
+      lowered.push(plan.keepFloat);
+    }
+  }
+  if (plan.form === 'dq' && bits === 4 && env.opset < 21 && !plan.keepFloat) {
+    const reason = `4-bit DequantizeLinear needs opset 21 (${why()})`;
+    if (mayNBits) {
+      plan.form = 'matmulnbits';
+      notes.push(`${reason}: written as MatMulNBits`);
+    } else if (t.kind === 'gather') {
+      plan.form = 'gatherblock';
+      notes.push(`${reason}: written as GatherBlockQuantized`);
     } else {
       plan.bits = 8;
       plan.granularity = 'per-channel';
-      notes.push(`4-bit DequantizeLinear needs opset 21 and ${env.opset21Blocker}: quantized to 8 bits per channel`);
+      lowered.push(reason);
     }
   }
-  if (plan.form === 'dq' && plan.granularity === 'per-channel' && env.opset < 13) {
+  if (plan.form === 'dq' && plan.granularity === 'per-channel' && env.opset < 13 && !plan.keepFloat) {
     plan.granularity = 'per-tensor';
-    notes.push(`opset ${env.opset} < 13 has no per-axis DequantizeLinear: quantized per tensor`);
+    lowered.push(`per-axis DequantizeLinear needs opset 13 (${why()})`);
   }
   if (plan.form === 'matmulnbits' || plan.form === 'gatherblock') {
     const K = t.shape[t.reduceAxis];
     plan.opBlock = opBlockFor(plan.granularity, K);
   }
   if (notes.length) plan.note = notes.join('; ');
+  if (lowered.length) plan.lowered = lowered.join('; ');
   return plan;
 }

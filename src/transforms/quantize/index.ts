@@ -16,18 +16,18 @@ import { forEachTensor } from '../../onnx/walk.js';
 import type { QuantizeStep } from './config.js';
 import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
 import { emitDequantize, type Emitted } from './dq.js';
+import { askedPrecision, deliverySummary, planPrecision, sizeAwarePlan, wantedOpset } from './delivery.js';
 import { emitConvInteger, emitMatMulInteger } from './dynamic.js';
 import { GraphEdits } from './edits.js';
 import { convertToFloat16, DEFAULT_KEEP_FLOAT32_OPS, toFloat16Clamped } from './float16.js';
-import { planTarget, type Plan } from './forms.js';
+import { planTarget, type FormEnv, type Plan } from './forms.js';
 import { emitGatherBlockQuantized } from './gather.js';
 import { gptqQuantize } from './gptq.js';
 import type { Hessian } from './hessian.js';
 import { splitAt, toRows } from './layout.js';
 import { isLazy, loadLazy, weightFloats } from './lazy.js';
 import { emitMatMulNBits } from './matmulnbits.js';
-import { opset21Blocker, raiseToOpset21 } from './opset.js';
-import { deliveredPrecision, emitFloat16Weight, paramsFor, requestedPrecision, type LayerPrecision } from './precision.js';
+import { emitFloat16Weight, paramsFor, type LayerPrecision } from './precision.js';
 import { relativeRms } from './rtn.js';
 import { selectWeights, type Target } from './select.js';
 import { quantizeWeight, type WeightQuant } from './weights.js';
@@ -58,7 +58,7 @@ export function quantizeStep(params: QuantizeStep, extras: QuantizeExtras = {}):
     if (params.dtype === 'auto' && !params.layers) {
       throw new CompressError('recipe', 'quantize.dtype auto is resolved by the budget search: the build needs a budget (and evaluate data for accuracy limits)', { file: ctx.file });
     }
-    if (params.dtype !== 'float16') await quantizeWeights(out, params, extras, ctx, report, names, read);
+    if (params.dtype !== 'float16') await quantizeWeights(out, model, params, extras, ctx, report, names, read);
     if (params.dtype === 'float16' || params.float16) {
       const r = convertToFloat16(out, { keepIoTypes: params.keepIoTypes, keepFloat32Ops: params.keepFloat32Ops, minElements: extras.minElements, read }, names);
       for (const w of r.weights) {
@@ -79,6 +79,7 @@ export function quantizeStep(params: QuantizeStep, extras: QuantizeExtras = {}):
 
 async function quantizeWeights(
   model: ModelProto,
+  input: ModelProto,
   params: QuantizeStep,
   extras: QuantizeExtras,
   ctx: StepContext,
@@ -86,10 +87,31 @@ async function quantizeWeights(
   names: NameScope,
   read: (t: TensorProto) => Float32Array,
 ): Promise<void> {
-  const selection = selectWeights(model, { include: params.include, exclude: params.exclude, minElements: extras.minElements });
-  report.skipped.push(...selection.skipped);
   // Mixed precision: a layer the assignment keeps float32 is left alone; float16 ones get no plan.
   const assigned = (t: Target): LayerPrecision | undefined => params.layers?.[t.name];
+  const paramsOf = (t: Target): QuantizeStep => {
+    const a = assigned(t);
+    return a ? paramsFor(params, a) : params;
+  };
+  const quantizable = (t: Target) => assigned(t) !== 'float32' && assigned(t) !== 'float16';
+  // Raise the opset first when the chosen forms need a newer one (the upgrade rewrites nodes, so weights
+  // are selected again afterwards).
+  const selectOpts = { include: params.include, exclude: params.exclude, minElements: extras.minElements };
+  let opset = opsetVersion(model, '') ?? 1;
+  let blocker: string | undefined;
+  const wanted = wantedOpset(selectWeights(model, selectOpts).targets.filter(quantizable), params, (t) => (assigned(t) ? paramsOf(t) : undefined));
+  if (wanted > opset) {
+    const { upgradeForQuantize, describeUpgrade } = await import('./upgrade.js');
+    const u = await upgradeForQuantize(model, input, wanted, names, ctx.calibration, ctx.seed);
+    if (u) {
+      report.totals!.opset = u;
+      report.warnings.push(describeUpgrade(u));
+      blocker = u.blocker;
+      opset = opsetVersion(model, '') ?? 1;
+    }
+  }
+  const selection = selectWeights(model, selectOpts);
+  report.skipped.push(...selection.skipped);
   const fp16 = new Set<Target>();
   selection.targets = selection.targets.filter((t) => {
     const a = assigned(t);
@@ -97,21 +119,18 @@ async function quantizeWeights(
     if (a === 'float16') fp16.add(t);
     return a !== 'float32';
   });
-  const env = { opset: opsetVersion(model, '') ?? 1, opset21Blocker: opset21Blocker(model) };
+  const env: FormEnv = { opset, ...(blocker !== undefined && { blocker }) };
   const plans = new Map<Target, Plan>();
   const notes = new Map<string, number>();
   for (const t of selection.targets) {
     if (fp16.has(t)) continue;
-    const a = assigned(t);
-    const plan = planTarget(t, a ? paramsFor(params, a) : params, env);
+    // A precision the search assigned is its choice (it weighs bytes itself); the recipe's dtype is
+    // delivered in the smallest form (delivery.ts).
+    const plan = assigned(t) ? planTarget(t, paramsOf(t), env) : sizeAwarePlan(t, params, env);
     plans.set(t, plan);
     if (plan.note) notes.set(plan.note, (notes.get(plan.note) ?? 0) + 1);
   }
   for (const [note, count] of notes) report.warnings.push(count > 1 ? `${note} (${count} weights)` : note);
-  if ([...plans.values()].some((p) => p.needsOpset21) && env.opset < 21) {
-    raiseToOpset21(model, names);
-    report.warnings.push(`the default opset was raised from ${env.opset} to 21 (IR version 10) for 4-bit DequantizeLinear`);
-  }
 
   // GPTQ: Hessians of each MatMul/Gemm input over the calibration samples, in one pass.
   let hessians: Map<string, Hessian> | undefined;
@@ -121,7 +140,7 @@ async function quantizeWeights(
     if (!ctx.calibration?.length) throw new CompressError('data', 'quantize: method gptq got no calibration samples', { file: ctx.file });
     const main = model.graph!;
     for (const t of selection.targets) {
-      if (fp16.has(t)) continue;
+      if (fp16.has(t) || plans.get(t)?.keepFloat) continue;
       const why = gptqIneligible(t, main);
       if (why) report.warnings.push(`${t.name}: ${why}; quantized with rtn`);
       else gptqTargets.add(t);
@@ -142,12 +161,21 @@ async function quantizeWeights(
   // call. Loaded lazily, so RTN quantization never loads the native runtime.
   const mm = gptqTargets.size ? (await import('../../runtime/matrix.js')).matrixEngine({ threads: extras.intraOpThreads ?? 1, jsBelow: 2_000_000 }) : undefined;
   // Round-to-nearest weights on all cores at once (undefined: one thread, weight by weight below).
-  const rtn = selection.targets.filter((t) => !gptqTargets.has(t) && !fp16.has(t) && plans.has(t));
+  const rtn = selection.targets.filter((t) => !gptqTargets.has(t) && !fp16.has(t) && plans.has(t) && !plans.get(t)!.keepFloat);
   const parallel = await quantizeParallel(rtn, plans, ctx.file, read);
   let usesMicrosoft = false;
   try {
     let done = 0;
     for (const t of selection.targets) {
+      const plan0 = plans.get(t);
+      if (plan0?.keepFloat) {
+        // Left float here; float16: true converts it with the rest afterwards (its own layer entry).
+        const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
+        const precision = { requested: assigned(t) ?? askedPrecision(params), delivered: planPrecision(plan0, params.float16), reason: plan0.lowered };
+        report.layers.push(Object.assign({ name: t.name, op: t.op, weight: t.weight, shape: t.shape, dtypeBefore: 'float32', dtypeAfter: 'float32', bytesBefore: bytes, bytesAfter: bytes, error: 0, errorKind: 'weight' as const }, { form: 'float', ...precision }));
+        ctx.progress?.((++done / selection.targets.length) * 0.95);
+        continue;
+      }
       if (fp16.has(t)) {
         const w = read(t.site.tensor); // valid until the next read: used up within this iteration
         const e = emitFloat16Weight(t, w, edits);
@@ -202,9 +230,10 @@ async function quantizeWeights(
         error: relativeRms(q),
         errorKind: 'weight',
       };
-      const requested = assigned(t) ?? requestedPrecision(params);
-      const delivered = deliveredPrecision(plan.bits, plan.granularity);
-      report.layers.push(Object.assign(layer, { form: plan.form, method, granularity: plan.granularity, ...(requested && { requested, delivered }) }));
+      const requested = assigned(t) ?? askedPrecision(params);
+      const delivered = planPrecision(plan, params.float16);
+      const reason = requested !== delivered ? plan.lowered : undefined;
+      report.layers.push(Object.assign(layer, { form: plan.form, method, granularity: plan.granularity, ...(requested && { requested, delivered }), ...(reason && { reason }) }));
       ctx.progress?.((++done / selection.targets.length) * 0.95);
     }
   } finally {
@@ -212,9 +241,15 @@ async function quantizeWeights(
   }
   edits.apply();
   if (usesMicrosoft) ensureOpset(model, 'com.microsoft', 1);
-  const before = report.layers.reduce((s, l) => s + l.bytesBefore, 0);
-  const after = report.layers.reduce((s, l) => s + l.bytesAfter, 0);
-  report.totals!.weights = { quantized: report.layers.length, skipped: report.skipped.length, bytesBefore: before, bytesAfter: after };
+  const done = report.layers.filter((l) => l.dtypeAfter !== 'float32');
+  const before = done.reduce((s, l) => s + l.bytesBefore, 0);
+  const after = done.reduce((s, l) => s + l.bytesAfter, 0);
+  report.totals!.weights = { quantized: done.length, keptFloat: report.layers.length - done.length, skipped: report.skipped.length, bytesBefore: before, bytesAfter: after };
+  const summary = deliverySummary(report.layers);
+  if (summary) {
+    if (params.strict) throw new CompressError('compress', `quantize.strict: ${summary}`, { file: ctx.file });
+    report.warnings.push(summary);
+  }
 }
 
 /** Relative RMS error of storing a weight as float16. */
