@@ -114,8 +114,11 @@ async function run(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promis
   }
 }
 
+/** The quantize step's report (other steps, e.g. simplify, may come first). */
+const quantizeOf = (m: Manifest) => m.steps.find((s) => s.step === 'quantize')!;
+
 interface Manifest {
-  steps: { totals: { opset?: { from: number; to: number; converted: { op: string; at: number }[]; check?: { outputs: number } } }; layers: { name: string; requested?: string; delivered?: string; reason?: string }[] }[];
+  steps: { step: string; totals: { opset?: { from: number; to: number; converted: { op: string; at: number }[]; check?: { outputs: number } } }; layers: { name: string; requested?: string; delivered?: string; reason?: string }[] }[];
   warnings: string[];
 }
 
@@ -154,20 +157,21 @@ describe('an opset-9 model with Constant-node weights', () => {
       expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 3);
       for (let i = 0; i < 48; i++) expect(Math.abs(p[i] - q[i]), `${row.id} probs[${i}]`).toBeLessThan(0.01);
       const m = JSON.parse(readFileSync(row.manifest, 'utf8')) as Manifest;
-      const up = m.steps[0].totals.opset!;
+      const up = quantizeOf(m).totals.opset!;
       expect(up.from).toBe(9);
       expect(up.check!.outputs).toBeGreaterThan(0);
       const converted = up.converted.map((c) => `${c.op}@${c.at}`);
-      // DynamicQuantizeLinear needs 11 only: the opset-12/13 changes are not made for it.
-      const at13 = row.id === 'old.dynamic' ? [] : ['Dropout@12', 'Squeeze@13', 'Unsqueeze@13', 'Split@13', 'Softmax@13'];
+      // DynamicQuantizeLinear needs 11 only: the opset-13 changes are not made for it. (Dropout is gone:
+      // the simplify step removes it before quantize.)
+      const at13 = row.id === 'old.dynamic' ? [] : ['Squeeze@13', 'Unsqueeze@13', 'Split@13', 'Softmax@13'];
       for (const k of ['Clip@11', 'Pad@11', 'Slice@10', 'Upsample@10', 'Resize@11', 'TopK@10', ...at13]) expect(converted, row.id).toContain(k);
       expect(m.warnings.join('\n')).toMatch(/raised from 9 to (11|13|21)/);
     }
     // 4-bit where it is smaller: conv1's reduce axis has 3 values (a scale per 3 codes), so it is 8-bit.
     const m4 = JSON.parse(readFileSync(rows.find((x) => x.id === 'old.int4')!.manifest, 'utf8')) as Manifest;
-    const conv1 = m4.steps[0].layers.find((l) => l.name === 'conv1')!;
+    const conv1 = quantizeOf(m4).layers.find((l) => l.name === 'conv1')!;
     expect(conv1).toMatchObject({ requested: 'int4:32', delivered: 'int8', reason: expect.stringMatching(/4-bit form with scales \(\d+ B\) is not smaller than 8-bit/) });
-    expect(m4.steps[0].layers.find((l) => l.name === 'matmul1')).toMatchObject({ requested: 'int4:32', delivered: 'int4:32' });
+    expect(quantizeOf(m4).layers.find((l) => l.name === 'matmul1')).toMatchObject({ requested: 'int4:32', delivered: 'int4:32' });
     expect(m4.warnings.filter((w) => /layers delivered at another precision/.test(w))).toHaveLength(1);
     // The HTML report's per-layer table says it too.
     const html = readFileSync(join(dir, 'out', 'onnx-compress-report.html'), 'utf8');
@@ -202,8 +206,8 @@ describe('a model whose opset cannot reach 21', () => {
     expect(strict.error).toMatch(/quantize\.strict: 1 of 1 layers delivered at another precision than the requested int4:32: 1 as int8 \(4-bit DequantizeLinear needs opset 21 \(BatchNormalization node "bn" cannot be converted to opset 21/);
     const ok = rows.find((x) => x.id === 'bn') as { manifest: string };
     const m = JSON.parse(readFileSync(ok.manifest, 'utf8')) as Manifest;
-    expect(m.steps[0].totals.opset).toMatchObject({ from: 12, to: 13 });
-    expect(m.steps[0].layers).toEqual([expect.objectContaining({ name: 'conv', requested: 'int4:32', delivered: 'int8', reason: expect.stringMatching(/needs opset 21 \(BatchNormalization node "bn"/) })]);
+    expect(quantizeOf(m).totals.opset).toMatchObject({ from: 12, to: 13 });
+    expect(quantizeOf(m).layers).toEqual([expect.objectContaining({ name: 'conv', requested: 'int4:32', delivered: 'int8', reason: expect.stringMatching(/needs opset 21 \(BatchNormalization node "bn"/) })]);
     const lines = m.warnings.filter((w) => /layers delivered at another precision/.test(w));
     expect(lines).toHaveLength(1);
     // No self-contradiction: one delivered precision, stated once.
