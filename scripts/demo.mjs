@@ -30,7 +30,7 @@ for (const [id, { file, cached, manifest: m }] of Object.entries(models)) {
   const rows = [
     ['model', `${id}  (${m.steps.map((s) => `${s.step} ${s.params?.dtype ?? ''}`.trim()).join(', ')})`],
     ['file', file],
-    ['bytes', `${kB(m.sizes.before.bytes)} → ${kB(m.sizes.after.bytes)}  (${(m.sizes.before.bytes / m.sizes.after.bytes).toFixed(2)}× smaller)`],
+    ['bytes', `${kB(m.sizes.before.bytes)} → ${kB(m.sizes.after.bytes)}  (${(m.sizes.after.bytes / m.sizes.before.bytes).toFixed(2)}×)`],
     ['brotli', `${kB(m.sizes.before.brotli)} → ${kB(m.sizes.after.brotli)}`],
     ['accuracy', a ? `${pct(a.original.accuracy)} → ${pct(a.compressed.accuracy)}  (${a.samples} labelled e-mails)` : 'not evaluated'],
     ['agreement', a ? pct(a.metrics.agreement) : '–'],
