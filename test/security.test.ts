@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitFiles } from '../src/pipeline/commit.js';
 import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
 import { loadSamples, readZip } from '../src/data/index.js';
@@ -17,7 +17,7 @@ import { inputSpecs } from '../src/runtime/session.js';
 import { resolveOptions } from '../src/plugin/options.js';
 import { modelMiddleware } from '../src/plugin/dev.js';
 import { sweepStaleTemps } from '../src/pipeline/temps.js';
-import { main } from '../src/cli.js';
+import { cli } from './cli-run.js';
 
 const FMNIST = resolve('test/fixtures/fmnist-cnn/model.onnx');
 
@@ -37,23 +37,6 @@ function project(recipe: string, files: Record<string, string> = {}): string {
   return dir;
 }
 
-export async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const spies = [
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ') + '\n')),
-    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ') + '\n')),
-    vi.spyOn(console, 'warn').mockImplementation((...a: unknown[]) => void err.push(a.join(' ') + '\n')),
-    vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true)),
-    vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true)),
-  ];
-  try {
-    const code = await main(args);
-    return { code, out: out.join(''), err: err.join('') };
-  } finally {
-    for (const s of spies) s.mockRestore();
-  }
-}
 
 const SECRET = 'TOP-SECRET-TOKEN-0123456789';
 

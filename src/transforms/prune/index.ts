@@ -191,26 +191,30 @@ async function pruneWeights(env: Env, layers: Layer[], nm: { keep: number; group
     const st = statsOf(l);
     const outputError = st ? await layerOutputError(engine, l, st, weights[i], after, layerBias(l)) : undefined;
     const n = after.length;
-    const entry: PruneLayerReport = {
-      name: l.name,
-      op: l.op,
-      weight: l.weightName,
-      shape: l.dims,
-      shapeAfter: l.dims,
-      dtypeBefore: 'float32',
-      dtypeAfter: 'float32',
-      bytesBefore: n * 4,
-      bytesAfter: n * 4,
-      paramsBefore: n,
-      paramsAfter: n,
-      sparsity: pruned[i].zeros / n,
-      error: outputError ?? pruned[i].weightError,
-      errorKind: outputError !== undefined ? 'output' : 'weight',
-    };
-    report.layers.push(entry);
+    report.layers.push(zeroedLayerReport(l, n, pruned[i].zeros / n, outputError ?? pruned[i].weightError, outputError !== undefined ? 'output' : 'weight'));
     env.ctx.progress?.((i + 1) / layers.length);
   }
   return nm ? { pattern: `${nm.keep}:${nm.group}` } : {};
+}
+
+/** The report of a layer whose weights were zeroed in place: same shape, type and bytes; its sparsity and error. */
+function zeroedLayerReport(l: Layer, n: number, sparsity: number, error: number, errorKind: 'weight' | 'output'): PruneLayerReport {
+  return {
+    name: l.name,
+    op: l.op,
+    weight: l.weightName,
+    shape: l.dims,
+    shapeAfter: l.dims,
+    dtypeBefore: 'float32',
+    dtypeAfter: 'float32',
+    bytesBefore: n * 4,
+    bytesAfter: n * 4,
+    paramsBefore: n,
+    paramsAfter: n,
+    sparsity,
+    error,
+    errorKind,
+  };
 }
 
 /**
@@ -238,22 +242,7 @@ function pruneInPlace(env: Env, layers: Layer[]): Record<string, unknown> {
     }
     const r = pruneMagnitudeInPlace(w, env.params.rate);
     if (copied) raw!.set(new Uint8Array(w.buffer, 0, n * 4));
-    const entry: PruneLayerReport = {
-      name: l.name,
-      op: l.op,
-      weight: l.weightName,
-      shape: l.dims,
-      shapeAfter: l.dims,
-      dtypeBefore: 'float32',
-      dtypeAfter: 'float32',
-      bytesBefore: n * 4,
-      bytesAfter: n * 4,
-      paramsBefore: n,
-      paramsAfter: n,
-      sparsity: r.zeros / n,
-      error: r.weightError,
-      errorKind: 'weight',
-    };
+    const entry = zeroedLayerReport(l, n, r.zeros / n, r.weightError, 'weight');
     env.report.layers.push(entry);
     env.ctx.progress?.((i + 1) / layers.length);
   });
