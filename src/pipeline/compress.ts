@@ -194,6 +194,8 @@ async function produce(build: Build, opts: PipelineOptions, k: KeyInfo, cache: M
     if (hit === 'corrupt') emit({ kind: 'warning', step: 'cache', message: `cache entry ${k.key.slice(0, 12)} is incomplete or corrupt; rebuilding it` });
   }
   compressions++;
+  // Verification runs in the isolated child: start one now, while this process reads the source.
+  (await import('../runtime/isolate.js')).warmIsolatedPool();
   const { output, manifest, inCache } = await runBuild(build, opts, k, cache, emit, t0);
   if (cache && inCache) {
     try {

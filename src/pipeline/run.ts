@@ -12,6 +12,7 @@ import { decodeModel, decodeModelFile, encodeModel, MAX_MESSAGE_BYTES, type Enco
 import { loadExternalData } from '../onnx/external.js';
 import { readFileBytes } from '../onnx/io.js';
 import type { ModelProto } from '../onnx/types.js';
+import type { InputSpec } from '../data/types.js';
 import { forEachTensor } from '../onnx/walk.js';
 import { STEP_ORDER, type Build, type DataSpec } from '../recipe/types.js';
 import type { StepContext, StepReport } from '../transforms/types.js';
@@ -27,6 +28,7 @@ import { measureAccuracy, outputSizes, sourceSizes } from './measure.js';
 import { displayPath } from './present.js';
 import { mostlyFloat32, probeSource, syntheticSample, verify, type Runtime } from './verify.js';
 import type { Device } from '../device.js';
+import { withSessionGate } from '../runtime/gate.js';
 import { isBuiltIn, loadStep } from '../transforms/registry.js';
 
 export interface RunOptions {
@@ -78,10 +80,23 @@ export async function runBuild(
   const factories = await Promise.all(stepNames.map((name) => loadStep(name))); // fail before any work
   const recipeFile = opts.recipeFile ?? path.join(process.cwd(), 'compress.yaml');
 
+  let probed: Promise<void> | undefined;
+  let sourceSpecs: InputSpec[] = []; // set by the read phase, before anything can await the probe
+  const sourceProbed = (): Promise<void> =>
+    (probed ??= (async () => {
+      const { loadSamples } = await import('../data/load.js');
+      const specs = sourceSpecs;
+      const cal = build.calibration && !build.calibration.carry ? build.calibration : undefined;
+      const first = cal ? (await locatedData(build, 'calibration', { ...cal, samples: 1 }, opts.recipeFile, () => loadSamples({ ...cal, samples: 1 }, specs, { recipeFile })))[0] : undefined;
+      await probeSource(build.source, first ?? (await syntheticSample(specs, k.seed, displayPath(build.source))), 'before the steps');
+    })());
+  const startProbe = () => void sourceProbed().catch(() => {}); // its error reaches whoever awaits it
+
   // Read, steps, encode, write: in a function of its own, so that once it returns nothing refers to the
   // source's or the output's buffers (not even a dead register of this frame) and one collection frees
   // them before onnxruntime loads the output: the process never holds source, output and ORT's copy at once.
-  const made = await (async () => {
+  const gated = <T>(fn: () => Promise<T>) => withSessionGate(sourceProbed, fn);
+  const made = await gated(async () => {
     // A build that only quantizes by rounding reads the source lazily: tensor payloads stay on disk and
     // the step reads each weight when it converts it, so memory holds the output, not the input too.
     // (Not when the budget searches the precision: that measures the weights in memory.)
@@ -112,6 +127,7 @@ export async function runBuild(
     // Which GPU provider works is probed once per process; start it while the steps run.
     if (device !== 'cpu') rt.probeGpu().catch(() => {});
     const specs = rt.inputSpecs(source.original);
+    sourceSpecs = specs;
     checkCarry(build, specs, rt.outputNames(source.original), opts.recipeFile);
     const loadRaw = async (section: DataSection, spec: DataSpec, labelKey?: string) => {
       const { loadSamples } = await import('../data/load.js');
@@ -125,12 +141,12 @@ export async function runBuild(
       // From the source's file (and its external data beside it): this closure outlives the buffers.
       return carryStates(build.source, samples, spec.carry, { device });
     };
-    // The steps and carry run the source in-process (simplify's output check, capture): probe it in a child
-    // first, on the first calibration sample or a synthetic input (whose size is checked before allocating it).
-    if (stepNames.length || build.calibration?.carry || build.evaluate?.carry) {
-      const first = build.calibration && !build.calibration.carry ? (await loadRaw('calibration', { ...build.calibration, samples: 1 }))[0] : undefined;
-      await probeSource(build.source, first ?? (await syntheticSample(specs, k.seed, displayPath(build.source))), 'before the steps');
-    }
+    // Whatever runs the source in this process (simplify's output check and folds, capture, GPTQ, carry,
+    // evaluation) waits for one run of it in the isolated child first, on the first calibration sample
+    // or a synthetic input (whose size is checked before allocating it): see withSessionGate. A build that
+    // only rounds weights never needs that run; one with calibration data surely does, so it starts now,
+    // in the child, while this process reads and converts.
+    if (build.calibration || build.evaluate?.carry) startProbe();
     const distill = build.steps.distill;
     // Random training data is made inside the step: a missing size in shapes is found here, with its line:col.
     if (distill?.data === 'random') await loadRaw('distill', { data: 'random', samples: 1, ...(distill.shapes && { shapes: distill.shapes }) });
@@ -189,14 +205,14 @@ export async function runBuild(
     // Closures made here (loadRaw, promise callbacks) keep this scope alive: clear what pins buffers.
     source = model = encoded = undefined;
     return { rt, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after };
-  })();
+  });
   const { rt, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after } = made;
   collectGarbage();
 
   try {
     const evalSamples = build.evaluate ? await phase('data', () => loadRaw('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;
     const usedDevice = await phase('verify', () =>
-      verify(rt, build, output.file, calibration?.[0] ?? evalSamples?.[0], specs, device, k.seed, (m) => warn(m, 'verify'), prepacking),
+      gated(() => verify(rt, build, output.file, calibration?.[0] ?? evalSamples?.[0], specs, device, k.seed, (m) => warn(m, 'verify'), prepacking)),
     );
     emit({ kind: 'verify', device: usedDevice });
 
@@ -204,8 +220,12 @@ export async function runBuild(
     if (build.evaluate && evalSamples) {
       const b = build as Build & { evaluate: NonNullable<Build['evaluate']> };
       // Both from their files: onnxruntime reads each once (and a source's external data beside it).
-      if (evalSamples[0]) await probeSource(build.source, evalSamples[0], 'evaluate');
-      accuracy = await phase('evaluate', () => measureAccuracy(b, build.source, output.file, evalSamples, device));
+      if (evalSamples[0]) {
+        const p = probeSource(build.source, evalSamples[0], 'evaluate');
+        probed ??= p; // it is the gate's run of the source too
+        await p;
+      }
+      accuracy = await phase('evaluate', () => gated(() => measureAccuracy(b, build.source, output.file, evalSamples, device)));
       // Session warnings (a GPU fallback) were already given by verify.
       for (const w of accuracy.warnings ?? []) if (!warnings.includes(w)) warn(`evaluate: ${w}`, 'evaluate');
     }

@@ -103,15 +103,20 @@ export async function probeSource(source: string, sample: Sample, phase: string)
   if (isolationEnabled()) await probeIsolated(source, sample.feeds, { file: displayPath(source), phase: `${phase}, on the source model` });
 }
 
-/** Why the source model does not load in onnxruntime (CPU), as a CompressError('model'); undefined when it loads. */
+/** The source model does not load in onnxruntime: bad input, CompressError('model'). */
+function sourceError(build: Build, e: unknown): CompressError {
+  const reason = ((e as Error)?.message ?? String(e)).replace(/^onnxruntime cannot load the model: /, '');
+  return new CompressError('model', `${build.id}: the source model does not load in onnxruntime: ${reason}`, { file: displayPath(build.source) }, { cause: e });
+}
+
+/** Why the source model does not load in onnxruntime (CPU); undefined when it loads. */
 async function sourceLoadError(rt: Runtime, build: Build): Promise<CompressError | undefined> {
   try {
     const o = await rt.openSession(build.source, { device: 'cpu', prepacking: false });
     await o.session.release();
     return undefined;
   } catch (e) {
-    const reason = ((e as Error)?.message ?? String(e)).replace(/^onnxruntime cannot load the model: /, '');
-    return new CompressError('model', `${build.id}: the source model does not load in onnxruntime: ${reason}`, { file: displayPath(build.source) }, { cause: e });
+    return sourceError(build, e);
   }
 }
 
@@ -119,6 +124,10 @@ async function sourceLoadError(rt: Runtime, build: Build): Promise<CompressError
  * Loads the written output (`file`) in onnxruntime and runs it once; returns the device it ran on.
  * Warnings (a GPU fallback, an unverifiable input) go to `warn`. A failed run is checked against the
  * source (from its file) to tell a bad input from a bad output.
+ *
+ * With isolation on (the default), the run on the CPU happens in the pooled child, and that run is the
+ * verification: the output is not loaded a second time in this process unless a GPU provider is to be
+ * verified as well.
  */
 export async function verify(
   rt: Runtime,
@@ -132,15 +141,33 @@ export async function verify(
   prepacking: boolean,
 ): Promise<string> {
   const input = sample ?? (await syntheticSample(specs, seed, displayPath(build.source)));
+  const unverified = (e: unknown) =>
+    warn(`could not verify the output: the source model fails on the ${sample ? 'first data sample' : 'synthetic verification input'} too (${(e as Error)?.message ?? String(e)})`);
   const fail = (what: string, e: unknown) => {
     // A load failure names the temp / cache file ORT read: the user's file is the source; say ORT's reason.
     const loadError = what === 'does not load' && e instanceof CompressError && e.cause !== undefined;
-    const message = loadError ? rt.trimOrtMessage(e.cause).replace(/^Load model from .* failed:\s*/, '') : ((e as Error).message ?? String(e));
-    const reason = message.replace(/^onnxruntime (cannot load the model|failed to run the model[^:]*): /, '');
+    const message = loadError ? rt.trimOrtMessage(e.cause) : ((e as Error).message ?? String(e));
+    const reason = message.replace(/^onnxruntime (cannot load the model|failed to run the model[^:]*): /, '').replace(/^Load model from .* failed:\s*/, '');
     return new CompressError('compress', `${build.id}: the compressed model ${what} in onnxruntime: ${reason}`, { file: displayPath(build.source) }, { cause: e });
   };
-  // First in a child process: a model that aborts or hangs onnxruntime fails this build, not the process.
-  if (isolationEnabled()) await probeIsolated(file, input.feeds, { file: displayPath(build.source), phase: 'verify' });
+  if (isolationEnabled()) {
+    // In a child process: a model that aborts or hangs onnxruntime fails this build, not the process.
+    const where = displayPath(build.source);
+    const r = await probeIsolated(file, input.feeds, { file: where, phase: 'verify', prepacking });
+    if (!r.ok) {
+      const s = await probeIsolated(build.source, input.feeds, { file: where, phase: 'verify, on the source model', prepacking: false });
+      if (r.stage === 'load') {
+        // A source that onnxruntime refuses is bad input (exit 2), named as such.
+        if (!s.ok && s.stage === 'load') throw sourceError(build, new Error(s.message));
+        throw fail('does not load', new Error(r.message));
+      }
+      // Does the source model run on this input? If not, the input is the problem, not the compression.
+      if (s.ok) throw fail('fails to run', new Error(r.message));
+      unverified(new Error(r.message));
+      return 'cpu';
+    }
+    if (device === 'cpu' || (device === 'auto' && !(await rt.probeGpu()).provider)) return 'cpu';
+  }
   let opened: Awaited<ReturnType<Runtime['openSession']>>;
   try {
     opened = await rt.openSession(file, { device, prepacking });
@@ -148,8 +175,8 @@ export async function verify(
     // A device problem is not the compression's fault: report it as what it is.
     if (e instanceof CompressError && e.kind === 'runtime' && /GPU|execution provider/i.test(e.message)) throw e;
     // Nor is a source that onnxruntime refuses too: that is bad input (exit 2), named as such.
-    const sourceError = await sourceLoadError(rt, build);
-    if (sourceError) throw sourceError;
+    const sourceFailure = await sourceLoadError(rt, build);
+    if (sourceFailure) throw sourceFailure;
     throw fail('does not load', e);
   }
   for (const w of opened.warnings) warn(w);
@@ -171,7 +198,7 @@ export async function verify(
       // the source fails too
     }
     if (sourceRuns) throw fail('fails to run', e);
-    warn(`could not verify the output: the source model fails on the ${sample ? 'first data sample' : 'synthetic verification input'} too (${(e as Error).message})`);
+    unverified(e);
     return opened.device;
   } finally {
     await opened.session.release();

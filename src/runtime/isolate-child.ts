@@ -5,12 +5,14 @@
  * { id, ok, stage?, message? } out.
  */
 import * as ort from 'onnxruntime-node';
-import { openSession, runSession } from './session.js';
+import { CompressError } from '../errors.js';
+import { openSession, runSession, trimOrtMessage } from './session.js';
 
 interface Job {
   id: number;
   model: Uint8Array | string;
   feeds: Record<string, { type: string; dims: number[]; data: ort.Tensor['data'] }>;
+  prepacking?: boolean;
 }
 
 // The parent went away (exited or was killed): nothing left to answer.
@@ -20,7 +22,7 @@ process.on('message', (job: Job) => {
   void (async () => {
     let stage = 'load';
     try {
-      const opened = await openSession(job.model, { device: 'cpu' });
+      const opened = await openSession(job.model, { device: 'cpu', prepacking: job.prepacking ?? true });
       try {
         stage = 'run';
         const feeds = Object.fromEntries(Object.entries(job.feeds).map(([k, t]) => [k, new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims)]));
@@ -30,7 +32,9 @@ process.on('message', (job: Job) => {
       }
       process.send!({ id: job.id, ok: true });
     } catch (e) {
-      process.send!({ id: job.id, ok: false, stage, message: (e as Error | null)?.message ?? String(e) });
+      // onnxruntime's own words (without the temp file's path the parent never showed the user).
+      const message = e instanceof CompressError && e.cause !== undefined ? trimOrtMessage(e.cause).replace(/^Load model from .* failed:\s*/, '') : ((e as Error | null)?.message ?? String(e));
+      process.send!({ id: job.id, ok: false, stage, message });
     }
   })();
 });

@@ -26,6 +26,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
+import { passSessionGate } from './gate.js';
 import { encodeModelToBytes } from '../onnx/codec.js';
 import { DataType, dataTypeName } from '../onnx/dtypes.js';
 import { makeGraph, makeModel, makeNode, makeValueInfo } from '../onnx/graph.js';
@@ -113,9 +114,12 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
   return o;
 }
 
-async function create(model: Uint8Array | string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+/** `InferenceSession.create` behind the build's session gate (gate.ts): what every in-process session of a user's model goes through. */
+export async function createSession(model: Uint8Array | string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  await passSessionGate();
   return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
 }
+const create = createSession;
 
 /** Which GPU provider works in this process (probed once, then cached). */
 export function probeGpu(): Promise<ProbeResult> {

@@ -8,6 +8,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { encodeModelToBytes } from '../../onnx/codec.js';
+import { createSession } from '../../runtime/session.js';
 import { dataTypeFromName } from '../../onnx/dtypes.js';
 import { namedValue } from '../../onnx/edit.js';
 import { makeGraph } from '../../onnx/graph.js';
@@ -53,7 +54,7 @@ async function runOnce(template: ModelProto, nodes: NodeProto[], inputs: Map<str
     functions: template.functions,
     graph: makeGraph('fold', nodes, [], outputs, inits),
   };
-  const session = await ort.InferenceSession.create(encodeModelToBytes(model), SESSION);
+  const session = await createSession(encodeModelToBytes(model), SESSION);
   try {
     const result = await session.run({});
     const out = new Map<string, TensorProto>();
