@@ -7,6 +7,7 @@
  * int32_data (int32, int16, int8, uint16, uint8, bool, float16 and bfloat16 bit patterns, and packed
  * 4-bit bytes).
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { CompressError } from '../errors.js';
 import { DataType, dataTypeName } from './dtypes.js';
 import { bfloat16ToFloat32Array, float16ToFloat32Array } from './float16.js';
@@ -76,11 +77,12 @@ function describe(t: TensorProto): string {
 export function tensorValues(t: TensorProto): TypedArray {
   const dataType = t.dataType ?? 0;
   if (dataType === DataType.STRING || dataType === 0) throw new CompressError('model', `${describe(t)} has no numeric data`);
-  if (t.dataLocation === 1) throw new CompressError('model', `${describe(t)} is stored in external data that was not loaded`);
+  const lazy = t.dataLocation === 1 && t.lazyFile !== undefined;
+  if (t.dataLocation === 1 && !lazy) throw new CompressError('model', `${describe(t)} is stored in external data that was not loaded`);
   const C = storageCtor(dataType);
   const length = storageLength(dataType, elementCount(dimsOf(t)));
-  if (t.rawData) {
-    const raw = t.rawData;
+  if (t.rawData || lazy) {
+    const raw = lazy ? lazyBytes(t) : t.rawData!;
     if (raw.length !== length * C.BYTES_PER_ELEMENT) {
       throw new CompressError('model', `${describe(t)} has ${raw.length} bytes of raw data, expected ${length * C.BYTES_PER_ELEMENT}`);
     }
@@ -116,6 +118,28 @@ export function tensorValues(t: TensorProto): TypedArray {
       break;
     default:
       fromTyped(t.int32Data);
+  }
+  return out;
+}
+
+/**
+ * The payload of a tensor that readModelLazy left in its file (a fresh buffer on every call: callers
+ * that read a lazy tensor often should load it once, see loadLazy).
+ */
+export function lazyBytes(t: TensorProto): Uint8Array {
+  const get = (k: string) => t.externalData.find((e) => e.key === k)?.value;
+  const offset = Number(get('offset') ?? 0);
+  const length = Number(get('length') ?? 0);
+  const out = new Uint8Array(length);
+  const fd = openSync(t.lazyFile!, 'r');
+  try {
+    for (let at = 0; at < length; ) {
+      const n = readSync(fd, out, at, length - at, offset + at);
+      if (n === 0) throw new CompressError('model', `${describe(t)} reads past the end of the file`, { file: t.lazyFile });
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
   }
   return out;
 }

@@ -127,6 +127,11 @@ export interface TensorProto extends Wire {
   /** 0 default, 1 external (see externalData). */
   dataLocation?: number;
   metadataProps: StringStringEntryProto[];
+  /**
+   * In memory only, never encoded: set by readModelLazy (src/onnx/lazy.ts) on a tensor whose payload it
+   * left in the model file — this file's path, from which tensorValues reads the bytes on demand.
+   */
+  lazyFile?: string;
 }
 
 export interface SparseTensorProto extends Wire {

@@ -28,6 +28,7 @@ import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
 import { passSessionGate } from './gate.js';
 import { encodeModelToBytes } from '../onnx/codec.js';
+import { withLazyLoaded } from '../onnx/lazy.js';
 import { DataType, dataTypeName } from '../onnx/dtypes.js';
 import { makeGraph, makeModel, makeNode, makeValueInfo } from '../onnx/graph.js';
 import type { ModelProto, TypeProto } from '../onnx/types.js';
@@ -200,7 +201,8 @@ function once(key: string, message: string, into: string[]): void {
 
 function modelSource(model: ModelProto | Uint8Array | string): Uint8Array | string {
   if (typeof model === 'string' || model instanceof Uint8Array) return model;
-  return encodeModelToBytes(model);
+  // onnxruntime reads bytes: tensors a lazy read left in the model file are loaded for it.
+  return encodeModelToBytes(withLazyLoaded(model));
 }
 
 function listFailures(failures: ProbeResult['failures']): string {

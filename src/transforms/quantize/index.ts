@@ -25,7 +25,7 @@ import { emitGatherBlockQuantized } from './gather.js';
 import { gptqQuantize } from './gptq.js';
 import type { Hessian } from './hessian.js';
 import { splitAt, toRows } from './layout.js';
-import { isLazy, loadLazy, weightFloats } from './lazy.js';
+import { isLazy, loadLazy, weightFloats } from '../../onnx/lazy.js';
 import { emitMatMulNBits } from './matmulnbits.js';
 import { emitFloat16Weight, paramsFor, type LayerPrecision } from './precision.js';
 import { relativeRms } from './rtn.js';
@@ -34,7 +34,7 @@ import { quantizeWeight, type WeightQuant } from './weights.js';
 import { quantizeParallel } from './parallel.js';
 
 export { checkWebCompatibility, type WebCheckOptions, type WebCheckReport } from './webcheck.js';
-export { readModelLazy } from './lazy.js';
+export { readModelLazy } from '../../onnx/lazy.js';
 export { DEFAULT_KEEP_FLOAT32_OPS, convertToFloat16, toFloat16Clamped } from './float16.js';
 export type { Plan, Form } from './forms.js';
 

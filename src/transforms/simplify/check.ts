@@ -8,6 +8,7 @@
 import * as ort from 'onnxruntime-node';
 import { encodeModelToBytes } from '../../onnx/codec.js';
 import type { ModelProto } from '../../onnx/types.js';
+import { withLazyLoaded } from '../../onnx/lazy.js';
 import { withinInputBudget } from '../../limits.js';
 import { seededRandom } from '../../random.js';
 import { createSession, inputSpecs } from '../../runtime/session.js';
@@ -130,7 +131,7 @@ export class OutputCheck {
     // load (or one too large for a single buffer) leaves nothing to compare against; the step says so.
     this.reference ??= (async () => {
       try {
-        return await runAll(encodeModelToBytes(this.original), this.feeds);
+        return await runAll(encodeModelToBytes(withLazyLoaded(this.original)), this.feeds);
       } catch {
         return this.feeds.map(() => undefined);
       }
@@ -139,7 +140,7 @@ export class OutputCheck {
     if (ref.every((r) => !r)) return { maxRelDiff: 0, feeds: 0 };
     let got: (Record<string, ort.Tensor> | undefined)[];
     try {
-      got = await runAll(encodeModelToBytes(candidate), this.feeds);
+      got = await runAll(encodeModelToBytes(withLazyLoaded(candidate)), this.feeds);
     } catch (e) {
       return { maxRelDiff: Infinity, failure: `onnxruntime cannot load the simplified model: ${(e as Error).message}`, feeds: 0 };
     }

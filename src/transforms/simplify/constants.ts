@@ -14,7 +14,7 @@ function valueOf(n: NodeProto, name: string): TensorProto | undefined {
   const a = n.attribute[0];
   switch (a.name) {
     case 'value':
-      return a.t && a.t.dataType !== DataType.STRING && a.t.dataLocation !== 1 ? { ...a.t, name } : undefined;
+      return a.t && a.t.dataType !== DataType.STRING && (a.t.dataLocation !== 1 || a.t.lazyFile) ? { ...a.t, name } : undefined;
     case 'value_float':
       return makeTensor(name, DataType.FLOAT, [], new Float32Array([a.f ?? 0]));
     case 'value_floats':

@@ -3,20 +3,32 @@
  * one (exporters write a copy of a constant per use; tied weights are sometimes stored twice).
  * Initializers that are also graph inputs can be overridden at run time and are left alone.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { tensorBytes } from '../../onnx/tensor.js';
 import type { ModelProto, TensorProto } from '../../onnx/types.js';
 import { copyModel, renameReads, type PassResult, type SimplifyPass } from './pass.js';
 
 /**
- * Candidates for equality: type, dims and up to 64 bytes sampled across the payload. Hashing every
- * weight cost 0.34 s on a 113 MB model whose weights are all distinct; a sampled key sets apart
- * distinct weights at once, and a full byte comparison (which stops at the first difference) decides.
+ * Candidates for equality: type, dims, length and 64 bytes sampled across the payload. Hashing every
+ * weight cost 0.34 s on a 113 MB model whose weights are all distinct; a sampled key sets distinct
+ * weights apart at once, and a full byte comparison (which stops at the first difference) decides.
  */
-function key(t: TensorProto, bytes: Uint8Array): string {
-  const n = bytes.byteLength;
-  const sample: number[] = [];
-  for (let i = 0; i < 64 && i < n; i++) sample.push(bytes[Math.floor((i * n) / Math.min(64, n))]);
-  return `${t.dataType}:${t.dims.join(',')}:${n}:${sample.join('.')}`;
+const SAMPLES = 64;
+const positions = (n: number) => Array.from({ length: Math.min(SAMPLES, n) }, (_, i) => Math.floor((i * n) / Math.min(SAMPLES, n)));
+const key = (t: TensorProto, n: number, sample: number[]) => `${t.dataType}:${t.dims.join(',')}:${n}:${sample.join('.')}`;
+
+/** The sampled bytes of a tensor a lazy read left in its file, read one by one. */
+function sampleInFile(t: TensorProto): { n: number; sample: number[] } {
+  const get = (k: string) => t.externalData.find((e) => e.key === k)?.value;
+  const offset = Number(get('offset') ?? 0);
+  const n = Number(get('length') ?? 0);
+  const fd = openSync(t.lazyFile!, 'r');
+  const one = Buffer.alloc(1);
+  try {
+    return { n, sample: positions(n).map((p) => (readSync(fd, one, 0, 1, offset + p), one[0])) };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export const shareDuplicates: SimplifyPass = {
@@ -26,20 +38,30 @@ export const shareDuplicates: SimplifyPass = {
     if (!g) return { model: input, changed: 0 };
     const inputs = new Set(g.input.map((i) => i.name));
     const outputs = new Set(g.output.map((o) => o.name));
-    const first = new Map<string, { name: string; bytes: Uint8Array }[]>();
+    const first = new Map<string, { name: string; bytes: () => Uint8Array }[]>();
     const drop = new Set<TensorProto>();
     const renames = new Map<string, string>();
     for (const t of g.initializer) {
-      if (!t.name || inputs.has(t.name) || outputs.has(t.name) || t.dataLocation === 1) continue;
-      let bytes: Uint8Array;
+      if (!t.name || inputs.has(t.name) || outputs.has(t.name) || (t.dataLocation === 1 && !t.lazyFile)) continue;
+      let k: string;
+      let bytes: () => Uint8Array;
       try {
-        bytes = tensorBytes(t);
+        if (t.lazyFile) {
+          // Still in the file: read all of it only when another tensor has the same key.
+          const { n, sample } = sampleInFile(t);
+          k = key(t, n, sample);
+          let loaded: Uint8Array | undefined;
+          bytes = () => (loaded ??= tensorBytes(t));
+        } else {
+          const b = tensorBytes(t);
+          k = key(t, b.byteLength, positions(b.byteLength).map((p) => b[p]));
+          bytes = () => b;
+        }
       } catch {
         continue; // strings and other payloads without plain bytes
       }
-      const k = key(t, bytes);
       const same = first.get(k) ?? [];
-      const kept = same.find((c) => Buffer.compare(c.bytes, bytes) === 0);
+      const kept = same.find((c) => Buffer.compare(c.bytes(), bytes()) === 0);
       if (!kept) {
         first.set(k, [...same, { name: t.name, bytes }]);
         continue;

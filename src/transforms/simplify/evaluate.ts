@@ -12,7 +12,7 @@ import { createSession } from '../../runtime/session.js';
 import { dataTypeFromName } from '../../onnx/dtypes.js';
 import { namedValue } from '../../onnx/edit.js';
 import { makeGraph } from '../../onnx/graph.js';
-import { makeTensor, type TypedArray } from '../../onnx/tensor.js';
+import { makeTensor, tensorBytes, type TypedArray } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 
 const SESSION: ort.InferenceSession.SessionOptions = {
@@ -43,7 +43,8 @@ async function runOnce(template: ModelProto, nodes: NodeProto[], inputs: Map<str
     if (produced.has(name)) continue;
     const t = inputs.get(name);
     if (!t) throw new Error(`no constant for ${name}`);
-    inits.push({ ...t, name });
+    // A tensor still in the model file (lazy read) goes to onnxruntime with its bytes.
+    inits.push(t.lazyFile ? { ...t, name, rawData: tensorBytes(t), dataLocation: undefined, externalData: [], lazyFile: undefined } : { ...t, name });
   }
   const outputs = [...produced].map(namedValue);
   const model: ModelProto = {

@@ -43,7 +43,7 @@ function foldable(n: NodeProto): boolean {
   );
 }
 
-const bytesOf = (t: TensorProto) => t.rawData?.byteLength ?? 0;
+const bytesOf = (t: TensorProto) => (t.lazyFile ? Number(t.externalData.find((e) => e.key === 'length')?.value ?? 0) : (t.rawData?.byteLength ?? 0));
 const isFloat = (t: TensorProto | undefined) => t?.dataType === DataType.FLOAT || t?.dataType === DataType.FLOAT16 || t?.dataType === DataType.BFLOAT16 || t?.dataType === DataType.DOUBLE;
 
 /** One round: returns the number of nodes folded. */

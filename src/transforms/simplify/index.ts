@@ -8,7 +8,6 @@
  * fails (`onMismatch: error`).
  */
 import { CompressError } from '../../errors.js';
-import { encodeModel } from '../../onnx/codec.js';
 import type { ModelProto } from '../../onnx/types.js';
 import type { Step, StepContext, StepReport } from '../types.js';
 import { OutputCheck, syntheticFeeds, type Feeds } from './check.js';
@@ -22,7 +21,7 @@ import { matmulAddToGemm } from './gemm.js';
 import { fuseGelu } from './gelu.js';
 import { removeIdentities } from './identity.js';
 import { fuseLayerNorm } from './layernorm.js';
-import { nodeCount, type SimplifyPass } from './pass.js';
+import { encodedSize, nodeCount, type SimplifyPass } from './pass.js';
 
 export { SIMPLIFY_DEFAULTS, SIMPLIFY_PASSES, type SimplifyStep, type SimplifyPassName } from './config.js';
 export type { SimplifyPass, PassResult } from './pass.js';
@@ -59,7 +58,7 @@ export interface PassRecord {
   ms: number;
 }
 
-const modelBytes = (m: ModelProto) => encodeModel(m).byteLength;
+const modelBytes = encodedSize;
 
 /**
  * Runs `passes` in rounds until one changes nothing. `accept` (when given) is asked after every pass

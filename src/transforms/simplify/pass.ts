@@ -7,7 +7,8 @@
  */
 import { cloneModel } from '../../onnx/edit.js';
 import { GraphIndex, replaceUses } from '../../onnx/graph.js';
-import { forEachGraph, subgraphsOf } from '../../onnx/walk.js';
+import { encodeModel } from '../../onnx/codec.js';
+import { forEachGraph, forEachTensor as forEachTensorOf, subgraphsOf } from '../../onnx/walk.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 
 export interface PassResult {
@@ -29,12 +30,38 @@ export function copyModel(model: ModelProto): { model: ModelProto; graph: GraphP
 
 export const isDefaultDomain = (n: NodeProto) => (n.domain ?? '') === '' || n.domain === 'ai.onnx';
 
-/** The constant tensor behind a value in the main graph (initializer or Constant node), if any. */
+/**
+ * The constant tensor behind a value in the main graph (initializer or Constant node), if any. A
+ * tensor a lazy read left in the model file is one (its values are read when a pass asks for them);
+ * other external data, not loaded, is not.
+ */
 export function constantOf(idx: GraphIndex, name: string | undefined): TensorProto | undefined {
   if (!name) return undefined;
   const w = idx.weight(name);
-  return w?.tensor.dataLocation === 1 ? undefined : w?.tensor;
+  return w?.tensor.dataLocation === 1 && !w.tensor.lazyFile ? undefined : w?.tensor;
 }
+
+/**
+ * The model's encoded size as if read whole: a lazily read tensor counts with its payload (a view of one
+ * untouched zero buffer stands in for it; the encoder sums lengths without reading the bytes).
+ */
+export function encodedSize(model: ModelProto): number {
+  let longest = 0;
+  forEachTensorOf(model, (t) => void (t.lazyFile && (longest = Math.max(longest, lazyLength(t)))));
+  if (!longest) return encodeModel(model).byteLength;
+  const zeros = new Uint8Array(longest);
+  const out = cloneModel(model);
+  forEachTensorOf(out, (t) => {
+    if (!t.lazyFile) return;
+    t.rawData = zeros.subarray(0, lazyLength(t));
+    t.dataLocation = undefined;
+    t.externalData = [];
+  });
+  return encodeModel(out).byteLength;
+}
+
+const lazyLength = (t: TensorProto) => Number(t.externalData.find((e) => e.key === 'length')?.value ?? 0);
+
 
 /** The one node reading `name`, when exactly one does and the value is not a graph output. */
 export function soleConsumer(idx: GraphIndex, name: string): NodeProto | undefined {

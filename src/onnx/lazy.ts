@@ -13,12 +13,14 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { CompressError } from '../../errors.js';
-import { decodeModel } from '../../onnx/codec.js';
-import { checkLocation, externalRef } from '../../onnx/external.js';
-import { tensorFloat32 } from '../../onnx/tensor.js';
-import { openForReading } from '../../onnx/io.js';
-import type { ModelProto, TensorProto } from '../../onnx/types.js';
+import { CompressError } from '../errors.js';
+import { decodeModel } from './codec.js';
+import { checkLocation, externalRef } from './external.js';
+import { openForReading } from './io.js';
+import type { ModelProto, TensorProto } from './types.js';
+import { forEachTensor } from './walk.js';
+import { cloneModel } from './edit.js';
+import { lazyBytes, tensorFloat32 } from './tensor.js';
 
 const WINDOW = 1 << 20;
 
@@ -147,7 +149,11 @@ export function readModelLazy(file: string, opts: LazyReadOptions = {}): ModelPr
       return out;
     };
     const chunks = skim('model', 0, f.size);
-    return decodeModel(Buffer.concat(chunks), file);
+    const model = decodeModel(Buffer.concat(chunks), file);
+    forEachTensor(model, (t) => {
+      if (isLazy(t, file)) t.lazyFile = file;
+    });
+    return model;
   } finally {
     closeSync(fd);
   }
@@ -188,6 +194,7 @@ export function loadLazy(t: TensorProto, modelFile: string): void {
   t.rawData = externalBytes(t, dirname(modelFile));
   t.dataLocation = undefined;
   t.externalData = [];
+  t.lazyFile = undefined;
 }
 
 let scratch = new Float32Array(0);
@@ -203,10 +210,32 @@ export function weightFloats(t: TensorProto, modelDir: string): Float32Array {
     if (t.dataLocation === 1 || (t.rawData && t.rawData.byteOffset % 4 !== 0 && t.rawData.length === n * 4)) {
       if (scratch.length < n) scratch = new Float32Array(n);
       const bytes = new Uint8Array(scratch.buffer, 0, n * 4);
-      if (t.dataLocation === 1) externalBytes(t, modelDir, bytes);
+      if (t.dataLocation === 1) {
+        const stored = externalRef(t).length;
+        if (stored !== undefined && stored !== n * 4) {
+          throw new CompressError('model', `tensor "${t.name ?? ''}" (float32, dims [${t.dims.join(', ')}]) has ${stored} bytes of raw data, expected ${n * 4}`);
+        }
+        externalBytes(t, modelDir, bytes);
+      }
       else bytes.set(t.rawData!);
       return scratch.subarray(0, n);
     }
   }
   return tensorFloat32(t);
+}
+
+/** The model with every lazily read tensor's bytes in memory (a copy; for onnxruntime, which reads bytes). */
+export function withLazyLoaded(model: ModelProto): ModelProto {
+  let lazy = false;
+  forEachTensor(model, (t) => void (t.lazyFile && (lazy = true)));
+  if (!lazy) return model;
+  const out = cloneModel(model);
+  forEachTensor(out, (t) => {
+    if (!t.lazyFile) return;
+    t.rawData = lazyBytes(t);
+    t.dataLocation = undefined;
+    t.externalData = [];
+    t.lazyFile = undefined;
+  });
+  return out;
 }
