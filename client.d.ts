@@ -68,7 +68,8 @@ declare module 'virtual:onnx-compress' {
   /**
    * The build of model `name` (its main build or a variant) that fits this browser best: WebGPU with
    * shader-f16 → q4f16 / fp16, WebGPU → 4-bit, wasm → 8-bit, by default (the plugin's `variantOrder`
-   * option and `order` here change it). Rejects when no model `name` was built.
+   * option, the recipe's `pick` for the model and `order` here change it, each over the one before).
+   * Rejects when no model `name` was built.
    */
   export function pickVariant(name: string, options?: PickOptions): Promise<PickedModel>;
   export function detectDevice(): Promise<DeviceFeatures>;

@@ -7,5 +7,5 @@ export const DEFAULT_ORDER: Record<DeviceTier, string[]>;
 export function detectDevice(): Promise<DeviceFeatures>;
 export function createPicker(
   models: Record<string, import('unplugin-onnx-compress').ModelSummary & { url: string }>,
-  defaults?: { order?: PickOptions['order'] },
+  defaults?: { order?: PickOptions['order']; models?: Record<string, PickOptions['order']> },
 ): (name: string, options?: PickOptions) => Promise<PickedModel>;

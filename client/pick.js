@@ -43,7 +43,11 @@ function matches(build, want) {
   return build.variant === want || build.precision === want || (want === 'main' && build.variant === undefined);
 }
 
-/** `pickVariant(name, { order, device })` over the builds of `models` (build id → summary). */
+/**
+ * `pickVariant(name, { order, device })` over the builds of `models` (build id → summary). Orders, each
+ * over the one before, per tier: the default, `defaults.order` (the plugin's variantOrder),
+ * `defaults.models[name]` (the recipe's `pick` for that model), the call's `order`.
+ */
 export function createPicker(models, defaults = {}) {
   return async function pickVariant(name, options = {}) {
     const builds = Object.values(models).filter((b) => b.name === name);
@@ -52,7 +56,7 @@ export function createPicker(models, defaults = {}) {
       throw new Error(`pickVariant: no model "${name}" was built (models: ${names || 'none'})`);
     }
     const device = options.device || (await detectDevice());
-    const order = { ...DEFAULT_ORDER, ...defaults.order, ...options.order };
+    const order = { ...DEFAULT_ORDER, ...defaults.order, ...(defaults.models && defaults.models[name]), ...options.order };
     const tiers = device.webgpu ? (device.shaderF16 ? ['webgpu-f16', 'webgpu', 'wasm'] : ['webgpu', 'wasm']) : ['wasm'];
     for (const tier of tiers) {
       const executionProvider = tier === 'wasm' ? 'wasm' : 'webgpu';

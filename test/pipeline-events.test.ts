@@ -11,6 +11,7 @@ import { CompressError } from '../src/errors.js';
 import { compressBuild, compressRecipe, type PipelineEvent } from '../src/pipeline.js';
 import { overrideStep } from '../src/transforms/registry.js';
 import { eventLogger } from '../src/plugin/models.js';
+import { progressLine } from '../src/plugin/progress.js';
 import { loadRecipe } from '../src/recipe/index.js';
 import type { Recipe } from '../src/recipe/types.js';
 import type { Step } from '../src/transforms/types.js';
@@ -167,5 +168,35 @@ describe('pipeline events', () => {
     ev({ kind: 'warning', step: 'quantize', message: 'quantize: careful' });
     ev({ kind: 'model-done', cached: false, bytesBefore: 1, bytesAfter: 1, key: 'k' });
     expect(lines).toEqual(['warn spam: quantize: careful']);
+  });
+
+  it('on a terminal, a step running over a second gets a progress bar redrawn in place, erased before log lines and at the end', () => {
+    let out = '';
+    let t = 0;
+    const stream = { write: (s: string) => ((out += s), true), columns: 100, isTTY: true } as unknown as NodeJS.WriteStream;
+    const bar = progressLine(stream, () => t);
+    const lines: string[] = [];
+    const log = eventLogger((level, m) => {
+      bar.clear();
+      lines.push(`${level} ${m}`);
+    }, bar);
+    const ev = (e: Record<string, unknown>) => log({ model: 'spam', elapsedMs: 0, ...e } as PipelineEvent);
+    ev({ kind: 'step-start', step: 'quantize' });
+    expect(out).toBe(''); // a short step draws nothing
+    t = 1500;
+    ev({ kind: 'step-progress', step: 'quantize', fraction: 0.35 });
+    expect(out).toBe('\r\x1b[K[onnx-compress] spam: quantize [#######-------------] 35% 2 s');
+    t = 1550;
+    ev({ kind: 'step-progress', step: 'quantize', fraction: 0.4 }); // at most 10 redraws a second
+    expect(out.split('\r').length).toBe(2);
+    t = 1700;
+    ev({ kind: 'warning', step: 'quantize', message: 'careful' });
+    expect(out.endsWith('\r\x1b[K')).toBe(true);
+    expect(lines).toEqual(['warn spam: careful']);
+    t = 2600;
+    ev({ kind: 'step-progress', step: 'quantize', fraction: 1 });
+    expect(out.endsWith('[####################] 100% 3 s')).toBe(true);
+    ev({ kind: 'model-done', cached: false, bytesBefore: 1, bytesAfter: 1, key: 'k' });
+    expect(out.endsWith('\r\x1b[K')).toBe(true);
   });
 });

@@ -382,6 +382,15 @@ describe('pickVariant (client helper)', () => {
     await expect(pick('nope', { device: device(false) })).rejects.toThrow(/no model "nope" was built \(models: m, other\)/);
   });
 
+  it("takes the recipe's `pick` for a model over the plugin's order, and the call's over both", async () => {
+    const { createPicker } = await import('../client/pick.js');
+    const pick = createPicker(models as Record<string, any>, { order: { wasm: ['float16'] }, models: { m: { wasm: ['main'] } } });
+    expect(await pick('m', { device: device(false) })).toMatchObject({ id: 'm', executionProvider: 'wasm' });
+    expect(await pick('m', { device: device(false), order: { wasm: ['fp16'] } })).toMatchObject({ id: 'm.fp16' });
+    // Tiers the recipe does not name keep the default order.
+    expect(await pick('m', { device: device(true) })).toMatchObject({ id: 'm.q4', executionProvider: 'webgpu' });
+  });
+
   it('detects no WebGPU in Node and never throws', async () => {
     const { detectDevice } = await import('../client/pick.js');
     const d = await detectDevice();

@@ -635,6 +635,16 @@ describe('transformers.js names and layout', () => {
     expect(q['m.c']).toMatchObject({ dtype: 'float16', float16: true, alias: 'fp16' });
   });
 
+  it("`pick` sets pickVariant's order per tier: aliases resolved, variants by name, a name that matches nothing is an error at its position", async () => {
+    const recipe = await load(
+      yaml(['models:', '  m:', '    source: ./models/spam.onnx', '    pick: { wasm: [q8, small, main], webgpu-f16: [fp16] }', '    variants:', '      small: { quantize: { dtype: int4 } }']),
+    );
+    expect(recipe.builds.find((b) => b.id === 'm')!.pick).toEqual({ wasm: ['int8', 'small', 'main'], 'webgpu-f16': ['float16'] });
+    const typo = await problems(yaml(['models:', '  m:', '    source: ./models/spam.onnx', '    pick: { wasm: [int8, smal] }', '    variants:', '      small: { quantize: { dtype: int4 } }']));
+    expect(typo[0]).toMatch(/^R:4:26: models\.m\.pick\.wasm\.1: "smal" is neither a precision .* nor a variant of this model \(small\) or "main"; did you mean "small"\?/);
+    expect(await problems(yaml(['models:', '  m:', '    source: ./models/spam.onnx', '    pick: { gpu: [int8] }']))).toEqual([expect.stringMatching(/^R:4:13: .*pick.*gpu/)]);
+  });
+
   it('refuses bnb4 pointing at q4, and suggests the name meant for a typo', async () => {
     const bnb = await problems(yaml(['models:', '  m:', '    source: ./models/spam.onnx', '    quantize: { dtype: bnb4 }']));
     expect(bnb[0]).toMatch(/^R:4:24: models\.m\.quantize\.dtype: bnb4 \(bitsandbytes NF4, MatMulBnb4\) is not a format this tool writes: use q4/);

@@ -10,6 +10,7 @@ import { defaultCacheDir } from '../pipeline/cache.js';
 import { filesOf, loadRecipe, type Build, type Recipe } from '../recipe/index.js';
 import { createLog, resolveOptions, type Log, type Options, type ResolvedOptions } from './options.js';
 import { summaryLine } from '../pipeline/report.js';
+import { isTerminal, progressLine, type ProgressLine } from './progress.js';
 
 export class CompressedModels {
   options: ResolvedOptions;
@@ -20,16 +21,28 @@ export class CompressedModels {
   /** This bundle's results by build id: one compression and one log line per build per bundle. */
   private results = new Map<string, Promise<CompressResult>>();
 
+  /** The terminal's progress bar for long steps (none off a terminal or below logLevel info). */
+  private bar: ProgressLine | undefined;
+
   constructor(private readonly userOptions: Options = {}) {
     this.options = resolveOptions(userOptions);
-    this.log = createLog(this.options.logLevel);
+    this.log = this.withBar(createLog(this.options.logLevel));
   }
 
   /** Re-resolves relative paths against the bundler's root; `sink` routes log lines to the bundler's logger. */
   configure(root: string, sink?: Log): void {
     this.options = resolveOptions(this.userOptions, root);
-    this.log = createLog(this.options.logLevel, sink);
+    this.log = this.withBar(createLog(this.options.logLevel, sink));
     this.loading = undefined;
+  }
+
+  /** `log` that erases the progress bar before it writes a line. */
+  private withBar(log: Log): Log {
+    this.bar = this.options.logLevel === 'info' && isTerminal() ? (this.bar ?? progressLine()) : undefined;
+    return (level, message) => {
+      this.bar?.clear();
+      log(level, message);
+    };
   }
 
   /** Starts a bundle: recipes are re-read (cheap) and results re-collected (cache hits when nothing changed). */
@@ -104,7 +117,7 @@ export class CompressedModels {
       device,
       budget,
       recipeFile: this.recipeOf.get(build),
-      onEvent: eventLogger(this.log),
+      onEvent: eventLogger(this.log, this.bar),
     };
   }
 
@@ -124,20 +137,28 @@ export function watchFilesOf(build: Build): string[] {
 }
 
 /**
- * The pipeline's events as build-log lines: warnings, and a line for a step still running after 5 s, then
- * every 5 s (distillation can take minutes), so short steps stay quiet. The one line per finished model is
+ * The pipeline's events as build-log lines: warnings, and — on a terminal — a progress bar for a step
+ * that runs over a second (progress.ts); elsewhere a line for a step still running after 5 s, then every
+ * 5 s (distillation can take minutes), so short steps stay quiet. The one line per finished model is
  * summaryLine (sizes, accuracy, cache hit), logged where the result arrives; errors are reported by the
  * bundler where the result was awaited.
  */
-export function eventLogger(log: Log): (e: PipelineEvent) => void {
+export function eventLogger(log: Log, bar?: ProgressLine): (e: PipelineEvent) => void {
   const current = new Map<string, { step: string; since: number; logged: number }>();
   return (e) => {
-    if (e.kind === 'warning') return log('warn', `${e.model}: ${e.message}`);
-    if (e.kind === 'model-done' || e.kind === 'error') return void current.delete(e.model);
+    if (e.kind === 'warning') {
+      bar?.clear();
+      return log('warn', `${e.model}: ${e.message}`);
+    }
+    if (e.kind === 'model-done' || e.kind === 'error') {
+      bar?.done(e.model);
+      return void current.delete(e.model);
+    }
     if (e.kind !== 'step-start' && e.kind !== 'step-progress') return;
     const now = Date.now();
     let s = current.get(e.model);
     if (!s || s.step !== e.step) current.set(e.model, (s = { step: e.step, since: now, logged: now }));
+    if (bar) return bar.update(e.model, e.step, e.kind === 'step-progress' ? e.fraction : undefined);
     if (e.kind !== 'step-progress' || e.fraction <= 0 || e.fraction >= 1 || now - s.logged < 5000) return;
     s.logged = now;
     log('info', `${e.model}: ${e.step} ${Math.round(e.fraction * 100)}% (${((now - s.since) / 1000).toFixed(0)} s)`);

@@ -45,7 +45,9 @@ export async function loadModule(models: CompressedModels, assets: AssetWriter, 
     models.options.recipes.forEach((r) => ctx.addWatchFile(r));
     const imports = builds.map((b, i) => `import m${i} from ${JSON.stringify(moduleId('meta', b.id))};`);
     const entries = builds.map((b, i) => `  ${JSON.stringify(b.id)}: m${i},`);
-    const order = JSON.stringify({ order: models.options.variantOrder ?? {} });
+    // The recipe's `pick` per model, over the plugin's variantOrder (one entry per model name).
+    const perModel = Object.fromEntries(builds.flatMap((b) => (b.pick && b.variant === undefined ? [[b.name, b.pick]] : [])));
+    const order = JSON.stringify({ order: models.options.variantOrder ?? {}, models: perModel });
     return [
       `import { createPicker, detectDevice } from ${JSON.stringify(moduleId('client', 'pick'))};`,
       ...imports,

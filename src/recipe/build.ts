@@ -8,6 +8,7 @@ import type { NormalizeContext } from '../transforms/step-config.js';
 import { STEP_REGISTRY, type Steps } from '../transforms/registry.js';
 import { getIn, mergeLayer, type Obj } from './objects.js';
 import type { Seg, Source } from './source.js';
+import { suggest } from '../suggest.js';
 import { unsupportedFeatures } from './support.js';
 import type { Budget, Build, DataSpec, EvaluateSpec, SourcePosition } from './types.js';
 
@@ -43,7 +44,8 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
   const originOf = (keys: string[]): Seg[] => {
     for (let n = keys.length; n > 0; n--) {
       const o = origins.get(keys.slice(0, n).join('.'));
-      if (o) return o;
+      // Below a merged leaf (an array's items), the rest of the path is inside that value.
+      if (o) return [...o, ...keys.slice(n).map((k) => (/^\d+$/.test(k) ? Number(k) : k))];
     }
     return scope;
   };
@@ -95,6 +97,7 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
     if (params) (steps as Record<string, unknown>)[step] = params;
   }
 
+  const pick = pickOrder(merged.pick as Record<string, string[]> | undefined, Object.keys((getIn(data, [...model, 'variants']) as Obj | undefined) ?? {}), problem);
   const source = abs(String(getIn(data, [...model, 'source'])));
   if (layout === 'transformers.js' && written === undefined) output = transformersJsOutput(source, steps);
 
@@ -107,6 +110,7 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
     output,
     // transformers.js computes its files' paths itself: they must be there, under their own names.
     emit: (merged.emit as Build['emit']) ?? (layout === 'transformers.js' ? 'always' : 'imported'),
+    ...(pick && { pick }),
     steps,
     ...(calibration && { calibration }),
     ...(c.evaluate?.data !== undefined && { evaluate: evaluateSpec(c.evaluate, dataPath) }),
@@ -221,4 +225,31 @@ export function positionOf(build: Build, keyPath: string): SourcePosition {
     if (build.positions[p]) return build.positions[p];
     if (p === '') throw new Error(`build ${build.id} has no position`);
   }
+}
+
+const PICK_PRECISIONS = ['int8', 'uint8', 'int4', 'uint4', 'q4f16', 'float16', 'float32', 'mixed'];
+const PICK_ALIASES: Record<string, string> = { q8: 'int8', q4: 'int4', fp16: 'float16', fp32: 'float32' };
+
+/**
+ * The `pick` block with aliases resolved; an entry that names neither a precision nor one of the model's
+ * variants (nor `main`) would never match anything, so it is a recipe error, with a suggestion.
+ */
+function pickOrder(
+  written: Record<string, string[]> | undefined,
+  variants: string[],
+  problem: (keys: string[], message: string, at?: 'key' | 'value') => void,
+): Build['pick'] | undefined {
+  if (!written) return undefined;
+  const known = [...PICK_PRECISIONS, ...Object.keys(PICK_ALIASES), ...variants, 'main'];
+  const out: NonNullable<Build['pick']> = {};
+  for (const [tier, list] of Object.entries(written)) {
+    out[tier as keyof typeof out] = list.map((entry, i) => {
+      if (!known.includes(entry)) {
+        const near = suggest(entry, known);
+        problem(['pick', tier, String(i)], `"${entry}" is neither a precision (${PICK_PRECISIONS.join(', ')}) nor a variant of this model${variants.length ? ` (${variants.join(', ')})` : ''} or "main"${near ? `; did you mean "${near}"?` : ''}`);
+      }
+      return PICK_ALIASES[entry] ?? entry;
+    });
+  }
+  return out;
 }

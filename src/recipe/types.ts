@@ -43,6 +43,8 @@ export interface Build {
   /** Output file name relative to the output directory, e.g. 'spam.onnx' / 'spam.q4.onnx' (always `/`-separated). */
   output: string;
   emit: 'always' | 'imported';
+  /** pickVariant's order for this model per device tier (`pick`), entries normalized (q8 → int8, …). */
+  pick?: Partial<Record<'webgpu-f16' | 'webgpu' | 'wasm', string[]>>;
   steps: Steps;
   calibration?: DataSpec;
   evaluate?: EvaluateSpec;
