@@ -364,13 +364,13 @@ describe('bounded work', () => {
     }
   };
 
-  it('a billion-laughs recipe stops at the alias limit in well under a second', async () => {
+  it('a billion-laughs recipe stops at the alias limit instead of hanging', async () => {
     const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
     for (let i = 1; i < 10; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
     const r = await validate(`${lines.join('\n')}\nmodels:\n  m:\n    source: fmnist.onnx\n    output: *a9\n`);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/compress\.yaml:1:1: invalid YAML: .*alias.*ONNX_COMPRESS_LIMIT_RECIPE_ALIASES/);
-    expect(r.ms).toBeLessThan(1500);
+    expect(r.ms).toBeLessThan(10_000); // a guard against the hang (>30 s before the fix), not a timing target: those are in bench/
   });
 
   it('deep nesting, huge mappings, oversized recipes and too many builds are refused before parsing', async () => {
@@ -381,7 +381,7 @@ describe('bounded work', () => {
     expect(block.err).toMatch(/compress\.yaml:65:\d+: the recipe nests deeper than 64 levels/);
     const keys = await validate(`models:\n  m:\n    source: fmnist.onnx\n${Array.from({ length: 5000 }, (_, i) => `    k${i}: 1`).join('\n')}\n`);
     expect(keys.err).toMatch(/compress\.yaml:1003:5: a mapping or list of the recipe has more than 1000 entries/);
-    expect(keys.ms).toBeLessThan(3000);
+    expect(keys.ms).toBeLessThan(10_000); // was 90 s before the limit
     const big = await validate(`# ${'x'.repeat(1 << 20)}\nmodels: {}\n`);
     expect(big.err).toMatch(/compress\.yaml:1:1: the recipe is \d+ bytes, over the limit of 262144/);
     const many = await validate(`models:\n  a: { source: fmnist.onnx }\n  b: { source: fmnist.onnx }\n  c: { source: fmnist.onnx, variants: { v: {} } }\n`, { ONNX_COMPRESS_LIMIT_BUILDS: '3' });

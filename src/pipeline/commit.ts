@@ -18,8 +18,12 @@ export function defaultTempDir(cwd = process.cwd()): string {
   return path.join(defaultCacheDir(cwd), 'tmp');
 }
 
-/** A file to commit: its bytes, or a file to copy (then `unchanged` says whether the destination already holds it). */
-export type PendingFile = { file: string; bytes: Uint8Array } | { file: string; copyFrom: string; unchanged: () => boolean };
+/**
+ * A file to commit: its bytes, or a file to copy (then `unchanged` says whether the destination already
+ * holds it; `link`: the source is a private file nothing writes again, so a hard link may stand in for
+ * the copy).
+ */
+export type PendingFile = { file: string; bytes: Uint8Array } | { file: string; copyFrom: string; unchanged: () => boolean; link?: boolean };
 
 /** Whether `a` and `b` are on one file system (a rename between them works). */
 function sameDevice(a: string, b: string): boolean {
@@ -35,6 +39,15 @@ function unchanged(file: string, bytes: Uint8Array): boolean {
   if (!st?.isFile() || st.size !== bytes.byteLength) return false;
   const old = readWithStat(file);
   return !!old && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(old.bytes);
+}
+
+function tryLink(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch {
+    return false; // another file system, or links not allowed: copy
+  }
 }
 
 const ioError = (e: unknown, file: string) =>
@@ -60,7 +73,8 @@ export function commitFiles(files: readonly PendingFile[], tmpDir: string): void
       else {
         tmp = tempName(f.file, dir); // a file copy: the bytes never enter memory
         try {
-          copyFileSync(f.copyFrom, tmp);
+          // A link where allowed (no bytes written: a 28 MB copy cost ~0.1 s on a virtual machine).
+          if (!f.link || !tryLink(f.copyFrom, tmp)) copyFileSync(f.copyFrom, tmp);
         } catch (e) {
           rmSync(tmp, { force: true });
           throw e;

@@ -67,7 +67,8 @@ export function writeResult(result: CompressResult, outDir: string, manifestDir 
   const hashedAt = Date.now();
   commitFiles(
     [
-      { file, copyFrom: result.file, unchanged: () => holds(file, result.file, sha256, stats) },
+      // Not the cache's file (which later builds read): this process's temp output, linked instead of copied.
+      { file, copyFrom: result.file, unchanged: () => holds(file, result.file, sha256, stats), link: !stats },
       { file: manifestFile, bytes: Buffer.from(JSON.stringify(result.manifest, null, 2) + '\n') },
     ],
     tmpDir,
