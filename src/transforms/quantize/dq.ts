@@ -26,8 +26,8 @@ export function codeType(bits: 4 | 8, signed: boolean): number {
 }
 
 /** Unsigned codes (see rtn.ts) as the raw bytes of an INT8/UINT8/INT4/UINT4 tensor. */
-export function codeBytes(codes: Uint8Array, bits: 4 | 8, signed: boolean): Uint8Array {
-  return bits === 8 ? bytes8(codes, signed) : packNibbles(codes, signed);
+export function codeBytes(codes: Uint8Array, bits: 4 | 8, signed: boolean, inPlace = false): Uint8Array {
+  return bits === 8 ? bytes8(codes, signed, inPlace) : packNibbles(codes, signed);
 }
 
 /** True when every zero point is the signed type's 0 (then the input can be left out). */
@@ -50,7 +50,8 @@ export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: Gra
     bytes += tensor.rawData!.length;
     return edits.addTensor(t.site, `${base}_${suffix}`, tensor);
   };
-  const qName = add('quantized', type, t.shape, codeBytes(originalCodes(q), q.bits, plan.signed));
+  // The codes are this weight's alone and garbage once emitted: converted in place.
+  const qName = add('quantized', type, t.shape, codeBytes(originalCodes(q), q.bits, plan.signed, true));
   const inputs = [qName];
   const attributes = [];
   const cv = channelView(q, t.channelAxis);

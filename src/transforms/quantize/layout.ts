@@ -66,16 +66,20 @@ export function packNibbles(codes: Uint8Array, signed: boolean): Uint8Array {
   return out;
 }
 
-/** Unsigned 8-bit codes as the bytes of an INT8 tensor (code − 128) or a UINT8 one. */
-export function bytes8(codes: Uint8Array, signed: boolean): Uint8Array {
+/**
+ * Unsigned 8-bit codes as the bytes of an INT8 tensor (code − 128) or a UINT8 one. `inPlace`: the codes
+ * are the caller's to overwrite (no second array: on a virtual machine the fresh memory of a second
+ * copy of a model's codes cost more than the loop).
+ */
+export function bytes8(codes: Uint8Array, signed: boolean, inPlace = false): Uint8Array {
   if (!signed) return codes;
   const n = codes.length;
-  const out = new Uint8Array(n);
+  const out = inPlace ? codes : new Uint8Array(n);
   // Four bytes at a time when the codes are 4-aligned (they are: fresh Uint8Arrays).
   const words = codes.byteOffset % 4 === 0 ? n >>> 2 : 0;
   if (words) {
     const src = new Uint32Array(codes.buffer, codes.byteOffset, words);
-    const dst = new Uint32Array(out.buffer, 0, words);
+    const dst = new Uint32Array(out.buffer, out.byteOffset, words);
     for (let i = 0; i < words; i++) dst[i] = src[i] ^ 0x80808080;
   }
   for (let i = words * 4; i < n; i++) out[i] = codes[i] ^ 0x80;
