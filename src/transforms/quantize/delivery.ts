@@ -3,6 +3,7 @@
  * `int8`, `int8:tensor`, `float16`, `float32`). They differ when the model's opset has no form for the
  * request (forms.ts), or when a smaller form exists:
  *
+ * - depthwise-separable networks: their Convs are 8-bit under a 4-bit request (separable.ts);
  * - size-aware 4-bit: a layer whose 4-bit form (codes + scales + zero points) is not smaller than its
  *   8-bit form is written 8-bit; any layer whose quantized form is not smaller than the float weight
  *   stays float. So a 4-bit model is never larger than the 8-bit one, layer by layer.
@@ -33,8 +34,11 @@ export function planPrecision(plan: Plan, float16: boolean): string {
   return deliveredPrecision(plan.bits, plan.granularity);
 }
 
-/** The plan for a weight, with the smallest of 4-bit / 8-bit / float chosen as the file comment says. */
-export function sizeAwarePlan(t: Target, p: QuantizeStep, env: FormEnv): Plan {
+/**
+ * The plan for a weight, with the smallest of 4-bit / 8-bit / float chosen as the file comment says.
+ * `eightBit`: why this weight must not be 4-bit (separable.ts), when it must not.
+ */
+export function sizeAwarePlan(t: Target, p: QuantizeStep, env: FormEnv, eightBit?: string): Plan {
   let plan = planTarget(t, p, env);
   if (plan.keepFloat) return plan;
   const elements = t.shape.reduce((a, b) => a * b, 1);
@@ -42,7 +46,9 @@ export function sizeAwarePlan(t: Target, p: QuantizeStep, env: FormEnv): Plan {
     const eight = planTarget(t, { ...p, dtype: plan.signed ? 'int8' : 'uint8', granularity: 'per-channel' }, env);
     const b4 = plannedBytes(t, plan);
     const b8 = plannedBytes(t, eight);
+    // The size reason first: it holds whatever the network.
     if (!eight.keepFloat && b4 >= b8) plan = { ...eight, lowered: join(eight.lowered, `its 4-bit form with scales (${b4} B) is not smaller than 8-bit (${b8} B)`) };
+    else if (!eight.keepFloat && eightBit) plan = { ...eight, lowered: join(eight.lowered, eightBit) };
   }
   // float16 (q4f16) halves what the weight would cost if left float.
   const floatBytes = elements * (p.float16 ? 2 : 4);
@@ -56,12 +62,12 @@ export function sizeAwarePlan(t: Target, p: QuantizeStep, env: FormEnv): Plan {
 
 /** The newest opset the chosen forms need for these weights (`assigned`: a layer's own parameters from a
  *  precision assignment), as if any opset were available. */
-export function wantedOpset(targets: Target[], p: QuantizeStep, assigned: (t: Target) => QuantizeStep | undefined): number {
+export function wantedOpset(targets: Target[], p: QuantizeStep, assigned: (t: Target) => QuantizeStep | undefined, eightBit: (t: Target) => string | undefined = () => undefined): number {
   let need = 1;
   const env = { opset: NEWEST_OPSET };
   for (const t of targets) {
     const a = assigned(t);
-    need = Math.max(need, opsetNeeded(a ? planTarget(t, a, env) : sizeAwarePlan(t, p, env)));
+    need = Math.max(need, opsetNeeded(a ? planTarget(t, a, env) : sizeAwarePlan(t, p, env, eightBit(t))));
   }
   return need;
 }

@@ -30,6 +30,7 @@ import { emitMatMulNBits } from './matmulnbits.js';
 import { emitFloat16Weight, paramsFor, type LayerPrecision } from './precision.js';
 import { relativeRms } from './rtn.js';
 import { selectWeights, type Target } from './select.js';
+import { separableRule } from './separable.js';
 import { quantizeWeight, type WeightQuant } from './weights.js';
 import { quantizeParallel } from './parallel.js';
 
@@ -99,7 +100,9 @@ async function quantizeWeights(
   const selectOpts = { include: params.include, exclude: params.exclude, minElements: extras.minElements };
   let opset = opsetVersion(model, '') ?? 1;
   let blocker: string | undefined;
-  const wanted = wantedOpset(selectWeights(model, selectOpts).targets.filter(quantizable), params, (t) => (assigned(t) ? paramsOf(t) : undefined));
+  // Depthwise-separable networks: their Convs 8-bit under a 4-bit request (separable.ts).
+  const eightBit = separableRule(model);
+  const wanted = wantedOpset(selectWeights(model, selectOpts).targets.filter(quantizable), params, (t) => (assigned(t) ? paramsOf(t) : undefined), eightBit);
   if (wanted > opset) {
     const { upgradeForQuantize, describeUpgrade } = await import('./upgrade.js');
     const u = await upgradeForQuantize(model, input, wanted, names, ctx.calibration, ctx.seed);
@@ -126,7 +129,7 @@ async function quantizeWeights(
     if (fp16.has(t)) continue;
     // A precision the search assigned is its choice (it weighs bytes itself); the recipe's dtype is
     // delivered in the smallest form (delivery.ts).
-    const plan = assigned(t) ? planTarget(t, paramsOf(t), env) : sizeAwarePlan(t, params, env);
+    const plan = assigned(t) ? planTarget(t, paramsOf(t), env) : sizeAwarePlan(t, params, env, eightBit(t));
     plans.set(t, plan);
     if (plan.note) notes.set(plan.note, (notes.get(plan.note) ?? 0) + 1);
   }
