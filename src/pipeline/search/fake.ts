@@ -5,6 +5,17 @@
  * plans and block sizes the quantize step uses. Trying a layer at another precision is then one run
  * over the search samples, with no graph rewrite, no encode and no session creation.
  *
+ * Weights in subgraphs (If/Loop bodies, as Silero VAD's per-sample-rate branches hold them) and in
+ * Constant nodes are lifted: a copy of the model reads them from new main-graph inputs (a subgraph sees
+ * its enclosing graph's values), so every layer the quantize step selects is searchable.
+ *
+ * Stateful models (`carry`: output → input, src/runtime/carry.ts): every run goes through the samples in
+ * order, one at a time, and feeds each run's carried outputs into the next sample, so each assignment is
+ * measured with the state its own model carries, as an app runs it and as the evaluation measures it. The
+ * samples' own state values (those the source model carried, for calibration) only start the sequence:
+ * measured with them instead, a run would see the float32 state at every step and miss the drift that
+ * builds up over frames.
+ *
  * The numbers are those of DequantizeLinear → op in float32, which is what ORT computes for the
  * weight-only forms (wasm/webgpu targets: MatMulNBits with float activations); the dynamic int8 form and
  * accuracy_level 4 also round activations, so the chosen assignment is always verified by a full build
@@ -15,12 +26,14 @@ import { Tensor } from 'onnxruntime-node';
 import { stackSamples } from '../../data/batch.js';
 import type { InputSpec, Sample } from '../../data/types.js';
 import { encodeModelToBytes } from '../../onnx/codec.js';
+import { cloneModel } from '../../onnx/edit.js';
 import { float16ToFloat32Array } from '../../onnx/float16.js';
 import { DataType } from '../../onnx/dtypes.js';
-import { makeValueInfo } from '../../onnx/graph.js';
+import { makeValueInfo, NameScope } from '../../onnx/graph.js';
 import { tensorFloat32 } from '../../onnx/tensor.js';
-import type { ModelProto } from '../../onnx/types.js';
+import type { GraphProto, ModelProto, NodeProto } from '../../onnx/types.js';
 import type { QuantizeStep } from '../../recipe/types.js';
+import { carriedFeeds, nextState, type Carry } from '../../runtime/carry.js';
 import { openSession, runSession, sessionInputSpecs, type DeviceRequest } from '../../runtime/session.js';
 import { toFloat16Clamped } from '../../transforms/quantize/float16.js';
 import { planTarget, type FormEnv, type Plan } from '../../transforms/quantize/forms.js';
@@ -34,6 +47,8 @@ import { quantizeWeight, type WeightQuant } from '../../transforms/quantize/weig
 export interface SearchLayer {
   target: Target;
   name: string;
+  /** The session input that feeds this layer's weights. */
+  feed: string;
   elements: number;
   /** Stored bytes per precision (estimate: codes, scales, zero points; no graph overhead). */
   bytes: Partial<Record<LayerPrecision, number>>;
@@ -105,8 +120,9 @@ export function dequantize(q: WeightQuant): Float32Array {
   return out;
 }
 
-/** Samples stacked into batches of at most `size` where they can be (else one by one). */
-function batchesOf(samples: Sample[], specs: InputSpec[], size: number): Sample[] {
+/** Samples stacked into batches of at most `size` where they can be (else one by one); in order, one by one, with carry. */
+function batchesOf(samples: Sample[], specs: InputSpec[], size: number, carry?: Carry): Sample[] {
+  if (carry) return samples.map((s) => ({ feeds: s.feeds }));
   const batches: Sample[] = [];
   size = Math.max(1, size);
   for (let i = 0; i < samples.length; i += size) {
@@ -119,18 +135,19 @@ function batchesOf(samples: Sample[], specs: InputSpec[], size: number): Sample[
 }
 
 /**
- * The search's view of a model: the searchable layers (weights that are main-graph initializers of the
- * quantize step's selection) and a session that takes their weights as inputs.
+ * The search's view of a model: the searchable layers (every weight of the quantize step's selection)
+ * and a session that takes their weights as inputs.
  */
 export class FakeQuantModel {
   private cache = new Map<string, Tensor>();
   private batches: Sample[];
   private specs: InputSpec[] = [];
+  private carry: Carry | undefined;
   runs = 0;
 
   private constructor(
     readonly layers: SearchLayer[],
-    /** Layers the step quantizes that the search cannot set (Constant nodes, subgraphs): they keep the requested precision. */
+    /** Layers the step quantizes that the search cannot set: none since every weight is lifted (kept for the report's shape). */
     readonly fixed: string[],
     private readonly session: ort.InferenceSession,
     readonly outputs: string[],
@@ -140,21 +157,14 @@ export class FakeQuantModel {
     this.batches = batches;
   }
 
-  static async open(model: ModelProto, params: QuantizeStep, options: readonly LayerPrecision[], samples: Sample[], opts: { device?: DeviceRequest; minElements?: number; batch?: number } = {}): Promise<FakeQuantModel> {
-    const main = model.graph!;
-    const selection = selectWeights(model, { include: params.include, exclude: params.exclude, minElements: opts.minElements });
+  static async open(model: ModelProto, params: QuantizeStep, options: readonly LayerPrecision[], samples: Sample[], opts: { device?: DeviceRequest; minElements?: number; batch?: number; carry?: Carry } = {}): Promise<FakeQuantModel> {
     const env = predictedEnv(model);
+    const lifted = liftWeights(model, params, opts.minElements);
     const layers: SearchLayer[] = [];
-    const fixed: string[] = [];
     const weights = new Map<string, Float32Array>();
-    const asInput = new Set<string>();
-    for (const t of selection.targets) {
-      if (t.site.kind !== 'initializer' || t.site.graph !== main) {
-        fixed.push(t.name);
-        continue;
-      }
+    for (const { target: t, feed } of lifted.layers) {
       const n = t.shape.reduce((a, b) => a * b, 1);
-      const layer: SearchLayer = { target: t, name: t.name, elements: n, bytes: {}, delivered: {} };
+      const layer: SearchLayer = { target: t, name: t.name, feed, elements: n, bytes: {}, delivered: {} };
       for (const p of options) {
         if (p === 'float32' || p === 'float16') {
           layer.bytes[p] = n * (p === 'float32' ? 4 : 2);
@@ -166,29 +176,25 @@ export class FakeQuantModel {
         layer.delivered[p] = deliveredPrecision(plan.bits, plan.granularity);
       }
       layers.push(layer);
-      weights.set(t.weight, Float32Array.from(tensorFloat32(t.site.tensor)));
-      asInput.add(t.weight);
+      weights.set(feed, Float32Array.from(tensorFloat32(t.site.tensor)));
     }
-    // The same graph, with the searchable weights as inputs (tensor bytes shared, not copied).
-    const graph = {
-      ...main,
-      initializer: main.initializer.filter((t) => !asInput.has(t.name ?? '')),
-      input: [...main.input.filter((v) => !asInput.has(v.name ?? '')), ...layers.map((l) => makeValueInfo(l.target.weight, DataType.FLOAT, l.target.shape))],
-    };
-    const bytes = encodeModelToBytes({ ...model, graph });
-    const { session } = await openSession(bytes, { device: opts.device ?? 'cpu', intraOpThreads: 1 });
-    const specs = sessionInputSpecs(session).filter((s) => !asInput.has(s.name));
-    const batches = batchesOf(samples, specs, opts.batch ?? 256);
-    const fq = new FakeQuantModel(layers, fixed, session, [...session.outputNames], weights, batches);
+    const { session } = await openSession(encodeModelToBytes(lifted.model), { device: opts.device ?? 'cpu', intraOpThreads: 1 });
+    const feeds = new Set(layers.map((l) => l.feed));
+    const specs = sessionInputSpecs(session).filter((s) => !feeds.has(s.name));
+    const carry = opts.carry && Object.keys(opts.carry).length ? opts.carry : undefined;
+    const batches = batchesOf(samples, specs, opts.batch ?? 256, carry);
+    const fq = new FakeQuantModel(layers, [], session, [...session.outputNames], weights, batches);
     fq.specs = specs;
+    fq.carry = carry;
     return fq;
   }
 
   /** The same session and weight cache over other samples (close only the original). */
   withSamples(samples: Sample[], batch = 256): FakeQuantModel {
-    const fq = new FakeQuantModel(this.layers, this.fixed, this.session, this.outputs, this.weights, batchesOf(samples, this.specs, batch));
+    const fq = new FakeQuantModel(this.layers, this.fixed, this.session, this.outputs, this.weights, batchesOf(samples, this.specs, batch, this.carry));
     fq.cache = this.cache;
     fq.specs = this.specs;
+    fq.carry = this.carry;
     return fq;
   }
 
@@ -197,7 +203,7 @@ export class FakeQuantModel {
     const key = `${layer.name}\u0000${p}`;
     let t = this.cache.get(key);
     if (t) return t;
-    const w = this.weights.get(layer.target.weight)!;
+    const w = this.weights.get(layer.feed)!;
     let data: Float32Array;
     if (p === 'float32') data = w;
     else if (p === 'float16') data = float16ToFloat32Array(toFloat16Clamped(w));
@@ -210,11 +216,20 @@ export class FakeQuantModel {
   /** Runs every sample batch with the layers' weights as `assignment` says (unlisted: float32). */
   async run(assignment: Assignment, feedOf: (layer: SearchLayer, p: LayerPrecision) => Tensor): Promise<RunOutputs> {
     const weightFeeds: Record<string, Tensor> = {};
-    for (const l of this.layers) weightFeeds[l.target.weight] = feedOf(l, assignment.get(l.name) ?? 'float32');
+    for (const l of this.layers) weightFeeds[l.feed] = feedOf(l, assignment.get(l.name) ?? 'float32');
+    const out = await this.runAll((feeds) => runSession(this.session, { ...feeds, ...weightFeeds }));
+    this.runs++;
+    return out;
+  }
+
+  /** Every batch through `run`, in order; with carry, each sample gets the state the previous run carried. */
+  private async runAll(run: (feeds: Record<string, Tensor>) => Promise<Record<string, Tensor>>): Promise<RunOutputs> {
     const values = new Map<string, Float32Array[]>(this.outputs.map((o) => [o, []]));
     const dims = new Map<string, number[][]>(this.outputs.map((o) => [o, []]));
+    let state: Record<string, Tensor> | undefined;
     for (const b of this.batches) {
-      const r = await runSession(this.session, { ...b.feeds, ...weightFeeds });
+      const r = await run(carriedFeeds(b.feeds, state));
+      if (this.carry) state = nextState(r, this.carry);
       for (const o of this.outputs) {
         const t = r[o];
         const d = t.data as unknown;
@@ -222,7 +237,6 @@ export class FakeQuantModel {
         dims.get(o)!.push([...t.dims]);
       }
     }
-    this.runs++;
     return { values, dims };
   }
 
@@ -230,19 +244,9 @@ export class FakeQuantModel {
   async runModel(bytes: Uint8Array, device: DeviceRequest = 'cpu'): Promise<RunOutputs> {
     const { session } = await openSession(bytes, { device, intraOpThreads: 1 });
     try {
-      const values = new Map<string, Float32Array[]>(this.outputs.map((o) => [o, []]));
-      const dims = new Map<string, number[][]>(this.outputs.map((o) => [o, []]));
-      for (const b of this.batches) {
-        const r = await runSession(session, b.feeds, this.outputs);
-        for (const o of this.outputs) {
-          const t = r[o];
-          const d = t.data as unknown;
-          values.get(o)!.push(d instanceof Float32Array ? d : t.type === 'float16' ? float16ToFloat32Array(d as Uint16Array) : Float32Array.from(d as ArrayLike<number>, Number));
-          dims.get(o)!.push([...t.dims]);
-        }
-      }
+      const out = await this.runAll((feeds) => runSession(session, feeds, this.outputs));
       this.runs++;
-      return { values, dims };
+      return out;
     } finally {
       await session.release();
     }
@@ -259,4 +263,42 @@ export class FakeQuantModel {
     this.cache.clear();
     await this.session.release();
   }
+}
+
+/**
+ * A copy of the model whose searchable weights are main-graph inputs: main-graph initializers keep their
+ * name; weights in subgraphs or Constant nodes get a new unique name, their readers read it, and their
+ * initializer or Constant node is dropped. Tensor bytes are shared with `model`, which is not changed.
+ */
+function liftWeights(model: ModelProto, params: QuantizeStep, minElements?: number): { model: ModelProto; layers: { target: Target; feed: string }[] } {
+  const copy = cloneModel(model);
+  const main = copy.graph!;
+  const names = new NameScope(copy);
+  const selection = selectWeights(copy, { include: params.include, exclude: params.exclude, minElements });
+  const dropInits = new Map<GraphProto, Set<string>>();
+  const dropNodes = new Set<NodeProto>();
+  const layers: { target: Target; feed: string }[] = [];
+  for (const t of selection.targets) {
+    const site = t.site;
+    let feed = t.weight;
+    if (site.kind !== 'initializer' || site.graph !== main) {
+      feed = names.unique(`${t.weight}_search`);
+      for (const u of t.uses) u.node.input[u.input] = feed;
+    }
+    if (site.kind === 'initializer') {
+      const set = dropInits.get(site.graph) ?? new Set<string>();
+      set.add(t.weight);
+      dropInits.set(site.graph, set);
+    } else dropNodes.add(site.node);
+    layers.push({ target: t, feed });
+  }
+  const graphs = new Set<GraphProto>([...dropInits.keys(), ...[...selection.targets].filter((t) => t.site.kind === 'constant').map((t) => t.site.graph)]);
+  for (const g of graphs) {
+    const drop = dropInits.get(g);
+    if (drop) g.initializer = g.initializer.filter((x) => !drop.has(x.name ?? ''));
+    g.node = g.node.filter((n) => !dropNodes.has(n));
+  }
+  const lifted = new Set(layers.map((l) => l.feed));
+  main.input = [...main.input.filter((v) => !lifted.has(v.name ?? '')), ...layers.map((l) => makeValueInfo(l.feed, DataType.FLOAT, l.target.shape))];
+  return { model: copy, layers };
 }

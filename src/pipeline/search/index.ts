@@ -44,6 +44,7 @@ export async function searchForBuild(build: Build, model: ModelProto, ctx: Build
     params,
     budget,
     output: budget.output ?? build.evaluate?.output,
+    ...(spec.carry && { carry: spec.carry }),
     samples,
     modelBytes,
     device: ctx.device,

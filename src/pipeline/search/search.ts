@@ -44,6 +44,11 @@ export interface SearchOptions {
   build?: (params: QuantizeStep) => Promise<Uint8Array>;
   /** Fraction of each continuous limit's slack kept in reserve (default 0.2: aim at 1 − 0.8·(1 − minCosine), 0.8·maxRelRms, …). */
   margin?: number;
+  /**
+   * Stateful models: output → input carried from sample to sample (the samples are then one sequence).
+   * Every run, sensitivity included, carries its own model's state (fake.ts).
+   */
+  carry?: Record<string, string>;
   /** Samples the per-layer sensitivity runs use (default: the first 64 of `samples`; the whole-model re-measures use all). */
   sensitivitySamples?: number;
   log?: (message: string) => void;
@@ -83,7 +88,7 @@ export interface SearchResult {
   chosen: number;
   points: SearchPoint[];
   layers: LayerSensitivity[];
-  /** Layers the step quantizes that the search cannot set (weights in Constant nodes or subgraphs). */
+  /** Layers the step quantizes that the search cannot set (none since subgraph and Constant-node weights are lifted, fake.ts). */
   fixed: string[];
   /** The headline figure: the first of the budget's limits. */
   figure: 'accuracyDrop' | 'agreement' | 'cosine' | 'relRms' | 'maxAbs';
@@ -129,7 +134,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
   const candidates = opts.candidates ?? (params.dtype === 'auto' ? AUTO : candidatesFor(params));
   const nSens = Math.min(samples.length, Math.max(1, opts.sensitivitySamples ?? 64));
   const sensSamples = samples.slice(0, nSens);
-  const fq = await FakeQuantModel.open(model, params, candidates, samples, { device: opts.device, minElements: opts.minElements });
+  const fq = await FakeQuantModel.open(model, params, candidates, samples, { device: opts.device, minElements: opts.minElements, ...(opts.carry && { carry: opts.carry }) });
   // The same session, fed only the first nSens samples (their own batch), for the per-layer runs.
   const fqSens = nSens < samples.length ? fq.withSamples(sensSamples) : fq;
   try {
