@@ -16,15 +16,20 @@
  *   every Conv 8-bit, the SVTR MatMuls 4-bit                 0.990
  *   (no choice among data-free ones in between reached 0.95: smallest layers, first/last layer, first half)
  *
- * The detector: 0.940 every layer 4-bit, 0.994 with Convs at 8-bit. A plain CNN without depthwise Convs
+ * (fake-quantized, as the precision search measures; the zoo's real int4 build with this rule: 0.990).
+ * The detector: 0.940 every layer 4-bit, 0.997 with this rule (zoo build). A plain CNN without depthwise Convs
  * (openWakeWord's embedding model) keeps 4-bit Convs at cosine 0.987, so the rule is per model: one
  * depthwise Conv anywhere makes every Conv and ConvTranspose of the model 8-bit under a 4-bit request.
  * MatMul, Gemm, Gather and recurrent weights keep 4-bit (onnxruntime's MatMulNBits quantizer, whose 4-bit
  * forms are what runs fast, leaves Convs float altogether).
  *
+ * Scale search did not rescue 4-bit here: MSE-optimal clipping per block lowered the weights' error and
+ * dropped the recognizer to 0.766 (its largest weights matter), so scales stay min/max (docs/zoo.md).
+ *
  * With data, a budget does better: the precision search measures each layer and may keep many of these
- * Convs 4-bit (PP-OCRv4's detector: 2 Convs at 8-bit meet cosine 0.95). An assignment's precision is
- * delivered as assigned; this rule only shapes what a plain `dtype: int4` delivers.
+ * Convs 4-bit (PP-OCRv4's detector, minCosine 0.95: 2 Convs at 8-bit, 861 kB against 1,288 kB). An
+ * assignment's precision is delivered as assigned; this rule only shapes what a plain `dtype: int4`
+ * delivers.
  */
 import { attrInt, indexModel } from '../../onnx/graph.js';
 import { dimsOf } from '../../onnx/tensor.js';
