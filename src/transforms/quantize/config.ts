@@ -1,5 +1,5 @@
 /** The `quantize` recipe block: parameters, defaults and the checks that point at the recipe. */
-import { stringList, type StepConfig } from '../step-config.js';
+import { stringList, type NormalizeContext, type StepConfig } from '../step-config.js';
 
 export type QuantizeDtype = 'int8' | 'uint8' | 'int4' | 'uint4' | 'float16' | 'auto';
 
@@ -48,7 +48,22 @@ export interface QuantizeStep {
   /** Any layer delivered at another precision than asked (or left float) fails the build. Only set when true,
    *  so other builds' cache keys stay what they were. */
   strict?: boolean;
+  /**
+   * Static quantization: activations stored per tensor in this type (uint8 asymmetric, int8 symmetric),
+   * ranges calibrated on the calibration data, so onnxruntime runs QLinearConv / QGemm / QLinearMatMul.
+   * Absent: weight-only. Only set when the recipe sets it (other builds' cache keys stay what they were).
+   */
+  activations?: 'uint8' | 'int8';
+  /** How activation ranges are calibrated (with activations; default minmax). */
+  calibrate?: 'minmax' | 'percentile' | 'entropy';
+  /** calibrate: percentile — the percentile of |x| the range keeps (default 99.99). */
+  percentile?: number;
 }
+
+/** Why onnxruntime-web's WebGPU EP cannot run static int8 (shown in the recipe error). */
+export const WEBGPU_STATIC_REASON =
+  "onnxruntime-web's WebGPU EP has DequantizeLinear but no QuantizeLinear, QLinearConv, QLinearMatMul or QGemm kernels, " +
+  'so every quantized activation would go back to the CPU and run there: drop activations (weight-only int8 runs on WebGPU) or use target: wasm';
 
 export const quantizeConfig: StepConfig<QuantizeStep> = {
   name: 'quantize',
@@ -66,6 +81,9 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
     include: [],
     exclude: [],
     strict: undefined, // absent unless true
+    activations: undefined, // absent: weight-only
+    calibrate: undefined, // minmax when activations is set
+    percentile: undefined, // 99.99 when calibrate is percentile
   },
   required: ['dtype'],
   files: {},
@@ -85,6 +103,7 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
     if (method === 'gptq' && calibration === undefined) {
       problem(['quantize', 'method'], 'method gptq needs calibration data: set calibration.data');
     }
+    const statik = staticParams(q, { dtype, method, alias, problem, calibration });
     return {
       dtype,
       granularity: (q.granularity as QuantizeStep['granularity']) ?? (fourBit ? 32 : 'per-channel'),
@@ -100,9 +119,39 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
       exclude: stringList(q.exclude),
       ...(alias && { alias }),
       ...(q.strict === true && { strict: true }),
+      ...statik,
     };
   },
 };
+
+/** The static-quantization keys, checked against the rest of the block and the build's data. */
+function staticParams(
+  q: Record<string, unknown>,
+  { dtype, method, alias, problem, calibration }: { dtype: QuantizeDtype; method: string; alias?: string; problem: NormalizeContext['problem']; calibration?: string },
+): Pick<QuantizeStep, 'activations' | 'calibrate' | 'percentile'> {
+  const activations = q.activations as QuantizeStep['activations'];
+  const calibrate = q.calibrate as QuantizeStep['calibrate'];
+  if (activations === undefined) {
+    if (calibrate !== undefined) problem(['quantize', 'calibrate'], 'calibrate applies to static quantization: set activations: uint8 or int8');
+    else if (q.percentile !== undefined) problem(['quantize', 'percentile'], 'percentile applies to static quantization with calibrate: percentile');
+    return {};
+  }
+  const at = ['quantize', 'activations'];
+  if (calibration === undefined) problem(at, `activations: ${activations} needs calibration data to measure activation ranges: set calibration.data`);
+  else if (calibration === 'random') problem(at, 'activation ranges measured on random inputs are not the ranges of your data: set calibration.data to real samples');
+  if (dtype !== 'int8') problem(['quantize', 'dtype'], `static quantization stores weights as int8 (symmetric, per channel), not ${alias ?? dtype}`);
+  if (q.symmetric === false) problem(['quantize', 'symmetric'], "static quantization needs symmetric weights: onnxruntime's QLinearConv and QGemm take int8 weights with zero point 0");
+  if (method === 'gptq') problem(['quantize', 'method'], 'method gptq is not combined with static activations: use method: rtn');
+  if (q.target === 'webgpu') problem(at, `static quantization cannot run on target webgpu: ${WEBGPU_STATIC_REASON}`);
+  if (q.format === 'dynamic' || q.format === 'matmulnbits') problem(['quantize', 'format'], `format ${String(q.format)} contradicts static activations, which are written as QuantizeLinear/DequantizeLinear pairs (format: qdq)`);
+  if (q.float16 === true) problem(['quantize', 'float16'], 'float16 is not combined with static activations');
+  if (q.percentile !== undefined && calibrate !== 'percentile') problem(['quantize', 'percentile'], 'percentile applies to calibrate: percentile');
+  return {
+    activations,
+    calibrate: calibrate ?? 'minmax',
+    ...(calibrate === 'percentile' && { percentile: (q.percentile as number | undefined) ?? 99.99 }),
+  };
+}
 
 /** The normalized quantize block a recipe with only `dtype` gets (every default filled in). */
 export function quantizeDefaults(dtype: QuantizeDtype): QuantizeStep {

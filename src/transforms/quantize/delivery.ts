@@ -15,7 +15,7 @@ import { NEWEST_OPSET, upgradeOpset } from '../../onnx/opset/index.js';
 import type { ModelProto } from '../../onnx/types.js';
 import type { LayerReport } from '../types.js';
 import type { QuantizeStep } from './config.js';
-import { opsetNeeded, planTarget, type FormEnv, type Plan } from './forms.js';
+import { opsetNeeded, planTarget, STATIC_KINDS, type FormEnv, type Plan } from './forms.js';
 import { deliveredPrecision, requestedPrecision } from './precision.js';
 import type { Target } from './select.js';
 import { plannedBytes } from './size.js';
@@ -50,6 +50,8 @@ export function sizeAwarePlan(t: Target, p: QuantizeStep, env: FormEnv, eightBit
     if (!eight.keepFloat && b4 >= b8) plan = { ...eight, lowered: join(eight.lowered, `its 4-bit form with scales (${b4} B) is not smaller than 8-bit (${b8} B)`) };
     else if (!eight.keepFloat && eightBit) plan = { ...eight, lowered: join(eight.lowered, eightBit) };
   }
+  // Static quantization quantizes a fused op's weight whatever its size: the gain is speed, not bytes.
+  if (p.activations && plan.bits === 8 && plan.form === 'dq' && STATIC_KINDS.includes(t.kind)) return plan;
   // float16 (q4f16) halves what the weight would cost if left float.
   const floatBytes = elements * (p.float16 ? 2 : 4);
   const b = plannedBytes(t, plan);

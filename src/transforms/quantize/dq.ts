@@ -41,7 +41,8 @@ export interface Emitted {
   dtypeAfter: string;
 }
 
-export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits): Emitted {
+/** `zeroPoint`: write the zero point even when it is the default (the fused static ops take it as an input). */
+export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits, zeroPoint = false): Emitted {
   const type = codeType(q.bits, plan.signed);
   const base = t.weight;
   let bytes = 0;
@@ -58,7 +59,7 @@ export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: Gra
   if (cv) {
     const dims = cv.perTensor ? [] : [cv.scales.length];
     inputs.push(add('scale', DataType.FLOAT, dims, cv.scales));
-    if (!zeroIsDefault(cv.zeros, q.bits, plan.signed)) inputs.push(add('zero_point', type, dims, codeBytes(cv.zeros, q.bits, plan.signed)));
+    if (zeroPoint || !zeroIsDefault(cv.zeros, q.bits, plan.signed)) inputs.push(add('zero_point', type, dims, codeBytes(cv.zeros, q.bits, plan.signed)));
     if (!cv.perTensor) attributes.push(makeAttribute('axis', t.channelAxis, true));
   } else {
     const p = blockedParams(q);

@@ -65,6 +65,9 @@ export function opsetNeeded(plan: Plan): number {
   }
 }
 
+/** The kinds static quantization fuses (MatMul, Gemm, Conv). */
+export const STATIC_KINDS: readonly Target['kind'][] = ['matmul', 'gemm', 'conv'];
+
 const MATMULNBITS_BLOCKS = [256, 128, 64, 32, 16];
 
 /** The MatMulNBits / GatherBlockQuantized block for a granularity: a block size as is; per-channel or
@@ -98,7 +101,9 @@ function requestedForm(kind: Target['kind'], format: NonNullable<QuantizeStep['f
 export function planTarget(t: Target, p: QuantizeStep, env: FormEnv): Plan {
   const bits: Bits = p.dtype === 'int4' || p.dtype === 'uint4' ? 4 : 8;
   const plan: Plan = {
-    form: p.format ? requestedForm(t.kind, p.format) : defaultForm(t.kind, bits, p.target),
+    // Static quantization (activations) writes 8-bit MatMul/Gemm/Conv weights as DequantizeLinear: the
+    // QDQ groups onnxruntime fuses into QLinearConv / QGemm / QLinearMatMul (static.ts).
+    form: p.format ? requestedForm(t.kind, p.format) : p.activations && bits === 8 && STATIC_KINDS.includes(t.kind) ? 'dq' : defaultForm(t.kind, bits, p.target),
     bits,
     signed: p.dtype.startsWith('int'),
     symmetric: p.symmetric,

@@ -20,7 +20,7 @@ import { askedPrecision, deliverySummary, planPrecision, sizeAwarePlan, wantedOp
 import { emitConvInteger, emitMatMulInteger } from './dynamic.js';
 import { GraphEdits } from './edits.js';
 import { convertToFloat16, DEFAULT_KEEP_FLOAT32_OPS, toFloat16Clamped } from './float16.js';
-import { planTarget, type FormEnv, type Plan } from './forms.js';
+import { planTarget, STATIC_KINDS, type FormEnv, type Plan } from './forms.js';
 import { emitGatherBlockQuantized } from './gather.js';
 import { gptqQuantize } from './gptq.js';
 import type { Hessian } from './hessian.js';
@@ -97,7 +97,7 @@ async function quantizeWeights(
   const quantizable = (t: Target) => assigned(t) !== 'float32' && assigned(t) !== 'float16';
   // Raise the opset first when the chosen forms need a newer one (the upgrade rewrites nodes, so weights
   // are selected again afterwards).
-  const selectOpts = { include: params.include, exclude: params.exclude, minElements: extras.minElements };
+  const selectOpts = { include: params.include, exclude: params.exclude, minElements: extras.minElements, ...(params.activations && { anySize: STATIC_KINDS }) };
   let opset = opsetVersion(model, '') ?? 1;
   let blocker: string | undefined;
   // Depthwise-separable networks: their Convs 8-bit under a 4-bit request (separable.ts).
@@ -134,6 +134,11 @@ async function quantizeWeights(
     if (plan.note) notes.set(plan.note, (notes.get(plan.note) ?? 0) + 1);
   }
   for (const [note, count] of notes) report.warnings.push(count > 1 ? `${note} (${count} weights)` : note);
+
+  // Static activations: planned and calibrated on the graph before any weight is rewritten.
+  const statik = params.activations
+    ? await (await import('./static.js')).StaticQuantization.prepare(model, selection.targets, plans, params, ctx, { intraOpThreads: extras.intraOpThreads, batch: extras.calibrationBatch })
+    : undefined;
 
   // GPTQ: Hessians of each MatMul/Gemm input over the calibration samples, in one pass.
   let hessians: Map<string, Hessian> | undefined;
@@ -204,7 +209,8 @@ async function quantizeWeights(
       let emitted: Emitted;
       switch (plan.form) {
         case 'dq':
-          emitted = emitDequantize(t, plan, q, edits);
+          statik?.weightQuantized(t, q);
+          emitted = emitDequantize(t, plan, q, edits, statik?.has(t));
           break;
         case 'matmulnbits':
           emitted = emitMatMulNBits(t, plan, q, edits, accuracyLevel(params.target));
@@ -242,7 +248,9 @@ async function quantizeWeights(
   } finally {
     await mm?.release();
   }
+  statik?.emit(edits);
   edits.apply();
+  statik?.report(report);
   if (usesMicrosoft) ensureOpset(model, 'com.microsoft', 1);
   const done = report.layers.filter((l) => l.dtypeAfter !== 'float32');
   const before = done.reduce((s, l) => s + l.bytesBefore, 0);

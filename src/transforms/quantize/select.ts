@@ -59,6 +59,8 @@ export interface SelectOptions {
   exclude: string[];
   /** Weights with fewer elements are left alone (default 1024). */
   minElements?: number;
+  /** Kinds quantized whatever their size (static quantization: a small Conv still runs faster fused). */
+  anySize?: readonly TargetKind[];
 }
 
 const KIND: Record<string, TargetKind> = {
@@ -215,7 +217,7 @@ export function selectWeights(model: ModelProto, opts: SelectOptions): Selection
       continue;
     }
     const count = elementCount(shape);
-    if (count < minElements) {
+    if (count < minElements && !opts.anySize?.includes(first.kind)) {
       skip(nodeName, `${count} elements (< ${minElements}): too small to matter`);
       continue;
     }

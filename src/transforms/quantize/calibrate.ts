@@ -1,0 +1,193 @@
+/**
+ * Activation ranges for static quantization, from streaming statistics over the calibration samples.
+ *
+ *   minmax      the smallest and largest value seen (ONNX Runtime's MinMax calibrator)
+ *   percentile  |x| at the given percentile of all values seen, clipped to [min, max] (ORT's Percentile
+ *               calibrator with symmetric=True, its default)
+ *   entropy     the |x| threshold whose 8-bit quantization keeps the distribution closest to the
+ *               original in KL divergence (TensorRT's entropy calibration; ORT's calibrate.py does the
+ *               same search, but with 128 bins by default it has one candidate: the whole range)
+ *
+ * Memory is bounded: per tensor a min, a max and, for percentile / entropy, a histogram of |x| with a
+ * fixed number of bins (2048, 16 KB). When a value beyond the histogram's range arrives, bins are merged
+ * pairwise and their width doubled, which keeps every count exact: the edges of the coarser histogram
+ * are edges of the finer one.
+ */
+
+export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
+
+export const HISTOGRAM_BINS = 2048;
+
+/** The streaming statistics of one tensor's values. */
+export class ValueStats {
+  min = Infinity;
+  max = -Infinity;
+  count = 0;
+  /** Histogram of |x|: bin i counts |x| in [i·width, (i+1)·width); the last bin also holds |x| = bins·width. */
+  readonly hist: Float64Array | undefined;
+  width = 0;
+  /** Values seen while every value so far was 0 (no width yet). */
+  private zeros = 0;
+
+  constructor(histogram: boolean, readonly bins = HISTOGRAM_BINS) {
+    this.hist = histogram ? new Float64Array(bins) : undefined;
+  }
+
+  add(x: ArrayLike<number>): void {
+    let lo = this.min;
+    let hi = this.max;
+    let amax = 0;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+      const a = v < 0 ? -v : v;
+      if (a > amax) amax = a;
+    }
+    if (Number.isNaN(amax) || amax === Infinity) throw new RangeError('activation values are NaN or infinite');
+    this.min = lo;
+    this.max = hi;
+    this.count += x.length;
+    const h = this.hist;
+    if (!h) return;
+    if (this.width === 0) {
+      if (amax === 0) {
+        this.zeros += x.length;
+        return;
+      }
+      this.width = amax / this.bins;
+      h[0] += this.zeros;
+      this.zeros = 0;
+    }
+    while (amax > this.width * this.bins) this.coarsen();
+    const inv = 1 / this.width;
+    const last = this.bins - 1;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      const b = ((v < 0 ? -v : v) * inv) | 0;
+      h[b > last ? last : b]++;
+    }
+  }
+
+  /** Merges bins pairwise and doubles the width. */
+  private coarsen(): void {
+    const h = this.hist!;
+    const half = this.bins >> 1;
+    for (let i = 0; i < half; i++) h[i] = h[2 * i] + h[2 * i + 1];
+    h.fill(0, half);
+    this.width *= 2;
+  }
+
+  /** Histogram counts with the not-yet-binned zeros in bin 0. */
+  counts(): Float64Array {
+    const h = Float64Array.from(this.hist!);
+    h[0] += this.zeros;
+    return h;
+  }
+}
+
+export interface Range {
+  lo: number;
+  hi: number;
+}
+
+/**
+ * The calibrated range of a tensor. `levels`: the quantization levels the threshold will be spread over
+ * on the |x| side (entropy only): 128 for int8 symmetric or signed data, 256 for uint8 over values ≥ 0.
+ */
+export function calibratedRange(s: ValueStats, method: CalibrationMethod, opts: { percentile?: number; levels?: number } = {}): Range {
+  if (s.count === 0) return { lo: 0, hi: 0 };
+  if (method === 'minmax' || !s.hist || s.width === 0) return { lo: s.min, hi: s.max };
+  const t = method === 'percentile' ? percentileThreshold(s, opts.percentile ?? 99.99) : entropyThreshold(s, opts.levels ?? 128);
+  return { lo: Math.max(s.min, -t), hi: Math.min(s.max, t) };
+}
+
+/** The upper edge of the bin where the share of |x| values at or below it reaches p %. */
+export function percentileThreshold(s: ValueStats, p: number): number {
+  const h = s.counts();
+  const total = h.reduce((a, b) => a + b, 0);
+  const want = (total * p) / 100;
+  let acc = 0;
+  for (let i = 0; i < h.length; i++) {
+    acc += h[i];
+    if (acc >= want) return (i + 1) * s.width;
+  }
+  return h.length * s.width;
+}
+
+/**
+ * TensorRT's threshold search: for every candidate i (levels … bins), P = the first i bins with all
+ * counts beyond folded into bin i − 1 (what clipping at i·width does), Q = the same i bins quantized to
+ * `levels` levels and expanded back (each level's count spread over its non-empty bins); the i with the
+ * least KL(P ‖ Q) wins. Empty Q bins where P has mass get a small floor instead of infinity.
+ */
+export function entropyThreshold(s: ValueStats, levels: number): number {
+  const h = s.counts();
+  const n = h.length;
+  if (levels >= n) return n * s.width;
+  // Suffix sums give each candidate's outlier mass in O(1).
+  const tail = new Float64Array(n + 1);
+  for (let i = n - 1; i >= 0; i--) tail[i] = tail[i + 1] + h[i];
+  const q = new Float64Array(n);
+  let best = n;
+  let bestKl = Infinity;
+  for (let i = levels; i <= n; i++) {
+    const pTotal = tail[0];
+    // Q: `levels` groups over bins [0, i), each group's mass spread evenly over its non-empty bins.
+    for (let j = 0; j < levels; j++) {
+      const start = Math.floor((j * i) / levels);
+      const end = Math.floor(((j + 1) * i) / levels);
+      let mass = 0;
+      let nonEmpty = 0;
+      for (let k = start; k < end; k++) {
+        mass += h[k];
+        if (h[k] > 0) nonEmpty++;
+      }
+      const each = nonEmpty ? mass / nonEmpty : 0;
+      for (let k = start; k < end; k++) q[k] = h[k] > 0 ? each : 0;
+    }
+    // Q holds the mass of bins [0, i) only; P also the clipped outliers.
+    const qTotal = pTotal - tail[i];
+    let kl = 0;
+    for (let k = 0; k < i; k++) {
+      const pk = k === i - 1 ? h[k] + tail[i] : h[k];
+      if (pk === 0) continue;
+      const pn = pk / pTotal;
+      const qn = qTotal > 0 ? Math.max(q[k] / qTotal, 1e-10) : 1e-10;
+      kl += pn * Math.log(pn / qn);
+    }
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = i;
+    }
+  }
+  return best * s.width;
+}
+
+/** Scale and zero point of a per-tensor activation quantization over `r`. */
+export interface ActivationParams {
+  scale: number;
+  /** The zero point in the stored type: 0..255 for uint8, −128..127 for int8. */
+  zero: number;
+  type: 'uint8' | 'int8';
+  /** The range the parameters were computed from. */
+  lo: number;
+  hi: number;
+}
+
+/**
+ * uint8: asymmetric over [min(lo, 0), max(hi, 0)], scale = span / 255, zero = round(−lo / scale), so 0 is
+ * exact (ORT's compute_scale_zp). int8: symmetric, scale = max|x| / 127, zero 0. An empty range gets scale 1.
+ */
+export function activationParams(r: Range, type: 'uint8' | 'int8'): ActivationParams {
+  const lo = Math.min(r.lo, 0);
+  const hi = Math.max(r.hi, 0);
+  if (type === 'int8') {
+    const m = Math.max(-lo, hi);
+    return { scale: m > 0 ? Math.fround(m / 127) : 1, zero: 0, type, lo: r.lo, hi: r.hi };
+  }
+  const scale = Math.fround((hi - lo) / 255);
+  if (!(scale > 0)) return { scale: 1, zero: 0, type, lo: r.lo, hi: r.hi };
+  const zero = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+  return { scale, zero, type, lo: r.lo, hi: r.hi };
+}
