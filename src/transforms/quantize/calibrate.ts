@@ -176,18 +176,20 @@ export interface ActivationParams {
 }
 
 /**
- * uint8: asymmetric over [min(lo, 0), max(hi, 0)], scale = span / 255, zero = round(−lo / scale), so 0 is
- * exact (ORT's compute_scale_zp). int8: symmetric, scale = max|x| / 127, zero 0. An empty range gets scale 1.
+ * Asymmetric: over [min(lo, 0), max(hi, 0)], scale = span / 255, zero = qmin + round(−lo / scale), so 0 is
+ * exact (ORT's compute_scale_zp). Symmetric (int8 only): scale = max|x| / 127, zero 0. An empty range gets
+ * scale 1.
  */
-export function activationParams(r: Range, type: 'uint8' | 'int8'): ActivationParams {
+export function activationParams(r: Range, type: 'uint8' | 'int8', symmetric = type === 'int8'): ActivationParams {
   const lo = Math.min(r.lo, 0);
   const hi = Math.max(r.hi, 0);
-  if (type === 'int8') {
+  const qmin = type === 'int8' ? -128 : 0;
+  if (symmetric) {
     const m = Math.max(-lo, hi);
     return { scale: m > 0 ? Math.fround(m / 127) : 1, zero: 0, type, lo: r.lo, hi: r.hi };
   }
   const scale = Math.fround((hi - lo) / 255);
-  if (!(scale > 0)) return { scale: 1, zero: 0, type, lo: r.lo, hi: r.hi };
-  const zero = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+  if (!(scale > 0)) return { scale: 1, zero: qmin, type, lo: r.lo, hi: r.hi };
+  const zero = qmin + Math.min(255, Math.max(0, Math.round(-lo / scale)));
   return { scale, zero, type, lo: r.lo, hi: r.hi };
 }

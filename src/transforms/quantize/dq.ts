@@ -17,7 +17,7 @@ import type { GraphEdits } from './edits.js';
 import { bytes8, packNibbles } from './layout.js';
 import type { Plan } from './forms.js';
 import type { Target } from './select.js';
-import { blockedParams, channelView, originalCodes, type WeightQuant } from './weights.js';
+import { blockedParams, channelView, originalCodes, transposeCodes, type WeightQuant } from './weights.js';
 
 /** The ONNX type of stored codes. */
 export function codeType(bits: 4 | 8, signed: boolean): number {
@@ -41,8 +41,15 @@ export interface Emitted {
   dtypeAfter: string;
 }
 
-/** `zeroPoint`: write the zero point even when it is the default (the fused static ops take it as an input). */
-export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits, zeroPoint = false): Emitted {
+export interface DequantizeOptions {
+  /** Write the zero point even when it is the default (the fused static ops take it as an input). */
+  zeroPoint?: boolean;
+  /** A 2-D [N, K] weight with channel axis 0 is stored transposed, [K, N] with axis 1: the caller
+   *  turns its readers' transB off (onnxruntime-web's QGemm is ~3× slower with transB = 1). */
+  transpose?: boolean;
+}
+
+export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits, opts: DequantizeOptions = {}): Emitted {
   const type = codeType(q.bits, plan.signed);
   const base = t.weight;
   let bytes = 0;
@@ -51,16 +58,18 @@ export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: Gra
     bytes += tensor.rawData!.length;
     return edits.addTensor(t.site, `${base}_${suffix}`, tensor);
   };
-  // The codes are this weight's alone and garbage once emitted: converted in place.
-  const qName = add('quantized', type, t.shape, codeBytes(originalCodes(q), q.bits, plan.signed, true));
+  const transpose = opts.transpose === true && t.shape.length === 2 && t.channelAxis === 0;
+  // The codes are this weight's alone (or a transposed copy) and garbage once emitted: converted in place.
+  const codes = transpose ? transposeCodes(originalCodes(q), t.shape[0], t.shape[1]) : originalCodes(q);
+  const qName = add('quantized', type, transpose ? [t.shape[1], t.shape[0]] : t.shape, codeBytes(codes, q.bits, plan.signed, true));
   const inputs = [qName];
   const attributes = [];
   const cv = channelView(q, t.channelAxis);
   if (cv) {
     const dims = cv.perTensor ? [] : [cv.scales.length];
     inputs.push(add('scale', DataType.FLOAT, dims, cv.scales));
-    if (zeroPoint || !zeroIsDefault(cv.zeros, q.bits, plan.signed)) inputs.push(add('zero_point', type, dims, codeBytes(cv.zeros, q.bits, plan.signed)));
-    if (!cv.perTensor) attributes.push(makeAttribute('axis', t.channelAxis, true));
+    if (opts.zeroPoint || !zeroIsDefault(cv.zeros, q.bits, plan.signed)) inputs.push(add('zero_point', type, dims, codeBytes(cv.zeros, q.bits, plan.signed)));
+    if (!cv.perTensor) attributes.push(makeAttribute('axis', transpose ? 1 : t.channelAxis, true));
   } else {
     const p = blockedParams(q);
     inputs.push(add('scale', DataType.FLOAT, p.dims, p.scales));

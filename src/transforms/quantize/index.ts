@@ -210,7 +210,7 @@ async function quantizeWeights(
       switch (plan.form) {
         case 'dq':
           statik?.weightQuantized(t, q);
-          emitted = emitDequantize(t, plan, q, edits, statik?.has(t));
+          emitted = emitDequantize(t, plan, q, edits, statik?.dequantizeOptions(t));
           break;
         case 'matmulnbits':
           emitted = emitMatMulNBits(t, plan, q, edits, accuracyLevel(params.target));

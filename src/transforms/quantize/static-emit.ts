@@ -54,57 +54,83 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
     }
     return pair;
   };
-  const qName = new Map<QuantizedValue, string>();
-  for (const v of plan.values.values()) qName.set(v, names.unique(`${v.name}_quantized`));
-  const Q = (v: QuantizedValue, input: string): NodeProto => {
+  const Q = (v: QuantizedValue, input: string, output: string): NodeProto => {
     stats.quantizeNodes++;
-    return makeNode('QuantizeLinear', [input, ...paramsOf(v)], [qName.get(v)!], { name: names.unique(`${v.name}_QuantizeLinear`) });
+    return makeNode('QuantizeLinear', [input, ...paramsOf(v)], [output], { name: names.unique(`${v.name}_QuantizeLinear`) });
   };
-  const DQ = (v: QuantizedValue, output: string): NodeProto => {
+  const DQ = (v: QuantizedValue, input: string, output: string): NodeProto => {
     stats.dequantizeNodes++;
-    return makeNode('DequantizeLinear', [qName.get(v)!, ...paramsOf(v)], [output], { name: names.unique(`${v.name}_DequantizeLinear`) });
+    return makeNode('DequantizeLinear', [input, ...paramsOf(v)], [output], { name: names.unique(`${v.name}_DequantizeLinear`) });
   };
+  const quantized = (v: QuantizedValue) => names.unique(`${v.name}_quantized`);
 
-  // Which readers take the integers: anchors at input 0 (through their own DQ) and move ops.
+  // uint8: one QuantizeLinear per value, read by a DequantizeLinear per anchor and by move ops running
+  // on the integers. int8: onnxruntime's x86 and wasm kernels take uint8 activations only, and ORT
+  // rewrites int8 to uint8 only for a QuantizeLinear with exactly one DequantizeLinear after it (its
+  // QDQS8ToU8 pass); so int8 gets one Q → DQ pair per reader, and move ops stay between a DQ and a Q of
+  // the same parameters, which ORT turns into the integer op itself (MaxPool; Flatten stays float).
+  const pairs = plan.activations === 'int8';
   const moveFrom = new Map<NodeProto, QuantizedValue>();
-  for (const v of plan.values.values()) if (v.source === 'move') moveFrom.set(v.producer!, v.from!);
-  const readsQuantized = (n: NodeProto, v: QuantizedValue) => (plan.anchors.has(n) && n.input[0] === v.name) || moveFrom.get(n) === v;
-  const needsFloat = (v: QuantizedValue) => idx.isGraphOutput(v.name) || idx.consumersOf(v.name).some((n) => !readsQuantized(n, v));
+  if (!pairs) for (const v of plan.values.values()) if (v.source === 'move') moveFrom.set(v.producer!, v.from!);
+  const anchorReads = (n: NodeProto, v: QuantizedValue) => plan.anchors.has(n) && n.input[0] === v.name;
+  const needsFloat = (v: QuantizedValue) => idx.isGraphOutput(v.name) || idx.consumersOf(v.name).some((n) => !anchorReads(n, v) && moveFrom.get(n) !== v);
 
+  // The integers each anchor reads, per value: one name (uint8), or the anchor's own pair (int8).
+  const forAnchor = new Map<NodeProto, string>();
+  const qName = new Map<QuantizedValue, string>();
   // Quantize each value where it is made (nodes after a producer are collected: one node may make several).
   const atStart: NodeProto[] = [];
   const after = new Map<NodeProto, NodeProto[]>();
   const follow = (p: NodeProto, nodes: NodeProto[]) => after.set(p, [...(after.get(p) ?? []), ...nodes]);
   for (const v of plan.values.values()) {
     const p = v.producer;
-    switch (v.source) {
-      case 'input':
-        atStart.push(Q(v, v.name));
-        break;
-      case 'float':
-        follow(p!, [Q(v, v.name)]);
-        break;
-      case 'anchor': {
-        // The anchor's output feeds its QuantizeLinear alone; float readers get a DequantizeLinear.
-        let out = p!.output[0];
-        if (v.folded) {
-          edits.replace(g, v.folded, []);
-          stats.foldedRelu++;
-        } else p!.output[0] = out = names.unique(`${v.name}_float`);
-        follow(p!, [Q(v, out), ...(needsFloat(v) ? [DQ(v, v.name)] : [])]);
-        break;
-      }
-      case 'move':
-        stats.movedOps.push(p!.opType!);
-        follow(p!, needsFloat(v) ? [DQ(v, v.name)] : []);
-        break;
+    if (v.source === 'move' && !pairs) {
+      // Runs on the integers of `from` (renamed below, once every value has its name).
+      qName.set(v, quantized(v));
+      stats.movedOps.push(p!.opType!);
+      continue;
     }
+    // The float value the QuantizeLinear reads.
+    let src = v.name;
+    if (v.source === 'anchor') {
+      if (v.folded) {
+        edits.replace(g, v.folded, []);
+        stats.foldedRelu++;
+        src = p!.output[0];
+      } else p!.output[0] = src = names.unique(`${v.name}_float`);
+    }
+    if (v.source === 'move') stats.movedOps.push(p!.opType!);
+    const nodes: NodeProto[] = [];
+    const floatView = v.source === 'anchor' && needsFloat(v);
+    if (!pairs) {
+      const q = quantized(v);
+      qName.set(v, q);
+      nodes.push(Q(v, src, q));
+      if (floatView) nodes.push(DQ(v, q, v.name));
+      for (const n of idx.consumersOf(v.name)) if (anchorReads(n, v)) forAnchor.set(n, q);
+    } else {
+      for (const n of idx.consumersOf(v.name)) {
+        if (!anchorReads(n, v) || forAnchor.has(n)) continue;
+        const q = quantized(v);
+        nodes.push(Q(v, src, q));
+        forAnchor.set(n, q);
+      }
+      if (floatView) {
+        const q = quantized(v);
+        nodes.push(Q(v, src, q), DQ(v, q, v.name));
+      }
+    }
+    if (v.source === 'input') atStart.push(...nodes);
+    else follow(p!, nodes);
   }
   // Move ops read and write the integers (renamed after needsFloat has looked at the original names).
   for (const v of plan.values.values()) {
-    if (v.source !== 'move') continue;
-    v.producer!.input[0] = qName.get(v.from!)!;
-    v.producer!.output[0] = qName.get(v)!;
+    if (v.source !== 'move' || pairs) continue;
+    const p = v.producer!;
+    p.input[0] = qName.get(v.from!)!;
+    p.output[0] = qName.get(v)!;
+    follow(p, needsFloat(v) ? [DQ(v, qName.get(v)!, v.name)] : []);
+    for (const n of idx.consumersOf(v.name)) if (anchorReads(n, v)) forAnchor.set(n, qName.get(v)!);
   }
   for (const [p, nodes] of after) edits.replace(g, p, [p, ...nodes]);
   if (atStart.length && g.node.length) edits.insertBefore(g, g.node[0], atStart);
@@ -114,13 +140,19 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
     const n = a.node;
     const v = plan.values.get(n.input[0])!;
     const x = names.unique(`${v.name}_dequantized`);
-    const before = [DQ(v, x)];
+    const before = [DQ(v, forAnchor.get(n)!, x)];
     n.input[0] = x;
+    // The weight was stored as [K, N] (dq.ts, transpose): the Gemm reads it untransposed.
+    if (a.kind === 'gemm' && a.target.channelAxis === 0) setTransB0(n);
     const bias = a.kind !== 'matmul' ? n.input[2] : undefined;
     if (bias) before.push(quantizeBias(a.target, bias, v.params!, weightScales(a.target), n, plan, edits, stats));
     edits.insertBefore(g, n, before);
   }
   return stats;
+}
+
+function setTransB0(n: NodeProto): void {
+  n.attribute = n.attribute.filter((a) => a.name !== 'transB');
 }
 
 function quantizeBias(t: Target, bias: string, x: ActivationParams, ws: Float32Array, node: NodeProto, plan: StaticPlan, edits: GraphEdits, stats: StaticEmitStats): NodeProto {

@@ -18,10 +18,11 @@
  * - **Conv outputs** are always quantized: QLinearConv has an 8-bit output, so ORT fuses only a Conv
  *   whose output feeds a QuantizeLinear alone. Gemm / MatMul outputs are quantized when an anchor or an
  *   op below reads them quantized; otherwise they stay float (QGemm / MatMulIntegerToFloat).
- * - **Relu after an anchor** is folded into the anchor's QuantizeLinear for uint8 (asymmetric)
- *   activations, as quantize_static does: the Q takes the Relu output's range, whose zero point is 0,
- *   so clamping to 0..255 is the Relu. Symmetric int8 (zero point 0, range −127..127) cannot clamp at
- *   0: the Relu stays, in float, between a DQ and a Q.
+ * - **Relu after an anchor** is folded into the anchor's QuantizeLinear, as quantize_static does: the
+ *   Q takes the Relu output's range [0, max] with its zero point at the type's minimum (0 for uint8,
+ *   −128 for int8), so the Q's clamp is the Relu. int8 values are otherwise symmetric (zero point 0);
+ *   a folded Relu's output is the one exception, since a symmetric Q cannot clamp at 0 (the Relu would
+ *   stay in float between a DQ and a Q, and ORT would fuse Gemm + Relu into a float FusedGemm).
  * - **Ops that move or select values without computing** (MaxPool, Flatten, Reshape, Transpose,
  *   Squeeze, Unsqueeze) run on the 8-bit tensor itself with the same scale and zero point when their
  *   input is quantized: the graph ORT's "drop QDQ" rewrite would make, written directly (ONNX types
@@ -41,6 +42,7 @@ import type { Plan } from './forms.js';
 import type { Target } from './select.js';
 import type { StepContext, StepReport } from '../types.js';
 import type { GraphEdits } from './edits.js';
+import type { DequantizeOptions } from './dq.js';
 import { emitStatic, type StaticEmitStats } from './static-emit.js';
 import { channelView, type WeightQuant } from './weights.js';
 import { activationParams, calibratedRange, ValueStats, type ActivationParams } from './calibrate.js';
@@ -147,17 +149,15 @@ export function planStatic(model: ModelProto, targets: Target[], plans: Map<Targ
     want(a.node.input[0]);
     if (a.kind === 'conv') want(a.node.output[0]);
   }
-  // uint8: Relu right after an anchor becomes the clamp of the anchor's QuantizeLinear.
-  if (activations === 'uint8') {
-    for (const n of g.node) {
-      if (n.opType !== 'Relu' || (n.domain ?? '') !== '') continue;
-      const e = n.input[0];
-      const producer = index.producer.get(e);
-      if (!producer || !anchors.has(producer) || producer.output[0] !== e) continue;
-      if (index.consumersOf(e).length !== 1 || index.isGraphOutput(e)) continue;
-      values.delete(e);
-      values.set(n.output[0], { name: n.output[0], source: 'anchor', producer, folded: n });
-    }
+  // A Relu right after an anchor becomes the clamp of the anchor's QuantizeLinear.
+  for (const n of g.node) {
+    if (n.opType !== 'Relu' || (n.domain ?? '') !== '') continue;
+    const e = n.input[0];
+    const producer = index.producer.get(e);
+    if (!producer || !anchors.has(producer) || producer.output[0] !== e) continue;
+    if (index.consumersOf(e).length !== 1 || index.isGraphOutput(e)) continue;
+    values.delete(e);
+    values.set(n.output[0], { name: n.output[0], source: 'anchor', producer, folded: n });
   }
   // Move ops on quantized inputs run quantized (graph order is topological, so chains follow).
   if ((opsetVersion(model, '') ?? 1) >= MOVE_MIN_OPSET) {
@@ -207,10 +207,11 @@ export async function calibrateStatic(
   }
   for (const v of measured) {
     const s = stats.get(v.name)!;
-    // uint8 over values ≥ 0 spreads its 256 levels over [0, t]; otherwise 128 levels per side.
-    const levels = plan.activations === 'uint8' && s.min >= 0 ? 256 : 128;
+    // An asymmetric range over values ≥ 0 spreads its 256 levels over [0, t]; otherwise 128 per side.
+    const levels = (plan.activations === 'uint8' || v.folded) && s.min >= 0 ? 256 : 128;
     const range = calibratedRange(s, plan.calibrate, { percentile: params.percentile, levels });
-    v.params = activationParams(range, plan.activations);
+    // A folded Relu's range starts at 0: asymmetric, so the Q clamps there (int8 zero point −128).
+    v.params = activationParams(v.folded ? { lo: 0, hi: range.hi } : range, plan.activations, plan.activations === 'int8' && !v.folded);
   }
   for (const v of plan.values.values()) {
     if (v.source !== 'move') continue;
@@ -248,6 +249,13 @@ export class StaticQuantization {
   /** Whether the weight belongs to a fused group (its DequantizeLinear then carries an explicit zero point). */
   has(t: Target): boolean {
     return this.anchored.has(t);
+  }
+
+  /** How a weight's DequantizeLinear is written: explicit zero point for the fused groups, and a Gemm's
+   *  [N, K] weight (transB = 1) stored as [K, N] (emitStatic turns transB off). */
+  dequantizeOptions(t: Target): DequantizeOptions {
+    if (!this.has(t)) return {};
+    return { zeroPoint: true, transpose: t.kind === 'gemm' && t.channelAxis === 0 && t.shape.length === 2 };
   }
 
   /** Records the scales a weight was quantized with (its bias is quantized with them). */
