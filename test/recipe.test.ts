@@ -17,6 +17,7 @@ import {
   type Recipe,
 } from '../src/recipe/index.js';
 import { collapseAlternatives } from '../src/recipe/load.js';
+import { WEBGPU_STATIC_REASON } from '../src/transforms/quantize/config.js';
 
 let dir: string;
 let n = 0;
@@ -516,6 +517,41 @@ describe('recipe errors', () => {
       'R:14:5: models.b.lowrank: set one of rank, ratio or energy',
       'R:15:5: models.b.quantize: missing required key "dtype"',
     ]);
+  });
+
+  it('checks static quantization: real calibration data, int8 weights, a target with QLinear kernels', async () => {
+    const text = yaml([
+      'models:',
+      '  a:',
+      '    source: ./models/cnn.onnx',
+      '    quantize: { dtype: int8, activations: uint8 }',
+      '  b:',
+      '    source: ./models/cnn.onnx',
+      '    calibration: { data: random }',
+      '    quantize: { dtype: int8, activations: uint8 }',
+      '  c:',
+      '    source: ./models/cnn.onnx',
+      '    calibration: { data: ./data/digits-calib.jsonl }',
+      '    quantize: { dtype: int4, activations: uint8, target: webgpu, calibrate: entropy, percentile: 99.9 }',
+      '  d:',
+      '    source: ./models/cnn.onnx',
+      '    quantize: { dtype: int8, calibrate: percentile }',
+      '  e:',
+      '    source: ./models/cnn.onnx',
+      '    calibration: { data: ./data/digits-calib.jsonl }',
+      '    quantize: { dtype: q8, activations: int8, calibrate: percentile, percentile: 99.9, format: dynamic }',
+    ]);
+    expect(await allSupported(() => problems(text))).toEqual([
+      'R:4:43: models.a.quantize.activations: activations: uint8 needs calibration data to measure activation ranges: set calibration.data',
+      'R:8:43: models.b.quantize.activations: activation ranges measured on random inputs are not the ranges of your data: set calibration.data to real samples',
+      'R:12:24: models.c.quantize.dtype: static quantization stores weights as int8 (symmetric, per channel), not int4',
+      `R:12:43: models.c.quantize.activations: static quantization cannot run on target webgpu: ${WEBGPU_STATIC_REASON}`,
+      'R:12:98: models.c.quantize.percentile: percentile applies to calibrate: percentile',
+      'R:15:41: models.d.quantize.calibrate: calibrate applies to static quantization: set activations: uint8 or int8',
+      'R:19:96: models.e.quantize.format: format dynamic contradicts static activations, which are written as QuantizeLinear/DequantizeLinear pairs (format: qdq)',
+    ]);
+    const ok = await allSupported(() => load(yaml(['models:', '  e:', '    source: ./models/cnn.onnx', '    calibration: { data: ./data/digits-calib.jsonl }', '    quantize: { dtype: q8, activations: int8, calibrate: percentile }'])));
+    expect(ok.builds[0].steps.quantize).toMatchObject({ dtype: 'int8', alias: 'q8', activations: 'int8', calibrate: 'percentile', percentile: 99.99 });
   });
 
   it('needs training data for distill and rejects contradictory float16', async () => {

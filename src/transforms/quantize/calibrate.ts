@@ -5,8 +5,9 @@
  *   percentile  |x| at the given percentile of all values seen, clipped to [min, max] (ORT's Percentile
  *               calibrator with symmetric=True, its default)
  *   entropy     the |x| threshold whose 8-bit quantization keeps the distribution closest to the
- *               original in KL divergence (TensorRT's entropy calibration; ORT's calibrate.py does the
- *               same search, but with 128 bins by default it has one candidate: the whole range)
+ *               original in KL divergence (TensorRT's entropy calibration over 2048 bins; ORT's
+ *               calibrate.py runs the same search, but with its default 128 bins it has one
+ *               candidate: the whole range)
  *
  * Memory is bounded: per tensor a min, a max and, for percentile / entropy, a histogram of |x| with a
  * fixed number of bins (2048, 16 KB). When a value beyond the histogram's range arrives, bins are merged
@@ -116,44 +117,45 @@ export function percentileThreshold(s: ValueStats, p: number): number {
 }
 
 /**
- * TensorRT's threshold search: for every candidate i (levels … bins), P = the first i bins with all
- * counts beyond folded into bin i − 1 (what clipping at i·width does), Q = the same i bins quantized to
- * `levels` levels and expanded back (each level's count spread over its non-empty bins); the i with the
- * least KL(P ‖ Q) wins. Empty Q bins where P has mass get a small floor instead of infinity.
+ * The KL threshold search (TensorRT's, in the form of MXNet's and ORT's calibrate.py): for every
+ * candidate i (levels … bins), P = the first i bins with all counts beyond folded into bin i − 1 (what
+ * clipping at i·width does), Q = the first i bins (without the folded counts) merged into `levels`
+ * levels and spread back evenly over the bins where P is non-empty; the i with the least KL(P ‖ Q) wins.
  */
 export function entropyThreshold(s: ValueStats, levels: number): number {
   const h = s.counts();
   const n = h.length;
   if (levels >= n) return n * s.width;
-  // Suffix sums give each candidate's outlier mass in O(1).
+  // Suffix sums give each candidate's folded mass in O(1).
   const tail = new Float64Array(n + 1);
   for (let i = n - 1; i >= 0; i--) tail[i] = tail[i + 1] + h[i];
+  const total = tail[0];
   const q = new Float64Array(n);
   let best = n;
   let bestKl = Infinity;
   for (let i = levels; i <= n; i++) {
-    const pTotal = tail[0];
-    // Q: `levels` groups over bins [0, i), each group's mass spread evenly over its non-empty bins.
+    const p = (k: number) => (k === i - 1 ? h[k] + tail[i] : h[k]);
+    let qTotal = 0;
     for (let j = 0; j < levels; j++) {
       const start = Math.floor((j * i) / levels);
-      const end = Math.floor(((j + 1) * i) / levels);
+      const end = j === levels - 1 ? i : Math.floor(((j + 1) * i) / levels);
       let mass = 0;
       let nonEmpty = 0;
       for (let k = start; k < end; k++) {
         mass += h[k];
-        if (h[k] > 0) nonEmpty++;
+        if (p(k) > 0) nonEmpty++;
       }
       const each = nonEmpty ? mass / nonEmpty : 0;
-      for (let k = start; k < end; k++) q[k] = h[k] > 0 ? each : 0;
+      for (let k = start; k < end; k++) q[k] = p(k) > 0 ? each : 0;
+      qTotal += mass;
     }
-    // Q holds the mass of bins [0, i) only; P also the clipped outliers.
-    const qTotal = pTotal - tail[i];
     let kl = 0;
     for (let k = 0; k < i; k++) {
-      const pk = k === i - 1 ? h[k] + tail[i] : h[k];
+      const pk = p(k);
       if (pk === 0) continue;
-      const pn = pk / pTotal;
-      const qn = qTotal > 0 ? Math.max(q[k] / qTotal, 1e-10) : 1e-10;
+      const pn = pk / total;
+      // A bin whose level holds no unclipped mass: a small floor instead of an infinite divergence.
+      const qn = qTotal > 0 && q[k] > 0 ? q[k] / qTotal : 1e-10;
       kl += pn * Math.log(pn / qn);
     }
     if (kl < bestKl) {

@@ -72,7 +72,7 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
   const pairs = plan.activations === 'int8';
   const moveFrom = new Map<NodeProto, QuantizedValue>();
   if (!pairs) for (const v of plan.values.values()) if (v.source === 'move') moveFrom.set(v.producer!, v.from!);
-  const anchorReads = (n: NodeProto, v: QuantizedValue) => plan.anchors.has(n) && n.input[0] === v.name;
+  const anchorReads = (n: NodeProto, v: QuantizedValue) => plan.anchors.get(n)?.input === v.name;
   const needsFloat = (v: QuantizedValue) => idx.isGraphOutput(v.name) || idx.consumersOf(v.name).some((n) => !anchorReads(n, v) && moveFrom.get(n) !== v);
 
   // The integers each anchor reads, per value: one name (uint8), or the anchor's own pair (int8).
@@ -138,7 +138,7 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
   // Each anchor reads its input through its own DequantizeLinear, and its bias as int32.
   for (const a of plan.anchors.values()) {
     const n = a.node;
-    const v = plan.values.get(n.input[0])!;
+    const v = plan.values.get(a.input)!;
     const x = names.unique(`${v.name}_dequantized`);
     const before = [DQ(v, forAnchor.get(n)!, x)];
     n.input[0] = x;

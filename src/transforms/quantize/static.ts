@@ -51,6 +51,8 @@ export type AnchorKind = 'conv' | 'gemm' | 'matmul';
 
 export interface Anchor {
   node: NodeProto;
+  /** The activation input (input 0) as the original graph names it. */
+  input: string;
   target: Target;
   kind: AnchorKind;
 }
@@ -135,7 +137,7 @@ export function planStatic(model: ModelProto, targets: Target[], plans: Map<Targ
       if (plans.has(t) && !plans.get(t)!.keepFloat) refused.set(t, why);
       continue;
     }
-    for (const u of t.uses) anchors.set(u.node, { node: u.node, target: t, kind });
+    for (const u of t.uses) anchors.set(u.node, { node: u.node, input: u.node.input[0], target: t, kind });
   }
 
   const values = new Map<string, QuantizedValue>();
@@ -281,7 +283,7 @@ export class StaticQuantization {
     for (const l of report.layers) {
       const a = anchorOf.get(l.name);
       if (a) {
-        const p = this.plan.values.get(a.node.input[0])?.params;
+        const p = this.plan.values.get(a.input)?.params;
         Object.assign(l, { activations: this.plan.activations, calibrate: this.plan.calibrate, ...(p && { inputRange: [p.lo, p.hi], inputScale: p.scale }) });
       } else if (refused.has(l.name)) {
         Object.assign(l, { activations: 'float32', activationsReason: refused.get(l.name) });
