@@ -80,10 +80,11 @@ const CONFIG: Record<string, BenchConfig> = {
   'prune-lowrank': { args: ['--runs', '5'], quick: { skip: 'factorizes a BERT-base model: ~1 min' }, limitS: 300, render: renderPruneLowrank },
   distill: { quick: { skip: 'training steps on both fixtures: ~1 min' }, limitS: 300, render: renderDistill },
   search: { quick: { skip: 'precision search on a 102-layer model and both fixtures: ~2–4 min' }, limitS: 600, render: renderOwn('search') },
+  static: { args: ['--runs', '2000'], quick: { skip: '7 CLI builds, accuracy on 9,000 images, interleaved latency in onnxruntime-node and -web: ~2 min' }, limitS: 600, render: renderOwn('static') },
   zoo: { quick: { skip: '80 CLI builds of 8 real models: ~4–8 min' }, limitS: 1500, render: renderOwn('zoo') },
 };
 /** Run order: the two required in --quick first, then cheap to expensive. */
-const ORDER = ['build', 'scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'simplify', 'quantize', 'prune-lowrank', 'distill', 'search', 'vite-build', 'zoo'];
+const ORDER = ['build', 'scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'simplify', 'quantize', 'static', 'prune-lowrank', 'distill', 'search', 'vite-build', 'zoo'];
 const DEFAULT_LIMIT_S = 300;
 
 // ------------------------------------------------------------------------------------------ running
