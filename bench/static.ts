@@ -100,7 +100,7 @@ function build(fx: Fixture): { files: Map<string, string>; ms: number } {
     'models:',
     `  ${fx.name}:`,
     '    source: model.onnx',
-    '    calibration: { data: ./calib }',
+    `    calibration: { data: ./calib, samples: ${fx.calibration.length} }`,
     '    variants:',
     ...quantized.map((v) => `      ${v.id}: { quantize: ${v.quantize} }`),
     '',

@@ -6,11 +6,14 @@
  * and checked for QLinearConv / QGemm / MatMulIntegerToFloat and for no float Conv / Gemm left. The
  * calibration statistics are checked on their own against exact answers.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
+import { writeNpy } from '../bench/lib/npy.js';
+import { cli } from './cli-run.js';
 import { loadFashionMnist, loadSpamTestSet } from '../bench/lib/fixtures.js';
 import type { Sample } from '../src/data/types.js';
 import { evaluateModels, type EvalReport } from '../src/eval/evaluate.js';
@@ -114,6 +117,31 @@ describe('static int8: Fashion-MNIST CNN', () => {
     expect((ops.Conv ?? 0) + (ops.FusedConv ?? 0)).toBe(1);
     const ev = await evaluate(fmnistModel, model, fmnistHeldOut.slice(0, 2000));
     expect(ev.metrics.agreement).toBeGreaterThanOrEqual(0.99);
+  });
+});
+
+describe('static int8 on the user\'s path', () => {
+  it('onnx-compress build: calibration from a .npy folder, the manifest (valid) and the report state each layer\'s activations', async () => {
+    const dir = join(tmp, 'cli');
+    mkdirSync(join(dir, 'calib'), { recursive: true });
+    copyFileSync(`${F}fmnist-cnn/model.onnx`, join(dir, 'fmnist.onnx'));
+    const images = new Float32Array(200 * 784);
+    fmnistCalibration.slice(0, 200).forEach((s, i) => images.set(s.feeds.image.data as Float32Array, i * 784));
+    writeNpy(join(dir, 'calib', 'image.npy'), images, [200, 1, 28, 28]);
+    writeFileSync(join(dir, 'compress.yaml'), 'defaults:\n  device: cpu\nmodels:\n  fmnist:\n    source: fmnist.onnx\n    calibration: { data: ./calib, samples: 200 }\n    quantize: { dtype: int8, activations: uint8, calibrate: percentile, percentile: 99.9 }\n');
+    const r = await cli('build', join(dir, 'compress.yaml'), '--out', join(dir, 'out'), '--no-cache', '--quiet');
+    expect(r.code, r.err).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(dir, 'out', 'fmnist.manifest.json'), 'utf8'));
+    const validate = new Ajv({ allErrors: true, allowUnionTypes: true }).compile(JSON.parse(readFileSync('schemas/manifest.schema.json', 'utf8')));
+    expect(validate(manifest), JSON.stringify(validate.errors)).toBe(true);
+    const q = manifest.steps.find((s: { step: string }) => s.step === 'quantize');
+    expect(q.params).toMatchObject({ activations: 'uint8', calibrate: 'percentile', percentile: 99.9 });
+    expect(q.totals.static).toMatchObject({ activations: 'uint8', calibrate: 'percentile', samples: 200, layers: 4 });
+    expect(q.layers.every((l: { activations: string; calibrate: string }) => l.activations === 'uint8' && l.calibrate === 'percentile')).toBe(true);
+    const html = readFileSync(join(dir, 'out', 'onnx-compress-report.html'), 'utf8');
+    expect(html.match(/activations uint8 \(percentile\)/g)?.length).toBe(4);
+    const ops = await optimizedOps(readModel(join(dir, 'out', 'fmnist.onnx')), 'cli');
+    expect([ops.QLinearConv, ops.QGemm]).toEqual([2, 2]);
   });
 });
 

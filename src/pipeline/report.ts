@@ -174,7 +174,7 @@ function modelDetails({ result }: EmittedModel): string {
   if (layers.length) {
     const rows = layers.map(
       (l) =>
-        `<tr><td>${esc(l.step)}</td><td><code>${esc(l.name)}</code></td><td>${esc(l.op)}</td><td>${esc(l.shape.join('×'))}</td><td>${esc(l.dtypeBefore)} → ${esc(l.dtypeAfter)}${asked(l)}</td><td class="n">${formatBytes(l.bytesBefore)} → ${formatBytes(l.bytesAfter)}</td><td class="n">${num(l.error, 4)}</td><td class="n">${num(sensitivityOf(l), 3)}</td></tr>`,
+        `<tr><td>${esc(l.step)}</td><td><code>${esc(l.name)}</code></td><td>${esc(l.op)}</td><td>${esc(l.shape.join('×'))}</td><td>${esc(l.dtypeBefore)} → ${esc(l.dtypeAfter)}${asked(l)}${activationsOf(l)}</td><td class="n">${formatBytes(l.bytesBefore)} → ${formatBytes(l.bytesAfter)}</td><td class="n">${num(l.error, 4)}</td><td class="n">${num(sensitivityOf(l), 3)}</td></tr>`,
     );
     parts.push(
       `<details><summary>${layers.length} layers: precision and error</summary><table><thead><tr><th>step</th><th>layer</th><th>op</th><th>shape</th><th>stored as</th><th>bytes</th><th>rel. error</th><th title="the output error this layer alone adds at its precision, as the precision search measured it">sensitivity</th></tr></thead><tbody>${rows.join('\n')}</tbody></table></details>`,
@@ -189,6 +189,14 @@ function asked(l: object): string {
   if (!requested) return '';
   if (requested === delivered) return ` (${esc(requested)})`;
   return ` <span class="bad">(asked ${esc(requested)}, got ${esc(delivered ?? '?')}${reason ? `: ${esc(reason)}` : ''})</span>`;
+}
+
+/** Static quantization: the activation type and calibration (e.g. " · activations uint8 (minmax)"), or why they stayed float. */
+function activationsOf(l: object): string {
+  const { activations, calibrate, activationsReason } = l as { activations?: string; calibrate?: string; activationsReason?: string };
+  if (!activations) return '';
+  if (activations === 'float32') return ` · <span class="bad">activations float32${activationsReason ? `: ${esc(activationsReason)}` : ''}</span>`;
+  return ` · activations ${esc(activations)}${calibrate ? ` (${esc(calibrate)})` : ''}`;
 }
 
 /** The precision search's error for this layer alone at the precision it was asked for (undefined when no search ran). */
