@@ -222,7 +222,7 @@ async function benchFixture(fx: Fixture): Promise<{ rows: Row[]; floor: Record<n
   const sessions = await Promise.all([...fx.variants.map((v) => ort.InferenceSession.create(files.get(v.id)!, opts)), ort.InferenceSession.create(fx.source, opts)]);
   const floor: Record<number, number> = {};
   for (const b of fx.batches) {
-    const runs = b === 1 ? RUNS : Math.max(50, Math.round(RUNS / b));
+    const runs = b === 1 ? RUNS : Math.max(200, Math.round(RUNS / 8));
     log(`${fx.name}: onnxruntime-node batch ${b}, ${runs} rounds`);
     const t = await rotation(sessions, (i) => stack(fx.heldOut, fx.input, i * b, b), runs, 20);
     rows.forEach((r, k) => (r.node[b] = { median: median(t[k]), p90: percentile(t[k], 90) }));

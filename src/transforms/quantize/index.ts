@@ -137,7 +137,7 @@ async function quantizeWeights(
 
   // Static activations: planned and calibrated on the graph before any weight is rewritten.
   const statik = params.activations
-    ? await (await import('./static.js')).StaticQuantization.prepare(model, selection.targets, plans, params, ctx, { intraOpThreads: extras.intraOpThreads, batch: extras.calibrationBatch })
+    ? await (await import('./static-step.js')).StaticQuantization.prepare(model, selection.targets, plans, params, ctx, { intraOpThreads: extras.intraOpThreads, batch: extras.calibrationBatch })
     : undefined;
 
   // GPTQ: Hessians of each MatMul/Gemm input over the calibration samples, in one pass.
