@@ -107,6 +107,15 @@ describe('static int8: Fashion-MNIST CNN', () => {
     }
   });
 
+  it('per-tensor weights: one bias scale per layer, still fused', async () => {
+    const { model } = await quantize(fmnistModel, `${F}fmnist-cnn/model.onnx`, fmnistCalibration, { activations: 'uint8', granularity: 'per-tensor' });
+    const ops = await optimizedOps(model, 'fmnist-per-tensor');
+    expect([ops.QLinearConv, ops.QGemm]).toEqual([2, 2]);
+    const ev = await evaluate(fmnistModel, model, fmnistHeldOut.slice(0, 2000));
+    console.log(summary('fmnist static uint8 per-tensor weights (2,000 held out)', ev));
+    expect(ev.original.accuracy! - ev.compressed.accuracy!).toBeLessThanOrEqual(0.01);
+  });
+
   it('exclude keeps a layer float: onnxruntime then runs that Conv in float and the rest fused', async () => {
     const { model, report } = await quantize(fmnistModel, `${F}fmnist-cnn/model.onnx`, fmnistCalibration, { activations: 'uint8', exclude: ['/4/Conv'] });
     expect(report.layers.map((l) => l.name)).toEqual(['/0/Conv', '/9/Gemm', '/12/Gemm']);

@@ -170,12 +170,15 @@ function quantizeBias(t: Target, bias: string, x: ActivationParams, ws: Float32A
   }
   const names = edits.names;
   const base = `${t.name}_bias`;
+  // One weight scale (per-tensor weights, e.g. below opset 13 where DequantizeLinear has no axis): one bias scale.
+  const perTensor = ws.length === 1;
+  const dims = perTensor ? [] : [C];
   const qn = edits.addTensor(site, `${bias}_quantized`, makeTensor('', DataType.INT32, [C], q));
-  const sn = edits.addTensor(site, `${bias}_scale`, makeTensor('', DataType.FLOAT, [C], scales));
-  const zn = edits.addTensor(site, `${bias}_zero_point`, makeTensor('', DataType.INT32, [C], new Int32Array(C)));
+  const sn = edits.addTensor(site, `${bias}_scale`, makeTensor('', DataType.FLOAT, dims, perTensor ? scales.subarray(0, 1) : scales));
+  const zn = edits.addTensor(site, `${bias}_zero_point`, makeTensor('', DataType.INT32, dims, new Int32Array(perTensor ? 1 : C)));
   const out = names.unique(`${bias}_dequantized`);
   node.input[2] = out;
   edits.removeIfUnused(site, bias);
   stats.dequantizeNodes++;
-  return makeNode('DequantizeLinear', [qn, sn, zn], [out], { name: names.unique(`${base}_DequantizeLinear`), attributes: [makeAttribute('axis', 0, true)] });
+  return makeNode('DequantizeLinear', [qn, sn, zn], [out], { name: names.unique(`${base}_DequantizeLinear`), attributes: perTensor ? [] : [makeAttribute('axis', 0, true)] });
 }

@@ -33,7 +33,7 @@
  */
 import { CompressError } from '../../errors.js';
 import type { Sample } from '../../data/types.js';
-import { DataType } from '../../onnx/dtypes.js';
+import { DataType, dataTypeName } from '../../onnx/dtypes.js';
 import { attrFloat, attrInt, GraphIndex, opsetVersion } from '../../onnx/graph.js';
 import { dimsOf } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto } from '../../onnx/types.js';
@@ -88,6 +88,12 @@ const MOVE_MIN_OPSET = 13;
 
 const KIND_OF: Record<string, AnchorKind | undefined> = { Conv: 'conv', Gemm: 'gemm', MatMul: 'matmul' };
 
+/** A value's element type where the graph declares it (inputs, value_info, outputs). */
+function elemTypeOf(g: GraphProto, name: string): number | undefined {
+  const v = [...g.input, ...g.valueInfo, ...g.output].find((i) => i.name === name);
+  return v?.type?.tensorType?.elemType ?? undefined;
+}
+
 /** Why an anchor candidate cannot be fused by ORT (undefined: it can). */
 function ineligible(t: Target, plan: Plan | undefined, node: NodeProto, idx: GraphIndex, inMain: boolean): string | undefined {
   if (!plan || plan.keepFloat) return 'its weight stays float';
@@ -95,6 +101,8 @@ function ineligible(t: Target, plan: Plan | undefined, node: NodeProto, idx: Gra
   if (!inMain) return 'the layer is inside a subgraph (only the main graph is rewritten)';
   const x = node.input[0];
   if (!x || idx.weight(x)) return 'its input is a constant';
+  const type = elemTypeOf(idx.graph, x);
+  if (type !== undefined && type !== DataType.FLOAT) return `its input is ${dataTypeName(type)}, not float32`;
   if (node.opType === 'Conv' || node.opType === 'Gemm') {
     const b = node.input[2];
     if (b) {
