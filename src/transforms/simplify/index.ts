@@ -114,6 +114,7 @@ export function simplifyStep(params: SimplifyStep = SIMPLIFY_DEFAULTS): Step {
     let run = await runPasses(model, passes);
     let result = run.model;
     let maxRelDiff = 0;
+    let noiseRelDiff: number | undefined;
     let checkedFeeds = 0;
     const numeric = run.records.some((r) => !EXACT_PASSES.has(r.pass));
     if (numeric) {
@@ -144,9 +145,11 @@ export function simplifyStep(params: SimplifyStep = SIMPLIFY_DEFAULTS): Step {
           run = { model, records: [], dropped: run.dropped };
         }
         maxRelDiff = again.failure ? 0 : again.maxRelDiff;
+        noiseRelDiff = again.failure ? undefined : again.noiseRelDiff;
         checkedFeeds = again.feeds;
       } else {
         maxRelDiff = c.maxRelDiff;
+        noiseRelDiff = c.noiseRelDiff;
         checkedFeeds = c.feeds;
       }
       if (checkedFeeds === 0) report.warnings.push('outputs not checked: the original model runs on none of the verification feeds');
@@ -155,6 +158,8 @@ export function simplifyStep(params: SimplifyStep = SIMPLIFY_DEFAULTS): Step {
       nodes: { before: nodeCount(model), after: nodeCount(result) },
       bytes: { before: modelBytes(model), after: modelBytes(result) },
       maxRelDiff,
+      // Set when maxRelDiff is over the tolerance and was accepted as within the original's own rounding noise (check.ts).
+      ...(noiseRelDiff !== undefined && { noiseRelDiff }),
       checkedFeeds,
       // 'exact': only passes that compute nothing changed the model, so there was nothing to run.
       check: numeric ? 'onnxruntime' : run.records.length ? 'exact' : 'unchanged',
