@@ -11,7 +11,7 @@ export type SimplifyPassName = (typeof SIMPLIFY_PASSES)[number];
 export interface SimplifyStep {
   /** Passes not to run (pass names, not node globs). */
   skip: SimplifyPassName[];
-  /** Largest relative output difference accepted from the original (per output, vs its largest magnitude). */
+  /** Largest relative output difference accepted from the original (per output, vs its largest magnitude; check.ts allows more where the original's own rounding noise is larger). */
   tolerance: number;
   /** A pass whose result differs more: dropped with a warning, or the build fails. */
   onMismatch: 'drop' | 'error';
