@@ -8,7 +8,7 @@
  * Some models amplify float rounding past 1e-5. PP-OCRv4 det's sigmoid map moves by 1.7–5.4e-5 relative
  * on real images between onnxruntime's graph optimizations on and off (its own Conv+BN fusion among
  * them); on the synthetic feeds the map is saturated near 0 (largest value ~3e-6), where onnxruntime's
- * sigmoid resolves steps of 3e-8, so one or two steps are 1–10 % of the largest value. An exact Conv+BN
+ * sigmoid resolves steps of 3e-8, so a few steps are 0.3–11 % of the largest value. An exact Conv+BN
  * fold there moves the map by 0.4–1.7× what the optimizations do (2 images, 60 synthetic feeds), while a
  * one-channel bias error of 0.01 moves it by 69× or more on the images. So an output beyond `tolerance`
  * is held against the original's own rounding noise: the original run once more with graph
