@@ -23,3 +23,14 @@ export function formatRatio(before: number, after: number): string {
 export function formatSizeChange(before: number, after: number): string {
   return `${formatBytes(before)} → ${formatBytes(after)} (${formatRatio(before, after)})`;
 }
+
+/** A latency: `0.84 ms`, `12.3 ms`, `153 ms`. */
+export function formatLatency(ms: number): string {
+  if (!Number.isFinite(ms)) return '–';
+  return `${ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
+}
+
+/** `0.84 ms → 0.79 ms (0.94×)`: the ratio as for sizes, compressed / original (below 1× is faster). */
+export function formatLatencyChange(before: number, after: number): string {
+  return `${formatLatency(before)} → ${formatLatency(after)} (${Number.isFinite(before) && Number.isFinite(after) ? formatRatio(before, after) : '–'})`;
+}

@@ -5,13 +5,13 @@
  * <out>/<output> and <out>/<id>.manifest.json for each as it finishes (default out: ./dist/onnx, relative
  * to the current folder), so builds that succeed are written even when others fail. Progress and warnings
  * are the pipeline's events, rendered by ./reporter.ts. --json prints a summary array on stdout:
- *   [{ id, output, manifest, bytesBefore, bytesAfter, accuracy?, cached }]  (failed builds: { id, error, exitCode })
+ *   [{ id, output, manifest, bytesBefore, bytesAfter, accuracy?, latency?, webCheck?, cached }]  (failed builds: { id, error, exitCode })
  * Exit: 0 all ok, 1 a budget or compression check failed, 2 bad input (recipe, model, data).
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CompressError } from '../errors.js';
-import { formatBytes, formatMs, formatRatio } from '../format.js';
+import { formatBytes, formatLatencyChange, formatMs, formatRatio } from '../format.js';
 import { compressRecipe, defaultCacheDir, writeResult, type CompressResult } from '../pipeline.js';
 import { writeIfChanged } from '../pipeline/present.js';
 import { reportFiles } from '../pipeline/report.js';
@@ -70,6 +70,10 @@ export interface SummaryRow {
   bytesBefore: number;
   bytesAfter: number;
   accuracy?: { original?: number; compressed?: number; agreement?: number; samples: number };
+  /** Median ms per run of one sample, onnxruntime-node and (evaluate.web) onnxruntime-web. */
+  latency?: { original: number; compressed: number; web?: { original?: number; compressed: number } };
+  /** The web check: run in onnxruntime-web, and whether every output agreed with onnxruntime-node. */
+  webCheck?: { checked: boolean; agrees?: boolean; reason?: string };
   cached: boolean;
 }
 
@@ -142,6 +146,8 @@ function writeReport(written: Map<string, { result: CompressResult; file: string
 
 function summaryRow(r: CompressResult, file: string, manifestFile: string): SummaryRow {
   const acc = r.manifest.accuracy;
+  const lat = r.manifest.latency;
+  const web = r.manifest.webCheck;
   return {
     id: r.build.id,
     output: file,
@@ -156,6 +162,14 @@ function summaryRow(r: CompressResult, file: string, manifestFile: string): Summ
         samples: acc.samples,
       },
     }),
+    ...(lat && {
+      latency: {
+        original: lat.original.median,
+        compressed: lat.compressed.median,
+        ...(lat.web && { web: { ...(lat.web.original && { original: lat.web.original.median }), compressed: lat.web.compressed.median } }),
+      },
+    }),
+    ...(web && { webCheck: { checked: web.checked, ...(web.outputs && { agrees: web.outputs.every((o) => o.ok) }), ...(web.reason && { reason: web.reason }) } }),
     cached: r.cached,
   };
 }
@@ -165,10 +179,10 @@ function printTable(rows: (SummaryRow | { id: string; error: string })[], outDir
   if (quiet && ok.length === rows.length) return;
   const pct = (x?: number) => (x === undefined ? '' : `${(x * 100).toFixed(1)}%`);
   const table = [
-    ['model', 'before', 'after', 'ratio', 'accuracy', 'agreement', ''],
+    ['model', 'before', 'after', 'ratio', 'accuracy', 'agreement', 'latency', 'web latency', 'web check', ''],
     ...rows.map((r) =>
       'error' in r
-        ? [r.id, '', '', '', '', '', 'FAILED']
+        ? [r.id, '', '', '', '', '', '', '', '', 'FAILED']
         : [
             r.id,
             formatBytes(r.bytesBefore),
@@ -176,6 +190,9 @@ function printTable(rows: (SummaryRow | { id: string; error: string })[], outDir
             formatRatio(r.bytesBefore, r.bytesAfter),
             r.accuracy?.compressed !== undefined ? `${pct(r.accuracy.original)} → ${pct(r.accuracy.compressed)}` : '',
             pct(r.accuracy?.agreement),
+            r.latency ? formatLatencyChange(r.latency.original, r.latency.compressed) : '',
+            r.latency?.web ? formatLatencyChange(r.latency.web.original ?? NaN, r.latency.web.compressed) : '',
+            !r.webCheck ? '' : !r.webCheck.checked ? 'not run' : r.webCheck.agrees === false ? 'differs' : 'ok',
             r.cached ? 'cached' : '',
           ],
     ),

@@ -2,10 +2,12 @@
  * Evaluation of a compressed model against its original: output agreement, cosine, errors and KL per
  * output, accuracy against labels, latency, and budget checks.
  *
- * Both models run with the same session options (device, threads, optimization). Samples are run in
- * batches stacked along a symbolic batch axis (default 256) — samples that cannot be stacked run one
- * by one. Latency is measured on single samples (the first sample, batch of 1): 2 warm-up runs each,
- * then `runs` runs each, interleaved original/compressed so that machine noise hits both alike.
+ * Both models run with the same session options, those a user's app would use: graph optimization `all`,
+ * weight pre-packing on, the CPU memory arena on, `intraOpThreads` threads (default 1; 0 = onnxruntime's
+ * default, one per physical core, with its spinning thread pool). Samples are run in batches stacked
+ * along a symbolic batch axis (default 256) — samples that cannot be stacked run one by one. Latency is
+ * measured on single samples (the first sample, batch of 1): 2 warm-up runs each (not counted), then
+ * `runs` runs each, interleaved original/compressed so that machine noise hits both alike.
  *
  * When the compressed model's inputs have another float type than the samples (fp16 I/O), feeds are
  * converted; outputs are compared as float32.
@@ -36,7 +38,7 @@ export interface EvaluateOptions {
   device?: DeviceRequest;
   /** Samples per batch when they can be stacked (default 256). */
   batch?: number;
-  /** intraOpNumThreads of both sessions (default 1). */
+  /** intraOpNumThreads of both sessions (default 1; 0 = onnxruntime's default). */
   intraOpThreads?: number;
   /**
    * Streaming / stateful models: output → input fed into the next sample (src/runtime/carry.ts). Samples
@@ -89,7 +91,8 @@ export async function evaluateModels(
 ): Promise<EvalReport> {
   const t0 = performance.now();
   if (samples.length === 0) throw new CompressError('data', 'no samples to evaluate on');
-  const sessionOpts = { device: opts.device ?? 'cpu', intraOpThreads: opts.intraOpThreads ?? 1 } as const;
+  const threads = opts.intraOpThreads ?? 1;
+  const sessionOpts = { device: opts.device ?? 'cpu', intraOpThreads: threads, spinning: threads !== 1 } as const;
   const a = await openSession(toBytes(original), sessionOpts);
   let b: Awaited<ReturnType<typeof openSession>>;
   try {

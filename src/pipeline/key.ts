@@ -76,6 +76,8 @@ export async function computeKey(build: Build, stats: StatCache): Promise<KeyInf
     evaluate,
     search,
     output: build.output,
+    // Only when off, so that every other build keeps its key.
+    ...(build.webCheck === false && { webCheck: false }),
   });
   const configHash = sha256(config);
   return {

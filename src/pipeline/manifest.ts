@@ -12,6 +12,7 @@ import { dimsOf, elementCount } from '../onnx/tensor.js';
 import type { ModelProto, TensorProto } from '../onnx/types.js';
 import { forEachTensor } from '../onnx/walk.js';
 import type { StepReport } from '../transforms/types.js';
+import type { WebCheckEntry, WebLatencyEntry } from './webcheck.js';
 import { statSync } from 'node:fs';
 import { compressedFileSizes, compressedSizes, type FileChunks, type SizeEstimate, type SizeSettings } from './sizes.js';
 
@@ -54,11 +55,24 @@ export interface Manifest {
     compression: SizeSettings;
   };
   accuracy?: EvalReport;
+  /** Milliseconds per run of one sample (evaluate), original and compressed, median and p90. */
   latency?: {
     device: string;
+    /** e.g. "onnxruntime-node 1.30.0". */
+    runtime?: string;
+    /** The session options both models were timed with. */
+    session?: string;
+    /** intraOpNumThreads (0: onnxruntime's default), timed runs and warm-up runs per model. */
+    threads?: number;
+    runs?: number;
+    warmup?: number;
     original: { median: number; p90: number };
     compressed: { median: number; p90: number };
+    /** The same in onnxruntime-web's wasm backend (evaluate.web). */
+    web?: WebLatencyEntry;
   };
+  /** The output run in onnxruntime-web's wasm backend (builds for the browser). */
+  webCheck?: WebCheckEntry;
   /** The device the output was verified (and evaluated) on: 'cpu', 'cuda', 'webgpu'. */
   device: string;
   warnings: string[];

@@ -6,10 +6,11 @@
 import type { EvalReport } from '../eval/evaluate.js';
 import type { Sample } from '../data/types.js';
 import type { ModelProto } from '../onnx/types.js';
-import type { Build } from '../recipe/types.js';
+import type { Build, EvaluateSpec } from '../recipe/types.js';
 import type { ModelCache } from './cache.js';
 import type { KeyInfo } from './key.js';
-import { fileSizeStats, sizeStats, type SizeStats } from './manifest.js';
+import { fileSizeStats, sizeStats, type Manifest, type SizeStats } from './manifest.js';
+import type { WebLatencyEntry } from './webcheck.js';
 import type { Device } from '../device.js';
 
 /** Source sizes by source hash: variants of one model share them. */
@@ -56,7 +57,24 @@ export async function measureAccuracy(
     ...(ev.output !== undefined && { output: ev.output }),
     ...(ev.labels !== undefined && { labels: ev.labels }),
     runs: ev.runs,
+    intraOpThreads: ev.threads,
     ...(ev.carry && { carry: ev.carry }),
     device,
   });
+}
+
+/** The manifest's latency: both models in onnxruntime-node (from the evaluation), and in onnxruntime-web when measured. */
+export function latencyEntry(accuracy: EvalReport, ev: EvaluateSpec, nodeVersion: string, web: WebLatencyEntry | undefined): NonNullable<Manifest['latency']> {
+  const threads = ev.threads === 0 ? "onnxruntime's default intra-op threads (one per physical core)" : `${ev.threads} intra-op thread${ev.threads === 1 ? '' : 's'}`;
+  return {
+    device: accuracy.device,
+    runtime: `onnxruntime-node ${nodeVersion}`,
+    session: `graph optimization all, weight pre-packing on, ${threads}, batch of 1 (the first evaluation sample)`,
+    threads: ev.threads,
+    runs: ev.runs,
+    warmup: 2,
+    original: accuracy.original.latencyMs,
+    compressed: accuracy.compressed.latencyMs,
+    ...(web && { web }),
+  };
 }

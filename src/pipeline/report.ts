@@ -5,7 +5,7 @@
  */
 import type { CompressResult } from './result.js';
 import type { Manifest } from './manifest.js';
-import { formatBytes, formatRatio, formatSizeChange } from '../format.js';
+import { formatBytes, formatLatency, formatLatencyChange, formatRatio, formatSizeChange } from '../format.js';
 import { searchPlot, type PlotSearch } from './search/plot.js';
 
 export const AGGREGATE_FILE = 'onnx-compress.json';
@@ -76,6 +76,9 @@ export function summaryLine(r: CompressResult): string {
   let line = `${r.build.id}: ${formatSizeChange(before.bytes, after.bytes)}, brotli ${formatBytes(after.brotli)}`;
   if (acc.before !== undefined && acc.after !== undefined) line += `, accuracy ${pct(acc.before)} → ${pct(acc.after)}`;
   if (acc.agreement !== undefined) line += `, agreement ${pct(acc.agreement)}`;
+  const lat = r.manifest.latency;
+  if (lat) line += `, latency ${formatLatencyChange(lat.original.median, lat.compressed.median)}`;
+  if (lat?.web) line += `, web ${lat.web.original ? formatLatencyChange(lat.web.original.median, lat.web.compressed.median) : formatLatency(lat.web.compressed.median)}`;
   return line + (r.cached ? ' (cached)' : ` in ${(r.manifest.timings.total / 1000).toFixed(1)} s`);
 }
 
@@ -164,9 +167,9 @@ function modelDetails({ result }: EmittedModel): string {
       ([name, o]) => `<tr><td><code>${esc(name)}</code></td><td class="n">${o.rowSize === 1 ? '–' : opt(o.agreement)}</td><td class="n">${num(o.cosine, 6)}</td><td class="n">${num(o.relRms, 4)}</td><td class="n">${num(o.maxAbs, 4)}</td></tr>`,
     );
     parts.push(`<table><thead><tr><th>output (${a.samples} samples)</th><th>agreement</th><th>cosine</th><th>relative RMS error</th><th>max abs error</th></tr></thead><tbody>${rows.join('')}</tbody></table>`);
-    const lat = (x: { median: number; p90: number }) => `${x.median.toFixed(2)} ms median, ${x.p90.toFixed(2)} ms p90`;
-    parts.push(`<p>Latency (${esc(a.device)}, one sample): original ${lat(a.original.latencyMs)} · compressed ${lat(a.compressed.latencyMs)}</p>`);
+    parts.push(latencyTable(m));
   } else parts.push('<p>Not evaluated (no <code>evaluate</code> data in the recipe).</p>');
+  parts.push(webCheckLine(m));
   if (m.warnings.length) parts.push(`<ul>${m.warnings.map((w) => `<li class="bad">${esc(w)}</li>`).join('')}</ul>`);
   const simplified = simplifySummary(m);
   if (simplified) parts.push(simplified);
@@ -181,6 +184,33 @@ function modelDetails({ result }: EmittedModel): string {
     );
   }
   return parts.join('\n');
+}
+
+/** Latency of both models in onnxruntime-node and, when measured, onnxruntime-web: median, p90 and the ratio of medians. */
+function latencyTable(m: Manifest): string {
+  const l = m.latency;
+  if (!l) return '';
+  const cell = (x?: { median: number; p90: number }) => (x ? `<td class="n">${formatLatency(x.median)}</td><td class="n">${formatLatency(x.p90)}</td>` : '<td class="n">–</td><td class="n">–</td>');
+  const ratio = (o?: { median: number }, c?: { median: number }) => `<td class="n">${o && c && Number.isFinite(o.median) && Number.isFinite(c.median) ? formatRatio(o.median, c.median) : '–'}</td>`;
+  const rows = [
+    `<tr><td>${esc(l.runtime ?? 'onnxruntime-node')} (${esc(l.device)})${l.session ? `<br><small>${esc(l.session)}</small>` : ''}</td>${cell(l.original)}${cell(l.compressed)}${ratio(l.original, l.compressed)}</tr>`,
+  ];
+  if (l.web) {
+    const note = l.web.originalError ? `<br><small class="bad">original: ${esc(l.web.originalError)}</small>` : '';
+    rows.push(`<tr><td>${esc(l.web.runtime)}${note}</td>${cell(l.web.original)}${cell(l.web.compressed)}${ratio(l.web.original, l.web.compressed)}</tr>`);
+  }
+  const runs = l.runs !== undefined ? ` (${l.runs} timed runs each after ${l.warmup ?? 2} warm-up runs, one sample)` : ' (one sample)';
+  return `<table><thead><tr><th>latency${esc(runs)}</th><th>original median</th><th>p90</th><th>compressed median</th><th>p90</th><th title="compressed median / original median: below 1× is faster">ratio</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+/** What the web check found: loads, the difference per output, or why it did not run. */
+function webCheckLine(m: Manifest): string {
+  const w = m.webCheck;
+  if (!w) return '';
+  if (!w.checked) return `<p>Web check: not run (${esc(w.reason ?? 'no reason recorded')}).</p>`;
+  const outs = (w.outputs ?? []).map((o) => `<code>${esc(o.name)}</code> max |Δ| ${num(o.maxAbsDiff, 3)}${o.ok ? ' ≤ ' : ' <strong class="bad">over</strong> '}${num(o.allowed, 3)}`);
+  const timing = w.loadMs !== undefined ? `, load ${formatLatency(w.loadMs)}, run ${formatLatency(w.runMs ?? NaN)}` : '';
+  return `<p>Web check (${esc(w.runtime ?? 'onnxruntime-web')}, ${esc(w.input ?? '')}${timing}): ${w.loads ? 'loads and runs' : 'does not load'}${outs.length ? `; against onnxruntime-node: ${outs.join(', ')}` : ''}.</p>`;
 }
 
 /** The precision a layer was asked for and got, and why they differ (e.g. " (asked int4:32, got int8: its 4-bit form …)"). */

@@ -16,6 +16,7 @@ import type { InputSpec } from '../data/types.js';
 import { forEachTensor } from '../onnx/walk.js';
 import { STEP_ORDER, type Build, type DataSpec } from '../recipe/types.js';
 import type { StepContext, StepReport } from '../transforms/types.js';
+import type { Sample } from '../data/types.js';
 import { TOOL_NAME, toolVersion } from '../version.js';
 import type { ModelCache } from './cache.js';
 import type { EventBody } from './events.js';
@@ -24,9 +25,10 @@ import { checkCarry, locatedData, type DataSection } from './data.js';
 import { SIZE_SETTINGS, type Manifest } from './manifest.js';
 import { collectGarbage } from './memory.js';
 import { hashChunks, OutputFile } from './output.js';
-import { measureAccuracy, outputSizes, sourceSizes } from './measure.js';
+import { latencyEntry, measureAccuracy, outputSizes, sourceSizes } from './measure.js';
 import { displayPath } from './present.js';
 import { mostlyFloat32, probeSource, syntheticSample, verify, type Runtime } from './verify.js';
+import { measureWebLatency, planWebCheck, type WebCheckRun } from './webcheck.js';
 import type { Device } from '../device.js';
 import { withSessionGate } from '../runtime/gate.js';
 import { isBuiltIn, loadStep } from '../transforms/registry.js';
@@ -79,6 +81,8 @@ export async function runBuild(
   const stepNames = STEP_ORDER.filter((s) => build.steps[s] !== undefined);
   const factories = await Promise.all(stepNames.map((name) => loadStep(name))); // fail before any work
   const recipeFile = opts.recipeFile ?? path.join(process.cwd(), 'compress.yaml');
+  // Builds for the browser are run in onnxruntime-web too: its process starts now, while the steps run.
+  const web = planWebCheck(build, recipeFile, (m) => warn(m, 'web'));
 
   let probed: Promise<void> | undefined;
   let sourceSpecs: InputSpec[] = []; // set by the read phase, before anything can await the probe
@@ -218,12 +222,28 @@ export async function runBuild(
 
   try {
     const evalSamples = build.evaluate ? await phase('data', () => loadRaw('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;
+    const sample = calibration?.[0] ?? evalSamples?.[0];
+    // The web check runs the same input in onnxruntime-web while verification runs it in onnxruntime-node.
+    let webRun: WebCheckRun | undefined;
+    let synthetic: Sample | undefined;
+    let reference: Parameters<WebCheckRun['finish']>[0];
+    if ('start' in web) {
+      synthetic = sample ? undefined : await syntheticSample(specs, k.seed, displayPath(build.source));
+      webRun = web.start(output.file, sample ?? synthetic!, calibration?.[0] ? 'first calibration sample' : sample ? 'first evaluation sample' : 'synthetic input');
+    }
     const usedDevice = await phase('verify', () =>
-      gated(() => verify(rt, build, output.file, calibration?.[0] ?? evalSamples?.[0], specs, device, k.seed, (m) => warn(m, 'verify'), prepacking)),
+      gated(() =>
+        verify(rt, build, output.file, sample, specs, device, k.seed, (m) => warn(m, 'verify'), prepacking, {
+          ...(synthetic && { synthetic }),
+          ...(webRun && { floatActivations: true, onOutputs: (outputs, device) => (reference = { outputs, device }) }),
+        }),
+      ),
     );
     emit({ kind: 'verify', device: usedDevice });
+    const webCheck = webRun ? await phase('web', () => webRun.finish(reference, (m) => warn(m, 'web'))) : 'start' in web ? undefined : web;
 
     let accuracy: EvalReport | undefined;
+    let webLatency: Awaited<ReturnType<typeof measureWebLatency>>;
     if (build.evaluate && evalSamples) {
       const b = build as Build & { evaluate: NonNullable<Build['evaluate']> };
       // Both from their files: onnxruntime reads each once (and a source's external data beside it).
@@ -235,6 +255,9 @@ export async function runBuild(
       accuracy = await phase('evaluate', () => gated(() => measureAccuracy(b, build.source, output.file, evalSamples, device)));
       // Session warnings (a GPU fallback) were already given by verify.
       for (const w of accuracy.warnings ?? []) if (!warnings.includes(w)) warn(`evaluate: ${w}`, 'evaluate');
+      if (b.evaluate.web && b.evaluate.runs > 0 && evalSamples[0]) {
+        webLatency = await phase('web-latency', () => measureWebLatency(b, recipeFile, output.file, evalSamples[0], (m) => warn(m, 'evaluate')));
+      }
     }
 
     const [beforeStats, afterStats] = await phase('sizes', () => Promise.all([before, after]));
@@ -251,10 +274,8 @@ export async function runBuild(
       recipe: {},
       steps: reports,
       sizes: { before: beforeStats, after: afterStats, compression: SIZE_SETTINGS },
-      ...(accuracy && {
-        accuracy,
-        latency: { device: accuracy.device, original: accuracy.original.latencyMs, compressed: accuracy.compressed.latencyMs },
-      }),
+      ...(accuracy && build.evaluate && { accuracy, latency: latencyEntry(accuracy, build.evaluate, rt.runtimeVersion(), webLatency) }),
+      ...(webCheck && { webCheck }),
       device: usedDevice,
       warnings,
       timings: timings as Manifest['timings'],

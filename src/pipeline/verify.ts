@@ -120,6 +120,16 @@ async function sourceLoadError(rt: Runtime, build: Build): Promise<CompressError
   }
 }
 
+/** What the web check needs from verification (src/pipeline/webcheck.ts): the same input, and the outputs as a reference. */
+export interface VerifyHooks {
+  /** The input to run when `sample` is undefined (the caller made the synthetic input already). */
+  synthetic?: Sample;
+  /** Quantized matmuls with float activations, as onnxruntime-web computes them. */
+  floatActivations?: boolean;
+  /** Receives the outputs of the run (the CPU run's, when there are a CPU and a GPU run). */
+  onOutputs?: (outputs: Record<string, Tensor>, device: string) => void;
+}
+
 /**
  * Loads the written output (`file`) in onnxruntime and runs it once; returns the device it ran on.
  * Warnings (a GPU fallback, an unverifiable input) go to `warn`. A failed run is checked against the
@@ -139,8 +149,9 @@ export async function verify(
   seed: number,
   warn: (m: string) => void,
   prepacking: boolean,
+  hooks: VerifyHooks = {},
 ): Promise<string> {
-  const input = sample ?? (await syntheticSample(specs, seed, displayPath(build.source)));
+  const input = sample ?? hooks.synthetic ?? (await syntheticSample(specs, seed, displayPath(build.source)));
   const unverified = (e: unknown) =>
     warn(`could not verify the output: the source model fails on the ${sample ? 'first data sample' : 'synthetic verification input'} too (${(e as Error)?.message ?? String(e)})`);
   const fail = (what: string, e: unknown) => {
@@ -150,10 +161,11 @@ export async function verify(
     const reason = message.replace(/^onnxruntime (cannot load the model|failed to run the model[^:]*): /, '').replace(/^Load model from .* failed:\s*/, '');
     return new CompressError('compress', `${build.id}: the compressed model ${what} in onnxruntime: ${reason}`, { file: displayPath(build.source) }, { cause: e });
   };
+  let cpuOutputs = false;
   if (isolationEnabled()) {
     // In a child process: a model that aborts or hangs onnxruntime fails this build, not the process.
     const where = displayPath(build.source);
-    const r = await probeIsolated(file, input.feeds, { file: where, phase: 'verify', prepacking });
+    const r = await probeIsolated(file, input.feeds, { file: where, phase: 'verify', prepacking, ...(hooks.floatActivations && { floatActivations: true }), outputs: hooks.onOutputs !== undefined });
     if (!r.ok) {
       const s = await probeIsolated(build.source, input.feeds, { file: where, phase: 'verify, on the source model', prepacking: false });
       if (r.stage === 'load') {
@@ -166,11 +178,15 @@ export async function verify(
       unverified(new Error(r.message));
       return 'cpu';
     }
+    if (r.outputs) {
+      hooks.onOutputs?.(r.outputs as unknown as Record<string, Tensor>, 'cpu');
+      cpuOutputs = true;
+    }
     if (device === 'cpu' || (device === 'auto' && !(await rt.probeGpu()).provider)) return 'cpu';
   }
   let opened: Awaited<ReturnType<Runtime['openSession']>>;
   try {
-    opened = await rt.openSession(file, { device, prepacking });
+    opened = await rt.openSession(file, { device, prepacking, ...(hooks.floatActivations && { floatActivations: true }) });
   } catch (e) {
     // A device problem is not the compression's fault: report it as what it is.
     if (e instanceof CompressError && e.kind === 'runtime' && /GPU|execution provider/i.test(e.message)) throw e;
@@ -181,7 +197,8 @@ export async function verify(
   }
   for (const w of opened.warnings) warn(w);
   try {
-    await rt.runSession(opened.session, input.feeds);
+    const outputs = await rt.runSession(opened.session, input.feeds);
+    if (!cpuOutputs) hooks.onOutputs?.(outputs, opened.device);
     return opened.device;
   } catch (e) {
     // Does the source model run on this input? If not, the input is the problem, not the compression.

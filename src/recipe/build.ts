@@ -115,6 +115,7 @@ export function makeBuild(src: Source, data: Obj, name: string, variant: string 
     ...(calibration && { calibration }),
     ...(c.evaluate?.data !== undefined && { evaluate: evaluateSpec(c.evaluate, dataPath) }),
     device: (merged.device as Build['device']) ?? 'auto',
+    ...(merged.webCheck === false && { webCheck: false }),
     ...(c.budget && { budget: budget(c.budget) }),
     positions: {},
   };
@@ -155,6 +156,8 @@ function evaluateSpec(e: Obj, dataPath: Resolve): EvaluateSpec {
     ...(e.output !== undefined && { output: e.output as string }),
     labelKey: (e.labelKey as string) ?? 'label',
     runs: (e.runs as number) ?? 20,
+    threads: (e.threads as number) ?? 1,
+    web: (e.web as boolean) ?? false,
   };
 }
 

@@ -49,6 +49,8 @@ export interface Build {
   calibration?: DataSpec;
   evaluate?: EvaluateSpec;
   device: Device;
+  /** false: the output is not run in onnxruntime-web (`webCheck: false`); absent: it is, for browser targets. */
+  webCheck?: false;
   budget?: Budget;
   /**
    * Where each key of this build came from, for error messages later. Keys are paths in this object
@@ -63,5 +65,10 @@ export interface EvaluateSpec extends DataSpec {
   labels?: boolean;
   output?: string;
   labelKey: string;
+  /** Timed runs per model (after 2 warm-up runs). */
   runs: number;
+  /** intraOpNumThreads of the evaluation sessions (0: onnxruntime's default). */
+  threads: number;
+  /** Also time both models in onnxruntime-web (wasm). */
+  web: boolean;
 }

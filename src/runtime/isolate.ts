@@ -26,10 +26,21 @@ export interface ProbeOptions {
   memoryBytes?: number;
   /** Session options of the child's session (default: pre-packing on, as a user's session has). */
   prepacking?: boolean;
+  /** Quantized matmuls with float activations, as onnxruntime-web computes them (SessionOptions.floatActivations). */
+  floatActivations?: boolean;
+  /** Send the outputs back (the web check compares onnxruntime-web's with them). */
+  outputs?: boolean;
+}
+
+/** An output as it crosses the process boundary. */
+export interface PlainTensor {
+  type: string;
+  dims: number[];
+  data: Tensor['data'];
 }
 
 /** What onnxruntime said when it failed without crashing (the caller's in-process run gives its own error). */
-export type ProbeResult = { ok: true } | { ok: false; stage: 'load' | 'run'; message: string };
+export type ProbeResult = { ok: true; outputs?: Record<string, PlainTensor> } | { ok: false; stage: 'load' | 'run'; message: string };
 
 export function isolationEnabled(): boolean {
   return process.env.ONNX_COMPRESS_ISOLATE !== '0';
@@ -160,15 +171,15 @@ export async function probeIsolated(model: Uint8Array | string, feeds: Record<st
         const rss = residentBytes(w.child.pid!);
         if (rss !== undefined && rss > memoryBytes) kill(`used more than ${humanSize(memoryBytes)} of memory on the model (set ONNX_COMPRESS_LIMIT_ISOLATE_MEMORY_BYTES to change the base)`);
       }, 100);
-      const onMessage = (m: { id: number; ok: boolean; stage?: 'load' | 'run'; message?: string }) => {
+      const onMessage = (m: { id: number; ok: boolean; stage?: 'load' | 'run'; message?: string; outputs?: Record<string, PlainTensor> }) => {
         if (m.id !== id) return;
-        finish(() => resolve(m.ok ? { ok: true } : { ok: false, stage: m.stage ?? 'load', message: m.message ?? 'unknown error' }));
+        finish(() => resolve(m.ok ? { ok: true, ...(m.outputs && { outputs: m.outputs }) } : { ok: false, stage: m.stage ?? 'load', message: m.message ?? 'unknown error' }));
       };
       const onExit = (code: number | null, signal: string | null) =>
         finish(() => reject(new CompressError('runtime', `onnxruntime crashed on the model (during ${opts.phase}): the process ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`, where)));
       w.child.on('message', onMessage);
       w.child.on('exit', onExit);
-      w.child.send({ id, model, feeds: plain, prepacking: opts.prepacking ?? true }, (err) => {
+      w.child.send({ id, model, feeds: plain, prepacking: opts.prepacking ?? true, floatActivations: opts.floatActivations ?? false, outputs: opts.outputs ?? false }, (err) => {
         if (err) finish(() => reject(new CompressError('runtime', `cannot start the isolated onnxruntime process: ${err.message}`, where)));
       });
     });

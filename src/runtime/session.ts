@@ -53,6 +53,14 @@ export interface SessionOptions {
    * session run once (verification) only pays its time and a second copy of the weights in memory.
    */
   prepacking?: boolean;
+  /**
+   * Compute quantized matmuls with float activations (`session.qdq_matmulnbits_accuracy_level` = 1), as
+   * onnxruntime-web's wasm kernels do. By default ORT fuses DequantizeLinear → MatMul into MatMulNBits
+   * with int8 activations, whose outputs differ from wasm's by up to ~1e-3 of their range.
+   */
+  floatActivations?: boolean;
+  /** Let idle pool threads spin (onnxruntime's default; off here unless asked: sessions share few cores). */
+  spinning?: boolean;
 }
 
 export interface OpenedSession {
@@ -103,9 +111,10 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
     ...(opts.prepacking === false && { enableCpuMemArena: false }),
     extra: {
       session: {
-        intra_op: { allow_spinning: '0' },
-        inter_op: { allow_spinning: '0' },
+        // Spinning threads are onnxruntime's default; sessions here share few cores, so they wait instead.
+        ...(!opts.spinning && { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }),
         ...(opts.prepacking === false && { disable_prepacking: '1' }),
+        ...(opts.floatActivations && { qdq_matmulnbits_accuracy_level: '1' }),
       },
     },
   };
@@ -244,6 +253,11 @@ export async function openSession(model: ModelProto | Uint8Array | string, opts:
   } catch (e) {
     throw new CompressError('runtime', `onnxruntime cannot load the model: ${trimOrtMessage(e)}`, where, { cause: e });
   }
+}
+
+/** The onnxruntime-node version sessions run on (e.g. "1.30.0"). */
+export function runtimeVersion(): string {
+  return ort.env.versions?.node ?? 'unknown';
 }
 
 /** session.run with ORT's failures turned into CompressError('runtime'). */
