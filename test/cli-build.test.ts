@@ -79,6 +79,7 @@ describe('build', () => {
       manifest: join(dir, 'out', 'fmnist.manifest.json'),
       bytesBefore: size,
       bytesAfter: size,
+      webCheck: { checked: true, agrees: true },
       cached: false,
     });
     expect(rows[1]).toMatchObject({ id: 'copy', output: join(dir, 'out', 'nested', 'copy.onnx'), manifest: join(dir, 'out', 'copy.manifest.json') });

@@ -319,7 +319,8 @@ describe('steps', () => {
     // The HTML report shows what the manifest says: fidelity per output, latency, budget, each layer's precision.
     const html = reportHtml([{ result: r, fileName: 'fmnist.onnx' }]);
     expect(html).toContain(`<td class="n">${acc.metrics.cosine.toPrecision(6)}</td>`);
-    expect(html).toMatch(/Latency \(cpu, one sample\): original [\d.]+ ms median/);
+    expect(html).toMatch(/<th>latency \(1 timed run each after 2 warm-up runs, one sample\)<\/th>/);
+    expect(html).toMatch(/<tr><td>onnxruntime-node [\d.]+ \(cpu\)/);
     expect(html).toContain('Budget: <strong class="">met (maxAccuracyDrop 0.07, minAgreement 0.9)</strong>');
     expect(html).toContain(`${quantize.layers.length} layers: precision and error`);
     expect(html).toMatch(/float32 → u?int8/);

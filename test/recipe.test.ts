@@ -194,7 +194,7 @@ describe('normalized builds', () => {
     expect(a.steps.quantize).toEqual({ ...int8, target: 'webgpu', granularity: 'per-tensor', exclude: ['op:Gather'] });
     expect(b.steps.quantize).toEqual({ ...int8, dtype: 'uint4', granularity: 32, symmetric: false, target: 'webgpu', exclude: ['/head/*'] });
     expect([a.emit, b.emit]).toEqual(['always', 'imported']);
-    expect(a.evaluate).toEqual({ data: path.join(dir, 'data/eval.npz'), labelKey: 'label', runs: 5 });
+    expect(a.evaluate).toEqual({ data: path.join(dir, 'data/eval.npz'), labelKey: 'label', runs: 5, threads: 1, web: false });
     expect(a.budget).toEqual({ maxBytes: 1_572_864, onFail: 'warn' });
     expect(b.budget).toEqual({ maxBytes: 500_000, onFail: 'warn' });
     expect(a.positions['steps.quantize.target'].path).toBe('defaults.quantize.target');

@@ -14,7 +14,7 @@ type Schema = { definitions: Record<string, { properties?: Record<string, { defa
 const schema = JSON.parse(readFileSync(new URL('../schemas/compress.schema.json', import.meta.url), 'utf8')) as Schema;
 const defs = schema.definitions;
 /** Recipe sections that are not steps. */
-const NOT_STEPS = ['source', 'externalDataDirs', 'output', 'emit', 'layout', 'pick', 'device', 'calibration', 'evaluate', 'budget', 'variants'];
+const NOT_STEPS = ['source', 'externalDataDirs', 'output', 'emit', 'layout', 'pick', 'device', 'webCheck', 'calibration', 'evaluate', 'budget', 'variants'];
 
 /** A valid value for a required key, to normalize a block that sets nothing else. */
 const REQUIRED_VALUE: Record<string, unknown> = { rate: 0.5, dtype: 'int8' };

@@ -12,7 +12,6 @@ import { dimsOf, elementCount } from '../onnx/tensor.js';
 import type { ModelProto, TensorProto } from '../onnx/types.js';
 import { forEachTensor } from '../onnx/walk.js';
 import type { StepReport } from '../transforms/types.js';
-import type { WebCheckEntry, WebLatencyEntry } from './webcheck.js';
 import { statSync } from 'node:fs';
 import { compressedFileSizes, compressedSizes, type FileChunks, type SizeEstimate, type SizeSettings } from './sizes.js';
 
@@ -79,6 +78,36 @@ export interface Manifest {
   /** Milliseconds by phase ('read', each step, 'encode', 'verify', 'evaluate', 'sizes'), and 'total'. */
   timings: Record<string, number> & { total: number };
   cache: { key: string };
+}
+
+/** The manifest's `webCheck` (src/pipeline/webcheck.ts). */
+export interface WebCheckEntry {
+  /** Whether the output was run in onnxruntime-web. */
+  checked: boolean;
+  /** Why it was not (checked: false). */
+  reason?: string;
+  /** e.g. "onnxruntime-web 1.30.0 (wasm, 1 thread)". */
+  runtime?: string;
+  /** The input both runtimes ran: "first calibration sample", "first evaluation sample" or "synthetic input". */
+  input?: string;
+  loads?: boolean;
+  /** Per output: max |web − node| and the allowed difference; ok = within it. */
+  outputs?: { name: string; maxAbsDiff: number; allowed: number; ok: boolean }[];
+  /** Milliseconds onnxruntime-web took to load the model and to run it once. */
+  loadMs?: number;
+  runMs?: number;
+}
+
+/** The manifest's `latency.web` (src/pipeline/webcheck.ts). */
+export interface WebLatencyEntry {
+  runtime: string;
+  threads: number;
+  /** Warm-up runs per model before the timed ones (≥ 10 and 2 s of them, then until they stop getting faster: V8 optimizes wasm as it runs). */
+  warmup: number;
+  original?: { median: number; p90: number };
+  /** Why the original has no web latency (it does not load or run in onnxruntime-web). */
+  originalError?: string;
+  compressed: { median: number; p90: number };
 }
 
 function tensorDataBytes(t: TensorProto): number {

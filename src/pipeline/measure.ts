@@ -9,8 +9,7 @@ import type { ModelProto } from '../onnx/types.js';
 import type { Build, EvaluateSpec } from '../recipe/types.js';
 import type { ModelCache } from './cache.js';
 import type { KeyInfo } from './key.js';
-import { fileSizeStats, sizeStats, type Manifest, type SizeStats } from './manifest.js';
-import type { WebLatencyEntry } from './webcheck.js';
+import { fileSizeStats, sizeStats, type Manifest, type SizeStats, type WebLatencyEntry } from './manifest.js';
 import type { Device } from '../device.js';
 
 /** Source sizes by source hash: variants of one model share them. */

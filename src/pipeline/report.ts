@@ -199,7 +199,7 @@ function latencyTable(m: Manifest): string {
     const note = l.web.originalError ? `<br><small class="bad">original: ${esc(l.web.originalError)}</small>` : '';
     rows.push(`<tr><td>${esc(l.web.runtime)}${note}</td>${cell(l.web.original)}${cell(l.web.compressed)}${ratio(l.web.original, l.web.compressed)}</tr>`);
   }
-  const runs = l.runs !== undefined ? ` (${l.runs} timed runs each after ${l.warmup ?? 2} warm-up runs, one sample)` : ' (one sample)';
+  const runs = l.runs !== undefined ? ` (${l.runs} timed run${l.runs === 1 ? '' : 's'} each after ${l.warmup ?? 2} warm-up runs, one sample)` : ' (one sample)';
   return `<table><thead><tr><th>latency${esc(runs)}</th><th>original median</th><th>p90</th><th>compressed median</th><th>p90</th><th title="compressed median / original median: below 1× is faster">ratio</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 

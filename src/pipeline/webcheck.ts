@@ -18,39 +18,12 @@ import { latencyStats } from '../eval/metrics.js';
 import { float16ToFloat32Array } from '../onnx/float16.js';
 import { prewarmWeb, resolveOrtWeb, runWeb, webLatency, WEB_THREADS, type OrtWebInfo, type WireFeeds, type WireTensor } from '../runtime/web.js';
 import { compareWebOutputs, describeWebFailure, nativeReference } from '../runtime/web-compat.js';
+import type { WebCheckEntry, WebLatencyEntry } from './manifest.js';
 import { displayPath } from './present.js';
 
 /** Tolerance of the web check: max |web − node| ≤ REL · max|node| + ABS, per output. */
 export const WEB_REL = 1e-3;
 export const WEB_ABS = 1e-4;
-
-export interface WebCheckEntry {
-  /** Whether the output was run in onnxruntime-web. */
-  checked: boolean;
-  /** Why it was not (checked: false). */
-  reason?: string;
-  /** e.g. "onnxruntime-web 1.30.0 (wasm, 1 thread)". */
-  runtime?: string;
-  /** The input both runtimes ran: "first calibration sample", "first evaluation sample" or "synthetic input". */
-  input?: string;
-  loads?: boolean;
-  /** Per output: max |web − node| and the allowed difference; ok = within it. */
-  outputs?: { name: string; maxAbsDiff: number; allowed: number; ok: boolean }[];
-  /** Milliseconds onnxruntime-web took to load the model and to run it once. */
-  loadMs?: number;
-  runMs?: number;
-}
-
-export interface WebLatencyEntry {
-  runtime: string;
-  threads: number;
-  /** Warm-up runs per model before the timed ones (≥ 10 and 2 s of them, then until they stop getting faster: V8 optimizes wasm as it runs). */
-  warmup: number;
-  original?: { median: number; p90: number };
-  /** Why the original has no web latency (it does not load or run in onnxruntime-web). */
-  originalError?: string;
-  compressed: { median: number; p90: number };
-}
 
 const runtimeName = (ort: OrtWebInfo) => `onnxruntime-web ${ort.version} (wasm, ${WEB_THREADS} thread${WEB_THREADS === 1 ? '' : 's'})`;
 
