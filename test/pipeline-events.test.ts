@@ -75,6 +75,8 @@ describe('pipeline events', () => {
       'step-start:verify',
       'step-done:verify',
       'verify',
+      'step-start:web', // what is left of the web check (it ran beside verify)
+      'step-done:web',
       'step-start:sizes',
       'step-done:sizes',
       'measure',
