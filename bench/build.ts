@@ -18,10 +18,11 @@
  * 100 MB, cache hit ≤ validate + 150 ms. Rounds interleave the cases so machine noise hits all alike.
  * Needs dist/ (npm run build).
  *
- * Recipes are what a user writes (so `simplify`, a default step, runs first); --no-simplify adds
- * `simplify: false` to each, to see the named step alone.
+ * Recipes are what a user writes: `simplify`, a default step, runs first, and the output is run in
+ * onnxruntime-web (the web check of every browser build). --no-simplify adds `simplify: false` to each,
+ * to see the named step alone; --no-web-check adds `webCheck: false`.
  *
- *   npx tsx bench/build.ts [--runs 3] [--cases int8,int4,fp16,prune,hit] [--no-simplify] [--keep]
+ *   npx tsx bench/build.ts [--runs 3] [--cases int8,int4,fp16,prune,hit] [--no-simplify] [--no-web-check] [--keep]
  *
  * Writes bench/out/build.json ({ markdown, targets, … }).
  */
@@ -42,7 +43,7 @@ const opt = (name: string) => {
 };
 const RUNS = Number(opt('--runs') ?? 3);
 const CASES = (opt('--cases') ?? 'int8,int4,fp16,prune,hit').split(',');
-const SIMPLIFY = argv.includes('--no-simplify') ? '    simplify: false\n' : '';
+const SIMPLIFY = (argv.includes('--no-simplify') ? '    simplify: false\n' : '') + (argv.includes('--no-web-check') ? '    webCheck: false\n' : '');
 
 interface Case {
   id: string;
@@ -201,7 +202,7 @@ async function main(): Promise<void> {
   }
   const m = machineInfo();
   const markdown = [
-    `User's path: \`node dist/cli.js build --no-cache\`, whole process (node start to exit), medians of ${RUNS} runs with min–max; ${SIMPLIFY ? 'recipes with `simplify: false`; ' : ''}${m.cpu}, load ${loadAverage()} at the end.`,
+    `User's path: \`node dist/cli.js build --no-cache\`, whole process (node start to exit), medians of ${RUNS} runs with min–max; ${SIMPLIFY ? `recipes with ${SIMPLIFY.trim().split('\n').map((l) => `\`${l.trim()}\``).join(', ')}; ` : ''}${m.cpu}, load ${loadAverage()} at the end.`,
     '',
     markdownTable(['recipe, model', 'wall', 'peak RSS', 'floor: file copy', 'step only (read → step → write; not the user\'s path)'], rows, ['left', 'right', 'right', 'right', 'right']),
     '',
