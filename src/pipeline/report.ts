@@ -69,7 +69,10 @@ export function aggregateJson(models: EmittedModel[]): string {
   return json({ generatedBy: models[0]?.result.manifest.tool, models: Object.fromEntries(entries) });
 }
 
-/** One line per model for the build log, e.g. `spam: 1.3 MB → 382.3 kB (0.29×), brotli 332.1 kB, accuracy 90.33 % → 90.00 %, agreement 99.67 % (cached)`. */
+/**
+ * One line per model for the build log, e.g. `spam: 1.3 MB → 382.3 kB (0.29×), brotli 332.1 kB, accuracy 90.33 % → 90.00 %,
+ * agreement 99.67 %, latency 0.98 ms → 1.15 ms (1.17×) (cached)`.
+ */
 export function summaryLine(r: CompressResult): string {
   const { before, after } = r.manifest.sizes;
   const acc = accuracyFigures(r.manifest);
