@@ -28,7 +28,7 @@ try {
   const green = results.filter((r) => r.ok).length;
   const byModel = (name: string, dtype: string) => results.filter((r) => r.model === name && r.dtype === dtype);
   const fmt = (r: CellResult | undefined) =>
-    !r ? '' : r.bytes === undefined ? `✗ ${r.problems[0].slice(0, 80)}` : `${r.ok ? '' : '✗ '}${fmtBytes(r.bytes)} · cos ${r.cosine?.toFixed(4)}${r.agreement !== undefined && models.find((m) => m.name === r.model)?.classes ? ` · agr ${r.agreement.toFixed(3)}` : ''}`;
+    !r ? '' : r.bytes === undefined ? `✗ ${r.problems[0].slice(0, 80)}` : `${r.ok ? '' : '✗ '}${fmtBytes(r.bytes)} · cos ${r.cosine?.toFixed(4)}${r.agreement !== undefined && models.find((m) => m.name === r.model)?.classes ? ` · agr ${r.agreement.toFixed(3)}` : ''}${r.within !== undefined ? ` · max ${r.maxAbs?.toFixed(3)} · ${(100 * r.within).toFixed(1)} % ≤ ${r.withinTol}` : ''}`;
   const header = ['model', 'source', ...dtypes.flatMap((d) => targets.map((t) => `${d} ${t}`))];
   const rows = models.map((m) => [m.name, fmtBytes(results.find((r) => r.model === m.name)!.sourceBytes), ...dtypes.flatMap((d) => targets.map((t) => fmt(byModel(m.name, d).find((r) => r.target === t))))]);
   const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');

@@ -33,7 +33,7 @@ describe('model zoo through the CLI', () => {
   it(`${cells.length} builds: ${ZOO.length} models × ${ZOO_DTYPES.length} dtypes`, { timeout: 290_000 }, async () => {
     const run = await runZoo(cells, dir, { quick: true });
     results = run.results;
-    const table = results.map((r) => `${r.ok ? '✓' : '✗'} ${r.id.padEnd(32)} ${String(r.bytes ?? '-').padStart(9)} B  cos ${r.cosine?.toFixed(5) ?? '-'}  agr ${r.agreement?.toFixed(4) ?? '-'}  max|Δ| ${r.maxAbs?.toFixed(4) ?? '-'}  ${r.problems.join('; ').slice(0, 200)}`);
+    const table = results.map((r) => `${r.ok ? '✓' : '✗'} ${r.id.padEnd(32)} ${String(r.bytes ?? '-').padStart(9)} B  cos ${r.cosine?.toFixed(5) ?? '-'}  agr ${r.agreement?.toFixed(4) ?? '-'}  max|Δ| ${r.maxAbs?.toFixed(4) ?? '-'}${r.within !== undefined ? `  ${(100 * r.within).toFixed(1)} % ≤ ${r.withinTol}` : ''}  ${r.problems.join('; ').slice(0, 200)}`);
     console.log(`zoo: ${cells.length} cells in ${(run.ms / 1000).toFixed(0)} s\n${table.join('\n')}`);
     const unexpected = results.filter((r) => !r.ok && !known(r)).map((r) => `${r.id}: ${r.problems.join('; ')}`);
     const fixed = results.filter((r) => r.ok && known(r)).map((r) => r.id);

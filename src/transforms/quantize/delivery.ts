@@ -4,6 +4,8 @@
  * request (forms.ts), or when a smaller form exists:
  *
  * - depthwise-separable networks: their Convs are 8-bit under a 4-bit request (separable.ts);
+ * - streaming models: the weights that feed a recurrent state carried across calls are 8-bit under a
+ *   4-bit request (recurrent.ts);
  * - size-aware 4-bit: a layer whose 4-bit form (codes + scales + zero points) is not smaller than its
  *   8-bit form is written 8-bit; any layer whose quantized form is not smaller than the float weight
  *   stays float. So a 4-bit model is never larger than the 8-bit one, layer by layer.
@@ -36,19 +38,24 @@ export function planPrecision(plan: Plan, float16: boolean): string {
 
 /**
  * The plan for a weight, with the smallest of 4-bit / 8-bit / float chosen as the file comment says.
- * `eightBit`: why this weight must not be 4-bit (separable.ts), when it must not.
+ * `eightBit`: why this weight must not be 4-bit (separable.ts, recurrent.ts), when it must not.
  */
 export function sizeAwarePlan(t: Target, p: QuantizeStep, env: FormEnv, eightBit?: string): Plan {
   let plan = planTarget(t, p, env);
   if (plan.keepFloat) return plan;
   const elements = t.shape.reduce((a, b) => a * b, 1);
-  if (plan.bits === 4) {
-    const eight = planTarget(t, { ...p, dtype: plan.signed ? 'int8' : 'uint8', granularity: 'per-channel' }, env);
-    const b4 = plannedBytes(t, plan);
-    const b8 = plannedBytes(t, eight);
-    // The size reason first: it holds whatever the network.
-    if (!eight.keepFloat && b4 >= b8) plan = { ...eight, lowered: join(eight.lowered, `its 4-bit form with scales (${b4} B) is not smaller than 8-bit (${b8} B)`) };
-    else if (!eight.keepFloat && eightBit) plan = { ...eight, lowered: join(eight.lowered, eightBit) };
+  if (p.dtype === 'int4' || p.dtype === 'uint4') {
+    // The 4-bit form as an opset that has it would write it: when every layer ends up 8-bit (by size or by
+    // a rule) the opset is not raised, and the reason to state is the size or the rule, not the opset.
+    const four = plan.bits === 4 ? plan : planTarget(t, p, { opset: NEWEST_OPSET });
+    const eight = planTarget(t, { ...p, dtype: four.signed ? 'int8' : 'uint8', granularity: 'per-channel' }, env);
+    if (four.bits === 4 && !four.keepFloat && !eight.keepFloat) {
+      const b4 = plannedBytes(t, four);
+      const b8 = plannedBytes(t, eight);
+      // The size reason first: it holds whatever the network.
+      if (b4 >= b8) plan = { ...eight, lowered: join(eight.lowered, `its 4-bit form with scales (${b4} B) is not smaller than 8-bit (${b8} B)`) };
+      else if (eightBit) plan = { ...eight, lowered: join(eight.lowered, eightBit) };
+    }
   }
   // Static quantization quantizes a fused op's weight whatever its size: the gain is speed, not bytes.
   if (p.activations && plan.bits === 8 && plan.form === 'dq' && STATIC_KINDS.includes(t.kind)) return plan;

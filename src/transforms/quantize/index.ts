@@ -30,6 +30,7 @@ import { emitMatMulNBits } from './matmulnbits.js';
 import { emitFloat16Weight, paramsFor, type LayerPrecision } from './precision.js';
 import { relativeRms } from './rtn.js';
 import { selectWeights, type Target } from './select.js';
+import { recurrentStateRule } from './recurrent.js';
 import { separableRule } from './separable.js';
 import { quantizeWeight, type WeightQuant } from './weights.js';
 import { quantizeParallel } from './parallel.js';
@@ -100,8 +101,11 @@ async function quantizeWeights(
   const selectOpts = { include: params.include, exclude: params.exclude, minElements: extras.minElements, ...(params.activations && { anySize: STATIC_KINDS }) };
   let opset = opsetVersion(model, '') ?? 1;
   let blocker: string | undefined;
-  // Depthwise-separable networks: their Convs 8-bit under a 4-bit request (separable.ts).
-  const eightBit = separableRule(model);
+  // Layers 4-bit wrecks, 8-bit under a 4-bit request: the Convs of depthwise-separable networks
+  // (separable.ts) and whatever feeds a recurrent state carried across calls (recurrent.ts).
+  const separable = separableRule(model);
+  const recurrent = recurrentStateRule(model);
+  const eightBit = (t: Target) => [separable(t), recurrent(t)].filter(Boolean).join('; ') || undefined;
   const wanted = wantedOpset(selectWeights(model, selectOpts).targets.filter(quantizable), params, (t) => (assigned(t) ? paramsOf(t) : undefined), eightBit);
   if (wanted > opset) {
     const { upgradeForQuantize, describeUpgrade } = await import('./upgrade.js');
