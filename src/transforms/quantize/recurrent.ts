@@ -30,17 +30,19 @@
  *                                                 LSTM 2 W / R                 100 % / 98.5 %   0.048 / 0.096
  *
  * Whole model, a plain `dtype: int4`: v5 87.7 %, max 0.670 (every encoder Conv 4-bit); legacy 93.8 %, max
- * 0.188 (its 4 LSTM weights 4-bit) — against int8 99.7 % / 0.055 and 100 % / 0.033. Blocks of 16 do not
- * rescue the encoder (Conv 0 alone: 98.2 %, 0.454). With this rule both deliver int8's layers: int4 is
- * then as large as int8 for these models (q4f16 smaller, by what float16 takes off the float rest), and
- * the manifest says so per layer.
+ * 0.188 (its LSTM weights 4-bit) — against int8 99.7 % / 0.055 and 100 % / 0.033. Blocks of 16 do not
+ * rescue the encoder (Conv 0 alone: 98.2 %, 0.454). With this rule int4 measures as int8 (v5 99.7 % /
+ * 0.055, legacy 100 % / 0.033): v5's int4 is its int8 byte for byte, legacy keeps 4-bit only in the LSTMs
+ * of the branches that run when the state input is empty (zero initial state); q4f16 is smaller by what
+ * float16 takes off the float rest. The manifest says so per layer.
  *
- * With data, a budget does better: the precision search measures each layer with the state carried
- * (`evaluate: { carry }`) and may keep some of them 4-bit. An assignment's precision is delivered as
+ * With data and a budget, the precision search measures each layer with the state carried
+ * (`evaluate: { carry }`) and chooses each one's precision. An assignment's precision is delivered as
  * assigned; this rule only shapes what a plain `dtype: int4` delivers.
  */
 import { Dataflow, type ValueRef } from '../../onnx/dataflow.js';
 import type { ModelProto, NodeProto } from '../../onnx/types.js';
+import { allGraphs } from '../../onnx/walk.js';
 import type { Target } from './select.js';
 
 const RECURRENT = new Set(['LSTM', 'GRU', 'RNN']);
@@ -56,10 +58,11 @@ export interface CarriedRecurrence {
 export function carriedRecurrence(model: ModelProto): CarriedRecurrence {
   const none: CarriedRecurrence = { recurrent: [], feeding: new Set() };
   const main = model.graph;
-  if (!main) return none;
+  const isRecurrent = (n: NodeProto) => RECURRENT.has(n.opType ?? '') && (n.domain ?? '') === '';
+  // Most models have none: no data-flow analysis for them.
+  if (!main || !allGraphs(model).some((g) => g.node.some(isRecurrent))) return none;
   const df = new Dataflow(model);
-  const candidates = [...df.nodes()].filter(({ node }) => RECURRENT.has(node.opType ?? '') && (node.domain ?? '') === '');
-  if (!candidates.length) return none;
+  const candidates = [...df.nodes()].filter(({ node }) => isRecurrent(node));
   const returned = df.ancestors(main.output.map((o) => ({ graph: main, name: o.name ?? '' })));
   const recurrent: NodeProto[] = [];
   for (const { node, graph } of candidates) {
