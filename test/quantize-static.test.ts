@@ -93,7 +93,9 @@ describe('static int8: Fashion-MNIST CNN', () => {
   it('percentile and entropy calibration clip the ranges minmax keeps whole, and stay within 1 point', async () => {
     const ranges: Record<string, number[]> = {};
     for (const calibrate of ['minmax', 'percentile', 'entropy'] as const) {
-      const { model, report } = await quantize(fmnistModel, `${F}fmnist-cnn/model.onnx`, fmnistCalibration, { activations: 'uint8', calibrate });
+      // The guard off: this compares the ranges each method picks for every layer (entropy clips hardest,
+      // and the guard would keep a layer float; test/static-zoo.test.ts covers the guard).
+      const { model, report } = await quantize(fmnistModel, `${F}fmnist-cnn/model.onnx`, fmnistCalibration, { activations: 'uint8', calibrate, activationCosine: 0 });
       ranges[calibrate] = report.layers.map((l) => (l as unknown as { inputRange: [number, number] }).inputRange[1]);
       const ev = await evaluate(fmnistModel, model, fmnistHeldOut.slice(0, 3000));
       console.log(summary(`fmnist static uint8 ${calibrate} (3,000 held out)`, ev), 'input ranges', ranges[calibrate].map((r) => r.toFixed(3)).join(' '));

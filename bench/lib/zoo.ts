@@ -59,8 +59,10 @@ export interface ZooModel {
   file: string;
   /** What this model exercises. */
   covers: string;
-  /** Data module in test/fixtures/zoo. */
+  /** Data module in test/fixtures/zoo (held out: evaluation only). */
   data: string;
+  /** Calibration data module in test/fixtures/zoo: other audio / images than `data` (static int8). */
+  calibration: string;
   output?: string;
   carry?: Record<string, string>;
   samples?: number;
@@ -91,6 +93,7 @@ export const ZOO: ZooModel[] = [
     file: vad('legacy'),
     covers: 'recurrent (LSTM) with state carried; If subgraphs; STFT conv',
     data: 'vad-legacy.mjs',
+    calibration: 'calib-vad-legacy.mjs',
     output: 'output',
     carry: { hn: 'h', cn: 'c' },
     samples: 600,
@@ -103,6 +106,7 @@ export const ZOO: ZooModel[] = [
     file: vad('v5'),
     covers: 'Constant-node weights in If subgraphs; 1-input-channel STFT conv; state carried',
     data: 'vad-v5.mjs',
+    calibration: 'vad-v5-tune.mjs',
     output: 'output',
     carry: { stateN: 'state' },
     samples: 600,
@@ -115,6 +119,7 @@ export const ZOO: ZooModel[] = [
     file: wake('melspectrogram'),
     covers: '1-input-channel STFT/filterbank conv, mel matrix',
     data: 'melspectrogram.mjs',
+    calibration: 'calib-melspectrogram.mjs',
     floors: { eight: { minCosine: 0.999 }, four: { minCosine: 0.99 } },
   },
   {
@@ -123,6 +128,7 @@ export const ZOO: ZooModel[] = [
     file: wake('embedding_model'),
     covers: 'CNN (tf2onnx), NHWC input',
     data: 'embedding.mjs',
+    calibration: 'calib-embedding.mjs',
     floors: { eight: { minCosine: 0.99 }, four: { minCosine: 0.95 } },
   },
   {
@@ -131,6 +137,7 @@ export const ZOO: ZooModel[] = [
     file: wake('hey_jarvis_v0.1'),
     covers: 'wake-word head (Gemm, LayerNorm in If subgraphs)',
     data: 'hey-jarvis.mjs',
+    calibration: 'calib-hey-jarvis.mjs',
     floors: { eight: { minCosine: 0.99 }, four: { minCosine: 0.95 } },
   },
   {
@@ -139,6 +146,7 @@ export const ZOO: ZooModel[] = [
     file: ocr('ch_PP-OCRv4_det_infer'),
     covers: 'detector with a large output map; symbolic spatial dims; Constant-node weights; opset 11',
     data: 'ocr-det.mjs',
+    calibration: 'calib-ocr-det.mjs',
     floors: { eight: { minCosine: 0.99 }, four: { minCosine: 0.95 } },
   },
   {
@@ -147,6 +155,7 @@ export const ZOO: ZooModel[] = [
     file: ocr('ch_PP-OCRv4_rec_infer'),
     covers: 'transformer (SVTR attention); opset 9 Paddle2ONNX export; Constant-node weights',
     data: 'ocr-rec.mjs',
+    calibration: 'calib-ocr-rec.mjs',
     classes: true,
     floors: { eight: { minCosine: 0.99, minAgreement: 0.95 }, four: { minCosine: 0.95, minAgreement: 0.8 } },
   },
@@ -156,6 +165,7 @@ export const ZOO: ZooModel[] = [
     file: ocr('ch_ppocr_mobile_v2.0_cls_infer'),
     covers: 'CNN with BatchNormalization; opset 9; Constant-node weights',
     data: 'ocr-rec.mjs',
+    calibration: 'calib-ocr-rec.mjs',
     classes: true,
     floors: { eight: { minCosine: 0.99, minAgreement: 1 }, four: { minCosine: 0.95, minAgreement: 0.8 } },
   },

@@ -30,8 +30,72 @@ export class ValueStats {
   /** Values seen while every value so far was 0 (no width yet). */
   private zeros = 0;
 
-  constructor(histogram: boolean, readonly bins = HISTOGRAM_BINS) {
+  /**
+   * Per-channel sums along `channelAxis` (1: NCHW / NCL activations; −1: the last axis, a MatMul's K),
+   * for channelNoise: how much the quietest channels lose to one per-tensor scale.
+   */
+  private channels?: { sum: Float64Array; sq: Float64Array; n: number };
+  private channelAxis?: 1 | -1;
+
+  constructor(histogram: boolean, readonly bins = HISTOGRAM_BINS, channelAxis?: 1 | -1) {
     this.hist = histogram ? new Float64Array(bins) : undefined;
+    this.channelAxis = channelAxis;
+  }
+
+  /** Adds one tensor's values, and with `dims` (and a channelAxis) its per-channel sums. */
+  addTensor(x: ArrayLike<number>, dims: readonly number[]): void {
+    this.add(x);
+    if (this.channelAxis === undefined || dims.length < 2) return;
+    const axis = this.channelAxis < 0 ? dims.length - 1 : this.channelAxis;
+    let outer = 1;
+    let inner = 1;
+    for (let i = 0; i < axis; i++) outer *= dims[i];
+    for (let i = axis + 1; i < dims.length; i++) inner *= dims[i];
+    const C = dims[axis];
+    if (this.channels && this.channels.sum.length !== C) {
+      this.channels = this.channelAxis = undefined; // the channel count changed between samples: no per-channel figure
+      return;
+    }
+    const ch = (this.channels ??= { sum: new Float64Array(C), sq: new Float64Array(C), n: 0 });
+    for (let o = 0; o < outer; o++) {
+      for (let c = 0; c < C; c++) {
+        const base = (o * C + c) * inner;
+        let s = 0;
+        let q = 0;
+        for (let i = 0; i < inner; i++) {
+          const v = x[base + i];
+          s += v;
+          q += v * v;
+        }
+        ch.sum[c] += s;
+        ch.sq[c] += q;
+      }
+    }
+    ch.n += outer * inner;
+  }
+
+  /**
+   * The mean, over channels that vary, of each channel's quantization noise (scale² / 12, uniform
+   * rounding) relative to its variance: near 10^(−SQNR/10) when every channel spans the range, and
+   * large when quiet channels get a few levels of a scale set by loud ones. Layers after a Conv
+   * (BatchNormalization, the next Conv) weigh channels by their own statistics, not by their range, so
+   * a quiet channel's noise is amplified as much as a loud channel's signal. Undefined without
+   * per-channel sums.
+   */
+  channelNoise(scale: number): number | undefined {
+    const ch = this.channels;
+    if (!ch || ch.n === 0) return undefined;
+    const vars: number[] = [];
+    for (let c = 0; c < ch.sum.length; c++) {
+      const m = ch.sum[c] / ch.n;
+      vars.push(Math.max(0, ch.sq[c] / ch.n - m * m));
+    }
+    const top = Math.max(...vars);
+    // Channels that do not vary (dead filters, padding) carry no signal to lose.
+    const live = vars.filter((v) => v > top * 1e-8);
+    if (!live.length) return undefined;
+    const noise = (scale * scale) / 12;
+    return live.reduce((a, v) => a + noise / v, 0) / live.length;
   }
 
   add(x: ArrayLike<number>): void {
@@ -194,4 +258,25 @@ export function activationParams(r: Range, type: 'uint8' | 'int8', symmetric = t
   if (!(scale > 0)) return { scale: 1, zero: qmin, type, lo: r.lo, hi: r.hi };
   const zero = qmin + Math.min(255, Math.max(0, Math.round(-lo / scale)));
   return { scale, zero, type, lo: r.lo, hi: r.hi };
+}
+
+/**
+ * Asymmetric parameters for a value a folded clamp bounds below at `lo` ≤ 0 (Relu: 0; Max(x, −0.4):
+ * −0.4), so that the QuantizeLinear's saturation at the type's minimum is the clamp: the lowest code
+ * must dequantize to `lo` exactly. With lo = 0 the zero point is the minimum (as activationParams);
+ * otherwise the scale is widened just enough that −lo / scale is a whole number of steps n, the zero
+ * point sits n above the minimum, and [lo, hi] still fits in 255 steps (a `lo` within one step of 0
+ * saturates at the step nearest to it).
+ */
+export function clampParams(lo: number, hi: number, type: 'uint8' | 'int8'): ActivationParams {
+  const top = Math.max(hi, 0);
+  if (lo >= 0 || !(top > lo)) return activationParams({ lo: Math.max(lo, 0), hi: top }, type, false);
+  const qmin = type === 'int8' ? -128 : 0;
+  const n = Math.floor((255 * -lo) / (top - lo));
+  // lo within one step of 0: the saturation at the nearest step is as close as the rounding anyway.
+  if (n < 1) return activationParams({ lo, hi: top }, type, false);
+  let scale = Math.fround(-lo / n);
+  // fround may round down: the top of the range must still fit.
+  if ((255 - n) * scale < top) scale = Math.fround(scale * (1 + 2 ** -23));
+  return { scale, zero: qmin + n, type, lo, hi };
 }

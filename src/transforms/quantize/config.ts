@@ -58,7 +58,16 @@ export interface QuantizeStep {
   calibrate?: 'minmax' | 'percentile' | 'entropy';
   /** calibrate: percentile — the percentile of |x| the range keeps (default 99.99). */
   percentile?: number;
+  /**
+   * With activations: the smallest cosine with float32, on the calibration samples, that the 8-bit
+   * activations alone may leave the output; those that cost most are kept float until it holds
+   * (static-guard.ts). 0 turns the guard off. Default STATIC_GUARD_COSINE.
+   */
+  activationCosine?: number;
 }
+
+/** The activation guard's default floor (quantize.activationCosine). */
+export const STATIC_GUARD_COSINE = 0.995;
 
 /** Why onnxruntime-web's WebGPU EP cannot run static int8 (shown in the recipe error). */
 export const WEBGPU_STATIC_REASON =
@@ -84,6 +93,7 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
     activations: undefined, // absent: weight-only
     calibrate: undefined, // minmax when activations is set
     percentile: undefined, // 99.99 when calibrate is percentile
+    activationCosine: undefined, // STATIC_GUARD_COSINE when activations is set
   },
   required: ['dtype'],
   files: {},
@@ -128,12 +138,13 @@ export const quantizeConfig: StepConfig<QuantizeStep> = {
 function staticParams(
   q: Record<string, unknown>,
   { dtype, method, alias, problem, calibration }: { dtype: QuantizeDtype; method: string; alias?: string; problem: NormalizeContext['problem']; calibration?: string },
-): Pick<QuantizeStep, 'activations' | 'calibrate' | 'percentile'> {
+): Pick<QuantizeStep, 'activations' | 'calibrate' | 'percentile' | 'activationCosine'> {
   const activations = q.activations as QuantizeStep['activations'];
   const calibrate = q.calibrate as QuantizeStep['calibrate'];
   if (activations === undefined) {
     if (calibrate !== undefined) problem(['quantize', 'calibrate'], 'calibrate applies to static quantization: set activations: uint8 or int8');
     else if (q.percentile !== undefined) problem(['quantize', 'percentile'], 'percentile applies to static quantization with calibrate: percentile');
+    else if (q.activationCosine !== undefined) problem(['quantize', 'activationCosine'], 'activationCosine applies to static quantization: set activations: uint8 or int8');
     return {};
   }
   const at = ['quantize', 'activations'];
@@ -150,6 +161,7 @@ function staticParams(
     activations,
     calibrate: calibrate ?? 'minmax',
     ...(calibrate === 'percentile' && { percentile: (q.percentile as number | undefined) ?? 99.99 }),
+    activationCosine: (q.activationCosine as number | undefined) ?? STATIC_GUARD_COSINE,
   };
 }
 

@@ -8,9 +8,9 @@
  */
 import { DataType } from '../../onnx/dtypes.js';
 import { makeAttribute, makeNode } from '../../onnx/graph.js';
-import { makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
+import { dimsOf, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { NodeProto } from '../../onnx/types.js';
-import type { ActivationParams } from './calibrate.js';
+import { activationParams, type ActivationParams } from './calibrate.js';
 import type { GraphEdits } from './edits.js';
 import type { Target } from './select.js';
 import type { QuantizedValue, StaticPlan } from './static.js';
@@ -24,6 +24,8 @@ export interface StaticEmitStats {
   /** Relu nodes folded into a QuantizeLinear; move ops running on 8-bit values. */
   foldedRelu: number;
   movedOps: string[];
+  /** Ops written for onnxruntime's QLinear kernels (QLinearAdd, QLinearLeakyRelu, …), by op type. */
+  integerOps: Record<string, number>;
   /** Bias values clamped to the int32 range (a weight scale near 0). */
   clampedBias: number;
 }
@@ -36,7 +38,7 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
   const g = plan.graph;
   const idx = plan.index;
   const names = edits.names;
-  const stats: StaticEmitStats = { quantizeNodes: 0, dequantizeNodes: 0, foldedRelu: 0, movedOps: [], clampedBias: 0 };
+  const stats: StaticEmitStats = { quantizeNodes: 0, dequantizeNodes: 0, foldedRelu: 0, movedOps: [], integerOps: {}, clampedBias: 0 };
   const codeType = plan.activations === 'uint8' ? DataType.UINT8 : DataType.INT8;
   const init = (base: string, dt: number, dims: number[], data: Float32Array | Uint8Array | Int8Array | Int32Array): string => {
     const name = names.unique(base);
@@ -72,11 +74,20 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
   const pairs = plan.activations === 'int8';
   const moveFrom = new Map<NodeProto, QuantizedValue>();
   if (!pairs) for (const v of plan.values.values()) if (v.source === 'move') moveFrom.set(v.producer!, v.from!);
-  const anchorReads = (n: NodeProto, v: QuantizedValue) => plan.anchors.get(n)?.input === v.name;
+  // Anchors read their input 0 as integers, integer ops every input that is a quantized value.
+  const anchorReads = (n: NodeProto, v: QuantizedValue) => plan.anchors.get(n)?.input === v.name || !!plan.qops.get(n)?.reads.some((r) => 'value' in r && r.value === v.name);
   const needsFloat = (v: QuantizedValue) => idx.isGraphOutput(v.name) || idx.consumersOf(v.name).some((n) => !anchorReads(n, v) && moveFrom.get(n) !== v);
 
-  // The integers each anchor reads, per value: one name (uint8), or the anchor's own pair (int8).
-  const forAnchor = new Map<NodeProto, string>();
+  // The integers each anchor or integer op reads, per value: one name (uint8), or its own pair (int8).
+  const readsFrom = new Map<NodeProto, Map<string, string>>();
+  const forAnchor = {
+    has: (n: NodeProto, v: QuantizedValue) => !!readsFrom.get(n)?.has(v.name),
+    get: (n: NodeProto, v: string) => readsFrom.get(n)!.get(v)!,
+    set: (n: NodeProto, v: QuantizedValue, q: string) => {
+      if (!readsFrom.has(n)) readsFrom.set(n, new Map());
+      readsFrom.get(n)!.set(v.name, q);
+    },
+  };
   const qName = new Map<QuantizedValue, string>();
   // Quantize each value where it is made (nodes after a producer are collected: one node may make several).
   const atStart: NodeProto[] = [];
@@ -92,7 +103,7 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
     }
     // The float value the QuantizeLinear reads.
     let src = v.name;
-    if (v.source === 'anchor') {
+    if (v.source === 'anchor' || v.source === 'qop') {
       if (v.folded) {
         edits.replace(g, v.folded, []);
         stats.foldedRelu++;
@@ -101,19 +112,19 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
     }
     if (v.source === 'move') stats.movedOps.push(p!.opType!);
     const nodes: NodeProto[] = [];
-    const floatView = v.source === 'anchor' && needsFloat(v);
+    const floatView = (v.source === 'anchor' || v.source === 'qop') && needsFloat(v);
     if (!pairs) {
       const q = quantized(v);
       qName.set(v, q);
       nodes.push(Q(v, src, q));
       if (floatView) nodes.push(DQ(v, q, v.name));
-      for (const n of idx.consumersOf(v.name)) if (anchorReads(n, v)) forAnchor.set(n, q);
+      for (const n of idx.consumersOf(v.name)) if (anchorReads(n, v)) forAnchor.set(n, v, q);
     } else {
       for (const n of idx.consumersOf(v.name)) {
-        if (!anchorReads(n, v) || forAnchor.has(n)) continue;
+        if (!anchorReads(n, v) || forAnchor.has(n, v)) continue;
         const q = quantized(v);
         nodes.push(Q(v, src, q));
-        forAnchor.set(n, q);
+        forAnchor.set(n, v, q);
       }
       if (floatView) {
         const q = quantized(v);
@@ -130,7 +141,7 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
     p.input[0] = qName.get(v.from!)!;
     p.output[0] = qName.get(v)!;
     follow(p, needsFloat(v) ? [DQ(v, qName.get(v)!, v.name)] : []);
-    for (const n of idx.consumersOf(v.name)) if (anchorReads(n, v)) forAnchor.set(n, qName.get(v)!);
+    for (const n of idx.consumersOf(v.name)) if (anchorReads(n, v)) forAnchor.set(n, v, qName.get(v)!);
   }
   for (const [p, nodes] of after) edits.replace(g, p, [p, ...nodes]);
   if (atStart.length && g.node.length) edits.insertBefore(g, g.node[0], atStart);
@@ -140,7 +151,7 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
     const n = a.node;
     const v = plan.values.get(a.input)!;
     const x = names.unique(`${v.name}_dequantized`);
-    const before = [DQ(v, forAnchor.get(n)!, x)];
+    const before = [DQ(v, forAnchor.get(n, v.name), x)];
     n.input[0] = x;
     // The weight was stored as [K, N] (dq.ts, transpose): the Gemm reads it untransposed.
     if (a.kind === 'gemm' && a.target.channelAxis === 0) setTransB0(n);
@@ -148,7 +159,47 @@ export function emitStatic(plan: StaticPlan, edits: GraphEdits, weightScales: (t
     if (bias) before.push(quantizeBias(a.target, bias, v.params!, weightScales(a.target), n, plan, edits, stats));
     edits.insertBefore(g, n, before);
   }
+  // Each integer op reads every quantized input through its own DequantizeLinear, and a constant input
+  // as an 8-bit constant of its own (onnxruntime's binary selector needs a DQ on both inputs).
+  for (const q of plan.qops.values()) {
+    const n = q.node;
+    const before: NodeProto[] = [];
+    q.reads.forEach((r, i) => {
+      if ('value' in r) {
+        const v = plan.values.get(r.value)!;
+        const x = names.unique(`${v.name}_dequantized`);
+        before.push(DQ(v, forAnchor.get(n, v.name), x));
+        n.input[i] = x;
+      } else {
+        const x = names.unique(`${r.constant}_dequantized`);
+        before.push(quantizeConstant(r.constant, x, plan, edits));
+        stats.dequantizeNodes++;
+        n.input[i] = x;
+      }
+    });
+    stats.integerOps[n.opType!] = (stats.integerOps[n.opType!] ?? 0) + 1;
+    edits.insertBefore(g, n, before);
+  }
   return stats;
+}
+
+/** A float constant as uint8 with its own scale and zero point over [min(c, 0), max(c, 0)], and its DequantizeLinear. */
+function quantizeConstant(name: string, out: string, plan: StaticPlan, edits: GraphEdits): NodeProto {
+  const site = plan.index.weight(name)!;
+  const c = tensorFloat32(site.tensor);
+  let lo = 0;
+  let hi = 0;
+  for (const x of c) {
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  const p = activationParams({ lo, hi }, 'uint8', false);
+  const codes = Uint8Array.from(c, (x) => Math.max(0, Math.min(255, Math.round(x / p.scale) + p.zero)));
+  const q = edits.addTensor(site, `${name}_quantized`, makeTensor('', DataType.UINT8, dimsOf(site.tensor), codes));
+  const s = edits.addTensor(site, `${name}_scale`, makeTensor('', DataType.FLOAT, [], Float32Array.of(p.scale)));
+  const z = edits.addTensor(site, `${name}_zero_point`, makeTensor('', DataType.UINT8, [], Uint8Array.of(p.zero)));
+  edits.removeIfUnused(site, name);
+  return makeNode('DequantizeLinear', [q, s, z], [out], { name: edits.names.unique(`${name}_DequantizeLinear`) });
 }
 
 function setTransB0(n: NodeProto): void {

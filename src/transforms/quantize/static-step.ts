@@ -6,7 +6,8 @@
 import { CompressError } from '../../errors.js';
 import type { ModelProto } from '../../onnx/types.js';
 import type { StepContext, StepReport } from '../types.js';
-import type { QuantizeStep } from './config.js';
+import { STATIC_GUARD_COSINE, type QuantizeStep } from './config.js';
+import type { GuardReport } from './static-guard.js';
 import type { DequantizeOptions } from './dq.js';
 import type { GraphEdits } from './edits.js';
 import type { Plan } from './forms.js';
@@ -14,16 +15,20 @@ import type { Target } from './select.js';
 import { calibrateStatic, planStatic, type Anchor, type StaticPlan } from './static.js';
 import { emitStatic, type StaticEmitStats } from './static-emit.js';
 import { channelView, type WeightQuant } from './weights.js';
+import { fitBias } from './static-bias.js';
 
 export class StaticQuantization {
   private readonly scales = new Map<Target, Float32Array>();
   private readonly anchored: Set<Target>;
   private emitted?: StaticEmitStats;
+  /** Weight channels whose scale was widened so that their bias fits int32. */
+  private widened = 0;
   private constructor(
     readonly plan: StaticPlan,
     private readonly params: QuantizeStep,
     private readonly samples: number,
     private readonly calibrationMs: number,
+    private readonly guard?: GuardReport,
   ) {
     this.anchored = new Set([...plan.anchors.values()].map((a) => a.target));
   }
@@ -36,7 +41,9 @@ export class StaticQuantization {
     const plan = planStatic(model, targets, plans, params);
     ctx.log(`static ${params.activations}: calibrating ${plan.values.size} activations (${plan.calibrate}) over ${ctx.calibration.length} samples`);
     await calibrateStatic(model, plan, ctx.calibration, params, opts);
-    return new StaticQuantization(plan, params, ctx.calibration.length, performance.now() - t0);
+    const { guardStatic } = await import('./static-guard.js');
+    const guard = await guardStatic(model, plan, ctx.calibration, params.activationCosine ?? STATIC_GUARD_COSINE, { intraOpThreads: opts.intraOpThreads, log: ctx.log });
+    return new StaticQuantization(plan, params, ctx.calibration.length, performance.now() - t0, guard);
   }
 
   /** Whether the weight belongs to a fused group (its DequantizeLinear then carries an explicit zero point). */
@@ -51,11 +58,15 @@ export class StaticQuantization {
     return { zeroPoint: true, transpose: t.kind === 'gemm' && t.channelAxis === 0 && t.shape.length === 2 };
   }
 
-  /** Records the scales a weight was quantized with (its bias is quantized with them). */
+  /**
+   * Records the scales a weight was quantized with (its bias is quantized with them), after widening
+   * the scale of any output channel whose bias would not fit int32 (fitBias).
+   */
   weightQuantized(t: Target, q: WeightQuant): void {
     if (!this.has(t)) return;
     const cv = channelView(q, t.channelAxis);
     if (!cv) throw new Error(`static quantization: weight "${t.weight}" is not per-channel or per-tensor`);
+    if (!cv.perTensor && q.layout === 'axis') this.widened += fitBias(t, q, this.plan);
     this.scales.set(t, cv.scales.slice());
   }
 
@@ -93,8 +104,11 @@ export class StaticQuantization {
       dequantizeNodes: e.dequantizeNodes,
       foldedRelu: e.foldedRelu,
       movedOps: e.movedOps,
+      ...(Object.keys(e.integerOps).length && { integerOps: e.integerOps }),
       ...(e.clampedBias && { clampedBias: e.clampedBias }),
+      ...(this.widened && { widenedChannels: this.widened }),
       calibrationMs: this.calibrationMs,
+      ...(this.guard && { guard: this.guard }),
     };
     if (e.clampedBias) report.warnings.push(`static quantization: ${e.clampedBias} bias values clamped to the int32 range (a weight channel with a scale near 0)`);
     if (this.plan.refused.size) {

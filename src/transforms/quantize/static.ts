@@ -18,29 +18,36 @@
  * - **Conv outputs** are always quantized: QLinearConv has an 8-bit output, so ORT fuses only a Conv
  *   whose output feeds a QuantizeLinear alone. Gemm / MatMul outputs are quantized when an anchor or an
  *   op below reads them quantized; otherwise they stay float (QGemm / MatMulIntegerToFloat).
- * - **Relu after an anchor** is folded into the anchor's QuantizeLinear, as quantize_static does: the
- *   Q takes the Relu output's range [0, max] with its zero point at the type's minimum (0 for uint8,
- *   −128 for int8), so the Q's clamp is the Relu. int8 values are otherwise symmetric (zero point 0);
- *   a folded Relu's output is the one exception, since a symmetric Q cannot clamp at 0 (the Relu would
- *   stay in float between a DQ and a Q, and ORT would fuse Gemm + Relu into a float FusedGemm).
+ * - **Relu (and Clip / Max / Min with constant bounds) after an anchor** is folded into the anchor's
+ *   QuantizeLinear, as quantize_static folds Relu: the Q takes the clamp's range with its lowest code
+ *   at the clamp's lower bound, so the Q's saturation is the clamp. int8 values are otherwise
+ *   symmetric (zero point 0); a folded clamp's output is the one exception, since a symmetric Q cannot
+ *   saturate at 0 (the Relu would stay in float between a DQ and a Q, and ORT would fuse Gemm + Relu
+ *   into a float FusedGemm).
  * - **Ops that move or select values without computing** (MaxPool, Flatten, Reshape, Transpose,
- *   Squeeze, Unsqueeze) run on the 8-bit tensor itself with the same scale and zero point when their
- *   input is quantized: the graph ORT's "drop QDQ" rewrite would make, written directly (ONNX types
- *   them for int8/uint8 from opset 12/13, and Flatten would not be dropped by ORT at all).
+ *   Squeeze, Unsqueeze, Resize) run on the 8-bit tensor itself with the same scale and zero point when
+ *   their input is quantized: the graph ORT's "drop QDQ" rewrite would make, written directly (ONNX
+ *   types them for int8/uint8 from opset 12/13, and Flatten would not be dropped by ORT at all).
+ * - **Integer ops** between anchors (Add, Mul, Concat, LeakyRelu, Sigmoid, GlobalAveragePool,
+ *   AveragePool) get DQ inputs and a Q output when their inputs are quantized and something reads
+ *   their output as integers: ORT runs them as QLinearAdd, QLinearConcat, … (static-values.ts).
  * - Values that stay float where a float op reads a quantized one get a DequantizeLinear.
+ * - **The activation guard** (static-guard.ts) then keeps float the activations that cost the output
+ *   most on the calibration samples, until its cosine with float32 is at least activationCosine.
  *
  * Only the main graph is rewritten: anchors inside If/Loop bodies keep weight-only quantization.
  */
 import { CompressError } from '../../errors.js';
 import type { Sample } from '../../data/types.js';
 import { DataType, dataTypeName } from '../../onnx/dtypes.js';
-import { attrFloat, attrInt, GraphIndex, opsetVersion } from '../../onnx/graph.js';
+import { attrFloat, attrInt, GraphIndex } from '../../onnx/graph.js';
 import { dimsOf } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto } from '../../onnx/types.js';
 import type { QuantizeStep } from './config.js';
 import type { Plan } from './forms.js';
 import type { Target } from './select.js';
-import { activationParams, calibratedRange, ValueStats, type ActivationParams } from './calibrate.js';
+import { activationParams, calibratedRange, clampParams, ValueStats, type ActivationParams } from './calibrate.js';
+import { planValues } from './static-values.js';
 
 export type AnchorKind = 'conv' | 'gemm' | 'matmul';
 
@@ -60,14 +67,28 @@ export interface QuantizedValue {
    * Where its integers come from: a QuantizeLinear after a graph input or a float op, after an anchor
    * (its output renamed, or read before a folded Relu), or a move op running on the 8-bit input.
    */
-  source: 'input' | 'float' | 'anchor' | 'move';
+  source: 'input' | 'float' | 'anchor' | 'move' | 'qop';
   producer?: NodeProto;
-  /** The Relu folded into the anchor's QuantizeLinear (source anchor). */
+  /** The clamp (Relu, Clip, Max / Min with a constant) folded into the producer's QuantizeLinear (source anchor or qop). */
   folded?: NodeProto;
+  /** Its bounds: the range's lower end is exact, the upper one is min(calibrated, hi). */
+  clamp?: { lo: number; hi: number };
   /** source move: the quantized value it moves (same scale and zero point). */
   from?: QuantizedValue;
   /** Set after calibration (shared with `from` for moves). */
   params?: ActivationParams;
+  /** The axis its channels run along (1 for Conv activations, −1 for a MatMul / Gemm input). */
+  channelAxis?: 1 | -1;
+  /** After calibration: ValueStats.channelNoise at its scale. */
+  channelNoise?: number;
+}
+
+/** An op onnxruntime runs as a QLinear kernel when its inputs come through DequantizeLinear and its output goes to a QuantizeLinear. */
+export interface QOp {
+  node: NodeProto;
+  kind: 'unary' | 'binary' | 'concat';
+  /** Per input: the quantized value it reads, or a float constant quantized for it (Add / Mul). */
+  reads: ({ value: string } | { constant: string })[];
 }
 
 export interface StaticPlan {
@@ -77,14 +98,13 @@ export interface StaticPlan {
   calibrate: NonNullable<QuantizeStep['calibrate']>;
   anchors: Map<NodeProto, Anchor>;
   values: Map<string, QuantizedValue>;
+  /** Ops run as integer kernels between the anchors (static-values.ts). */
+  qops: Map<NodeProto, QOp>;
+  /** Ops the activation guard keeps float. */
+  disabled: Set<NodeProto>;
   /** Weights asked for static quantization that keep float activations, and why. */
   refused: Map<Target, string>;
 }
-
-/** Ops that only move or select values: run on 8-bit data with the input's scale and zero point. */
-const MOVE_OPS = new Set(['MaxPool', 'Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze']);
-/** MaxPool takes int8/uint8 from opset 12; the others from 13 at the latest. */
-const MOVE_MIN_OPSET = 13;
 
 const KIND_OF: Record<string, AnchorKind | undefined> = { Conv: 'conv', Gemm: 'gemm', MatMul: 'matmul' };
 
@@ -94,13 +114,37 @@ function elemTypeOf(g: GraphProto, name: string): number | undefined {
   return v?.type?.tensorType?.elemType ?? undefined;
 }
 
-/** Why an anchor candidate cannot be fused by ORT (undefined: it can). */
-function ineligible(t: Target, plan: Plan | undefined, node: NodeProto, idx: GraphIndex, inMain: boolean): string | undefined {
+/** Ops whose output is one position per sample when their non-constant inputs are. */
+const POSITIONWISE = new Set(['Conv', 'Relu', 'LeakyRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Clip', 'Add', 'Sub', 'Mul', 'Div', 'BatchNormalization', 'Identity']);
+
+/**
+ * Values that hold one position per sample: the outputs of a global pool and of what computes on them
+ * alone (a squeeze-excitation block: GlobalAveragePool → Conv 1×1 → Relu → Conv 1×1 → HardSigmoid).
+ */
+function globalValues(idx: GraphIndex): Set<string> {
+  const global = new Set<string>();
+  for (const n of idx.graph.node) {
+    if ((n.domain ?? '') !== '') continue;
+    const op = n.opType ?? '';
+    const reads = n.input.filter((i) => i && !idx.weight(i));
+    if (op === 'GlobalAveragePool' || op === 'GlobalMaxPool' || (POSITIONWISE.has(op) && reads.length && reads.every((i) => global.has(i)))) {
+      for (const o of n.output) if (o) global.add(o);
+    }
+  }
+  return global;
+}
+
+/** Why an anchor candidate cannot be fused by ORT, or is not worth it (undefined: it is). */
+function ineligible(t: Target, plan: Plan | undefined, node: NodeProto, idx: GraphIndex, inMain: boolean, global: Set<string>): string | undefined {
   if (!plan || plan.keepFloat) return 'its weight stays float';
   if (plan.bits !== 8 || plan.form !== 'dq') return `its weight is written as ${plan.bits}-bit ${plan.form}, not int8 DequantizeLinear`;
   if (!inMain) return 'the layer is inside a subgraph (only the main graph is rewritten)';
   const x = node.input[0];
   if (!x || idx.weight(x)) return 'its input is a constant';
+  // A squeeze-excitation Conv computes one position per sample: an integer kernel saves nothing there,
+  // and its range would be measured on one value per channel per calibration sample (PP-OCRv4 det:
+  // held-out images exceeded those ranges by up to 2×, on 2–17 % of their values).
+  if (node.opType === 'Conv' && global.has(x)) return 'it computes one position per sample (after a global pool): nothing to gain from 8-bit activations there';
   const type = elemTypeOf(idx.graph, x);
   if (type !== undefined && type !== DataType.FLOAT) return `its input is ${dataTypeName(type)}, not float32`;
   if (node.opType === 'Conv' || node.opType === 'Gemm') {
@@ -128,12 +172,13 @@ export function planStatic(model: ModelProto, targets: Target[], plans: Map<Targ
   const activations = params.activations!;
   const anchors = new Map<NodeProto, Anchor>();
   const refused = new Map<Target, string>();
+  const global = globalValues(index);
   for (const t of targets) {
     const kind = KIND_OF[t.op];
     if (!kind || t.kind !== kind) continue;
     let why: string | undefined;
     for (const u of t.uses) {
-      why = ineligible(t, plans.get(t), u.node, index, u.graph === g);
+      why = ineligible(t, plans.get(t), u.node, index, u.graph === g, global);
       if (why) break;
     }
     if (why) {
@@ -143,38 +188,43 @@ export function planStatic(model: ModelProto, targets: Target[], plans: Map<Targ
     for (const u of t.uses) anchors.set(u.node, { node: u.node, input: u.node.input[0], target: t, kind });
   }
 
-  const values = new Map<string, QuantizedValue>();
-  const want = (name: string): void => {
-    if (values.has(name)) return;
-    const producer = index.producer.get(name);
-    if (!producer) values.set(name, { name, source: 'input' });
-    else values.set(name, { name, source: anchors.has(producer) ? 'anchor' : 'float', producer });
-  };
-  for (const a of anchors.values()) {
-    want(a.node.input[0]);
-    if (a.kind === 'conv') want(a.node.output[0]);
+  const disabled = new Set<NodeProto>();
+  const { values, qops } = planValues(model, index, anchors, disabled, activations === 'uint8');
+  return { graph: g, index, activations, calibrate: params.calibrate ?? 'minmax', anchors, values, qops, disabled, refused };
+}
+
+/**
+ * Keeps the named values float: every anchor that reads one, or writes one (a Conv's output), keeps
+ * float activations for `reason` (all uses of its weight, as planStatic decides them), and the values
+ * are planned again for the anchors left. Calibrated parameters carry over by value name (a move
+ * takes its root's again). Returns the weights newly refused.
+ */
+export function keepFloat(model: ModelProto, plan: StaticPlan, kept: ReadonlySet<string>, reason: string): Target[] {
+  // A move shares its root's integers: it is float when its root is.
+  const names = new Set(kept);
+  for (const v of plan.values.values()) if (v.source === 'move' && names.has(rootOf(v).name)) names.add(v.name);
+  const hit = new Set<Target>();
+  for (const a of plan.anchors.values()) {
+    const out = plan.values.get(a.node.output[0]) ?? [...plan.values.values()].find((v) => v.source === 'anchor' && v.producer === a.node);
+    if (names.has(a.input) || (a.kind === 'conv' && out && names.has(out.name))) hit.add(a.target);
   }
-  // A Relu right after an anchor becomes the clamp of the anchor's QuantizeLinear.
-  for (const n of g.node) {
-    if (n.opType !== 'Relu' || (n.domain ?? '') !== '') continue;
-    const e = n.input[0];
-    const producer = index.producer.get(e);
-    if (!producer || !anchors.has(producer) || producer.output[0] !== e) continue;
-    if (index.consumersOf(e).length !== 1 || index.isGraphOutput(e)) continue;
-    values.delete(e);
-    values.set(n.output[0], { name: n.output[0], source: 'anchor', producer, folded: n });
+  for (const [n, a] of [...plan.anchors]) if (hit.has(a.target)) plan.anchors.delete(n);
+  for (const t of hit) plan.refused.set(t, reason);
+  for (const v of plan.values.values()) if (v.source === 'qop' && names.has(v.name)) plan.disabled.add(v.producer!);
+  const old = plan.values;
+  ({ values: plan.values, qops: plan.qops } = planValues(model, plan.index, plan.anchors, plan.disabled, plan.activations === 'uint8'));
+  for (const v of plan.values.values()) {
+    const o = old.get(v.name);
+    if (o && v.source !== 'move') Object.assign(v, { params: o.params, channelNoise: o.channelNoise, channelAxis: o.channelAxis });
   }
-  // Move ops on quantized inputs run quantized (graph order is topological, so chains follow).
-  if ((opsetVersion(model, '') ?? 1) >= MOVE_MIN_OPSET) {
-    for (const n of g.node) {
-      if (!MOVE_OPS.has(n.opType ?? '') || (n.domain ?? '') !== '') continue;
-      const from = values.get(n.input[0]);
-      if (!from) continue;
-      if (n.output.slice(1).some((o) => o && (index.consumersOf(o).length || index.isGraphOutput(o)))) continue;
-      values.set(n.output[0], { name: n.output[0], source: 'move', producer: n, from });
-    }
-  }
-  return { graph: g, index, activations, calibrate: params.calibrate ?? 'minmax', anchors, values, refused };
+  for (const v of plan.values.values()) if (v.source === 'move') v.params = rootOf(v).params;
+  return [...hit];
+}
+
+function rootOf(v: QuantizedValue): QuantizedValue {
+  let root = v;
+  while (root.source === 'move') root = root.from!;
+  return root;
 }
 
 /**
@@ -192,7 +242,7 @@ export async function calibrateStatic(
   const measured = [...plan.values.values()].filter((v) => v.source !== 'move');
   const names = measured.map((v) => v.name);
   const histogram = plan.calibrate !== 'minmax';
-  const stats = new Map(names.map((n) => [n, new ValueStats(histogram)]));
+  const stats = new Map(measured.map((v) => [v.name, new ValueStats(histogram, undefined, v.channelAxis)]));
   if (names.length) {
     const { captureActivations, tensorToFloat32 } = await import('../../runtime/capture.js');
     let seen = -1;
@@ -202,7 +252,7 @@ export async function calibrateStatic(
       onValue: (name, value, i) => {
         const data = value.type === 'float32' ? (value.data as Float32Array) : tensorToFloat32(value);
         try {
-          stats.get(name)!.add(data);
+          stats.get(name)!.addTensor(data, value.dims);
         } catch (e) {
           throw new CompressError('data', `calibration sample ${i + 1}: value "${name}" ${(e as Error).message}`);
         }
@@ -215,13 +265,10 @@ export async function calibrateStatic(
     // An asymmetric range over values ≥ 0 spreads its 256 levels over [0, t]; otherwise 128 per side.
     const levels = (plan.activations === 'uint8' || v.folded) && s.min >= 0 ? 256 : 128;
     const range = calibratedRange(s, plan.calibrate, { percentile: params.percentile, levels });
-    // A folded Relu's range starts at 0: asymmetric, so the Q clamps there (int8 zero point −128).
-    v.params = activationParams(v.folded ? { lo: 0, hi: range.hi } : range, plan.activations, plan.activations === 'int8' && !v.folded);
+    // A folded clamp's range starts at its lower bound, exactly: asymmetric, so the Q saturates there.
+    v.params = v.clamp ? clampParams(v.clamp.lo, Math.min(range.hi, v.clamp.hi), plan.activations) : activationParams(range, plan.activations);
+    v.channelNoise = s.channelNoise(v.params.scale);
+    if (process.env.SZOO_DEBUG) console.error(`value ${v.name} axis ${v.channelAxis} range ${range.lo.toFixed(3)}..${range.hi.toFixed(3)} channel SQNR ${v.channelNoise === undefined ? '-' : (-10 * Math.log10(v.channelNoise)).toFixed(1)} dB`);
   }
-  for (const v of plan.values.values()) {
-    if (v.source !== 'move') continue;
-    let root = v.from!;
-    while (root.source === 'move') root = root.from!;
-    v.params = root.params;
-  }
+  for (const v of plan.values.values()) if (v.source === 'move') v.params = rootOf(v).params;
 }
