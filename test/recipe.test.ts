@@ -540,6 +540,9 @@ describe('recipe errors', () => {
       '    source: ./models/cnn.onnx',
       '    calibration: { data: ./data/digits-calib.jsonl }',
       '    quantize: { dtype: q8, activations: int8, calibrate: percentile, percentile: 99.9, format: dynamic }',
+      '  f:',
+      '    source: ./models/cnn.onnx',
+      '    quantize: { dtype: int8, activationCosine: 0.99 }',
     ]);
     expect(await allSupported(() => problems(text))).toEqual([
       'R:4:43: models.a.quantize.activations: activations: uint8 needs calibration data to measure activation ranges: set calibration.data',
@@ -549,9 +552,10 @@ describe('recipe errors', () => {
       'R:12:98: models.c.quantize.percentile: percentile applies to calibrate: percentile',
       'R:15:41: models.d.quantize.calibrate: calibrate applies to static quantization: set activations: uint8 or int8',
       'R:19:96: models.e.quantize.format: format dynamic contradicts static activations, which are written as QuantizeLinear/DequantizeLinear pairs (format: qdq)',
+      'R:22:48: models.f.quantize.activationCosine: activationCosine applies to static quantization: set activations: uint8 or int8',
     ]);
     const ok = await allSupported(() => load(yaml(['models:', '  e:', '    source: ./models/cnn.onnx', '    calibration: { data: ./data/digits-calib.jsonl }', '    quantize: { dtype: q8, activations: int8, calibrate: percentile }'])));
-    expect(ok.builds[0].steps.quantize).toMatchObject({ dtype: 'int8', alias: 'q8', activations: 'int8', calibrate: 'percentile', percentile: 99.99 });
+    expect(ok.builds[0].steps.quantize).toMatchObject({ dtype: 'int8', alias: 'q8', activations: 'int8', calibrate: 'percentile', percentile: 99.99, activationCosine: 0.995 });
   });
 
   it('needs training data for distill and rejects contradictory float16', async () => {
