@@ -21,6 +21,11 @@
  *
  *   npx tsx bench/static-zoo.ts [--models a,b] [--seconds 12]   → stdout table + bench/out/static-zoo.json
  *
+ * With ORT_PYTHON set to a Python that has the onnxruntime and onnx packages, ONNX Runtime's own
+ * quantize_static (bench/ort-quantize.py: QDQ, uint8 activations, int8 per-channel weights, MinMax; add
+ * methods with ORT_METHODS=MinMax,Percentile,Entropy) runs on the same calibration samples and gets a row
+ * of its own (models without carried state).
+ *
  * Targets: every static build meets its model's 8-bit fidelity floor (docs/zoo.md), and loads and runs
  * in onnxruntime-web's wasm backend.
  */
@@ -31,10 +36,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { loadSamples } from '../src/data/load.js';
+import type { Sample } from '../src/data/types.js';
+import { evaluateModels } from '../src/eval/evaluate.js';
 import { readModel } from '../src/onnx/io.js';
 import { inputSpecs } from '../src/runtime/session.js';
 import { checkWebCompatibility } from '../src/transforms/quantize/webcheck.js';
 import { loadAverage, machineInfo } from './lib/machine.js';
+import { writeNpy } from './lib/npy.js';
 import { fmtBytes, fmtRatio, markdownTable, mark, median, percentile } from './lib/stats.js';
 import { ZOO, type ZooModel } from './lib/zoo.js';
 
@@ -46,6 +54,33 @@ const MODELS = opt('--models')?.split(',');
 /** Seconds of interleaved timing per model and runtime. */
 const SECONDS = Number(opt('--seconds') ?? 12);
 const log = (m: string) => console.error(`static-zoo: ${m} (load ${loadAverage()})`);
+const ORT_PYTHON = process.env.ORT_PYTHON;
+const ORT_METHODS = (process.env.ORT_METHODS ?? 'MinMax').split(',');
+
+/**
+ * ONNX Runtime's quantize_static on the calibration samples (bench/ort-quantize.py): variant id → file,
+ * or the error it gave.
+ */
+function ortQuantize(m: ZooModel, calibration: Sample[], dir: string): { id: string; label: string; file?: string; error?: string }[] {
+  const calib = join(dir, 'ort-calib');
+  mkdirSync(calib, { recursive: true });
+  calibration.forEach((s, i) => {
+    for (const [name, t] of Object.entries(s.feeds)) writeNpy(join(calib, `${i}_${name}.npy`), t.data as Float32Array, [...t.dims]);
+  });
+  return ORT_METHODS.map((method) => {
+    const id = `ort-${method.toLowerCase()}`;
+    const label = `ORT quantize_static ${method}`;
+    const file = join(dir, `${id}.onnx`);
+    const r = spawnSync(ORT_PYTHON!, [join(root, 'bench', 'ort-quantize.py'), m.file, calib, file, method], { encoding: 'utf8', maxBuffer: 16 << 20 });
+    const line = r.stdout.trim().split('\n').at(-1) ?? '';
+    try {
+      const res = JSON.parse(line) as { ok: boolean; error?: string };
+      return res.ok ? { id, label, file } : { id, label, error: res.error };
+    } catch {
+      return { id, label, error: (r.stderr || r.stdout).trim().split('\n').at(-1)?.slice(0, 200) ?? 'failed' };
+    }
+  });
+}
 
 interface Variant {
   id: string;
@@ -182,6 +217,18 @@ async function benchModel(m: ZooModel, dir: string): Promise<{ rows: Row[]; floo
     }
     row.ops = await fusedOps(row.file);
   }
+  if (ORT_PYTHON && !m.carry) {
+    log(`${m.name}: ONNX Runtime's quantize_static (${ORT_METHODS.join(', ')})`);
+    const cal = await loadSamples({ data: join(fixtures, m.calibration), samples: 128 }, specs);
+    for (const o of ortQuantize(m, cal, mdir)) {
+      const row: Row = { model: m.name, id: o.id, label: o.label, file: o.file ?? m.file, bytes: 0, ops: '', web: { loads: false }, ...(o.error && { error: o.error }) };
+      rows.push(row);
+      if (!o.file) continue;
+      row.bytes = readFileSync(o.file).byteLength;
+      const ev = await evaluateModels(m.file, o.file, heldOut, { runs: 0, ...(m.output && { output: m.output }) });
+      Object.assign(row, { cosine: ev.metrics.cosine, agreement: ev.metrics.agreement, maxAbs: ev.metrics.maxAbs, ops: await fusedOps(o.file) });
+    }
+  }
   const ok = rows.filter((r) => !r.error);
   const feeds = (i: number) => heldOut[i % heldOut.length].feeds as Record<string, ort.Tensor>;
   // onnxruntime-node: every variant and a second float32 session (the floor), interleaved.
@@ -280,7 +327,7 @@ async function main(): Promise<void> {
         ];
       });
       md.push(markdownTable(['variant', 'bytes', '8-bit activation layers', 'held-out cosine vs fp32', 'guard on calibration (cosine all 8-bit → kept)', 'node median (p90)', 'vs fp32', 'wasm median (vs fp32)', 'wasm vs node: max |Δ|', 'onnxruntime runs it as'], table), '');
-      for (const x of r.rows.filter((x) => x.id.startsWith('s'))) {
+      for (const x of r.rows.filter((x) => x.id.startsWith('s') && x.id !== 'fp32')) {
         staticBuilds++;
         if (x.error || (floorCos !== undefined && !((x.cosine ?? 0) >= floorCos)) || (m.classes && floorAgr !== undefined && !((x.agreement ?? 0) >= floorAgr))) belowFloor.push(`${m.name} ${x.label}`);
         if (!x.web.loads) noWeb.push(`${m.name} ${x.label}`);

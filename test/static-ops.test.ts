@@ -144,6 +144,31 @@ describe('static int8: integer ops between the layers', () => {
   });
 });
 
+describe('static int8: a chain of moves between an integer op and a layer', () => {
+  it('x·sigmoid(x) → Squeeze → Transpose → MatMul stays integer to the MatMul (the MatMul\'s input was planned before the moves that make it)', async () => {
+    // x [1,8,1,16] → Conv 1×1 → swish → Squeeze(axis 2) → Transpose → MatMul [16 → 8]: PP-OCRv4 rec's neck.
+    const inits = [...conv('c', 8, 8, 1), tensor('w', [8, 12], () => gauss() / Math.sqrt(8)), makeTensor('axes', DataType.INT64, [1], BigInt64Array.of(2n))];
+    const nodes = [
+      makeNode('Conv', ['x', 'c.w', 'c.b'], ['c'], { name: 'conv' }),
+      makeNode('Sigmoid', ['c'], ['s'], { name: 'sigmoid' }),
+      makeNode('Mul', ['c', 's'], ['sw'], { name: 'swish' }),
+      makeNode('Squeeze', ['sw', 'axes'], ['sq'], { name: 'squeeze' }),
+      makeNode('Transpose', ['sq'], ['t'], { name: 'transpose', attributes: attrs({ perm: [0, 2, 1] }) }),
+      makeNode('MatMul', ['t', 'w'], ['y'], { name: 'matmul' }),
+    ];
+    const model = makeModel(makeGraph('neck', nodes, [makeValueInfo('x', DataType.FLOAT, [1, 8, 1, 16])], [makeValueInfo('y', DataType.FLOAT, [1, 16, 12])], inits), 13);
+    const { model: q, report } = await quantize(model, inputs(16, 4, [1, 8, 1, 16]), { activations: 'uint8', activationCosine: 0 });
+    const st = report.totals!.static as { integerOps: Record<string, number>; movedOps: string[] };
+    expect(st.integerOps).toEqual({ Sigmoid: 1, Mul: 1 });
+    expect([...st.movedOps].sort()).toEqual(['Squeeze', 'Transpose']);
+    const ops = await optimizedOps(q, 'neck');
+    for (const op of ['QLinearConv', 'QLinearSigmoid', 'QLinearMul']) expect(ops[op], op).toBe(1);
+    expect(ops.QLinearMatMul ?? ops.MatMulIntegerToFloat).toBe(1);
+    const held = inputs(8, 5, [1, 8, 1, 16]);
+    expect(cosine(await outputs(model, held), await outputs(q, held))).toBeGreaterThan(0.99);
+  });
+});
+
 describe('static int8: a dead channel keeps its bias', () => {
   it('a channel with weights ~0 and bias 2.5 outputs 2.5, not a bias clamped to int32', async () => {
     // x [1,1,4,4] → Conv (2 channels: weights 1e-9 / 1, biases 2.5 / 0) → y.

@@ -147,20 +147,26 @@ export function planValues(model: ModelProto, index: GraphIndex, anchors: Map<No
     const first = values.get((q.reads.find((r) => 'value' in r) as { value: string }).value);
     values.set(n.output[0], { name: n.output[0], source: 'qop', producer: n, channelAxis: out?.channelAxis ?? first?.channelAxis });
   }
-  prune(anchors, values, qops);
+  prune(g.node, anchors, values, qops);
+  // Every anchor's input stays quantized whatever pruning removed around it (then after its float producer).
+  for (const a of anchors.values()) want(a.input);
   return { values, qops };
 }
 
-/** Drops integer ops (and the moves of their outputs) that nothing reads as integers, until none is left. */
-function prune(anchors: Map<NodeProto, Anchor>, values: Map<string, QuantizedValue>, qops: Map<NodeProto, QOp>): void {
+/**
+ * Drops integer ops (and the moves of their outputs) that nothing reads as integers, until none is left.
+ * Moves are visited in graph order (the map's order is not: an anchor's input is entered before the
+ * pass, and keeps its place when the pass makes it a move).
+ */
+function prune(nodes: NodeProto[], anchors: Map<NodeProto, Anchor>, values: Map<string, QuantizedValue>, qops: Map<NodeProto, QOp>): void {
+  const at = new Map(nodes.map((n, i) => [n, i]));
+  const inOrder = () => [...values.values()].filter((v) => v.source === 'move').sort((a, b) => at.get(a.producer!)! - at.get(b.producer!)!);
   for (;;) {
-    const readers = new Map<string, number>();
-    const read = (name: string) => readers.set(name, (readers.get(name) ?? 0) + 1);
-    for (const a of anchors.values()) read(a.input);
-    for (const q of qops.values()) for (const r of q.reads) if ('value' in r) read(r.value);
-    // A move is a reader when something reads its own output as integers (chains: later moves first).
-    const moveList = [...values.values()].filter((v) => v.source === 'move').reverse();
-    for (const m of moveList) if (readers.has(m.name)) read(m.from!.name);
+    const readers = new Set<string>();
+    for (const a of anchors.values()) readers.add(a.input);
+    for (const q of qops.values()) for (const r of q.reads) if ('value' in r) readers.add(r.value);
+    // A move is a reader when something reads its own output as integers: chains from their last link.
+    for (const m of inOrder().reverse()) if (readers.has(m.name)) readers.add(m.from!.name);
     let dropped = false;
     for (const v of [...values.values()]) {
       if (v.source !== 'qop' || readers.has(v.name)) continue;
@@ -168,8 +174,8 @@ function prune(anchors: Map<NodeProto, Anchor>, values: Map<string, QuantizedVal
       values.delete(v.name);
       dropped = true;
     }
-    // Moves of dropped values go with them (graph order: a chain's links follow their source).
-    for (const v of [...values.values()]) if (v.source === 'move' && values.get(v.from!.name) !== v.from) values.delete(v.name);
     if (!dropped) return;
+    // Moves of dropped values go with them, from the first link of each chain on.
+    for (const v of inOrder()) if (values.get(v.from!.name) !== v.from) values.delete(v.name);
   }
 }
