@@ -21,6 +21,7 @@ import type { ModelProto, TensorProto } from '../src/onnx/types.js';
 import { seededRandom } from '../src/random.js';
 import { quantizeDefaults } from '../src/recipe/load.js';
 import type { QuantizeStep } from '../src/recipe/types.js';
+import { compareWebOutputs } from '../src/runtime/web-compat.js';
 import { clampParams } from '../src/transforms/quantize/calibrate.js';
 import { checkWebCompatibility, quantizeStep } from '../src/transforms/quantize/index.js';
 import type { StepReport } from '../src/transforms/types.js';
@@ -182,5 +183,27 @@ describe('static int8: a dead channel keeps its bias', () => {
     const [y] = await outputs(q, calibration.slice(0, 1));
     const scale = 3.5 / 255; // the output's range: about [−1, 2.5]
     for (let i = 0; i < 16; i++) expect(Math.abs(y[i] - 2.5)).toBeLessThanOrEqual(scale);
+  });
+});
+
+describe('web check of a static build: one 8-bit step apart', () => {
+  const f32 = (a: number[]) => ({ type: 'float32', dims: [a.length], data: Float32Array.from(a) });
+  const id = (u: Uint16Array) => Float32Array.from(u);
+  // node and web agree but for one value a step apart; the model's own error against float32 is larger.
+  const node = f32([0.1, 0.5, 0.9, 0.2, 0.0, 0.7, 0.3, 0.8]);
+  const web = f32([0.1, 0.5, 0.9, 0.2, 0.0, 0.7, 0.3, 0.6]);
+  const float = f32([0.2, 0.4, 0.98, 0.11, 0.1, 0.62, 0.39, 0.7]);
+  it('element-wise it differs; against the float32 outputs its RMS is within the model\'s own 8-bit error', () => {
+    const plain = compareWebOutputs({ y: node }, { y: web }, 1e-3, 1e-4, id);
+    expect(plain.problem).toMatch(/differs/);
+    const c = compareWebOutputs({ y: node }, { y: web }, 1e-3, 1e-4, id, { y: float });
+    expect(c.problem).toBeUndefined();
+    expect(c.outputs[0].rms!.web).toBeCloseTo(Math.sqrt(0.04 / 8), 6);
+    expect(c.outputs[0].rms!.web).toBeLessThanOrEqual(c.outputs[0].rms!.quantization);
+  });
+  it('a web output further from node than the model is from float32 still fails', () => {
+    const bad = f32([0.9, 0.1, 0.2, 0.8, 0.5, 0.1, 0.9, 0.0]);
+    const c = compareWebOutputs({ y: node }, { y: bad }, 1e-3, 1e-4, id, { y: float });
+    expect(c.problem).toMatch(/exceeds .* own 8-bit error/);
   });
 });

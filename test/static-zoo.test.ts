@@ -13,12 +13,14 @@
  *   keeps the ones that cost most float and the held-out map stays within the zoo's 8-bit floor.
  * Full figures (latency in onnxruntime-node and -web, every calibration method): bench/static-zoo.ts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Ajv } from 'ajv';
 import { ZOO } from '../bench/lib/zoo.js';
+import { cli } from './cli-run.js';
 import { loadSamples } from '../src/data/load.js';
 import type { Sample } from '../src/data/types.js';
 import { evaluateModels } from '../src/eval/evaluate.js';
@@ -137,5 +139,37 @@ describe('static int8 on the zoo (held-out data)', () => {
     const o = web.outputs[0];
     if (o.rms) expect(o.rms.web).toBeLessThanOrEqual(o.rms.quantization);
     else expect(o.maxAbsDiff).toBeLessThanOrEqual(o.allowed);
+  });
+
+  it('onnx-compress build (PP-OCRv4 det, percentile): the manifest is valid and the build\'s web check passes it (element-wise, or within the model\'s own 8-bit error)', { timeout: 300_000 }, async () => {
+    const m = zoo('ppocr-det');
+    const dir = join(tmp, 'det-cli');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'compress.yaml'),
+      [
+        'defaults:',
+        '  device: cpu',
+        'models:',
+        '  det:',
+        `    source: ${JSON.stringify(m.file)}`,
+        `    calibration: { data: ${JSON.stringify(join(fixtures, m.calibration))} }`,
+        '    quantize: { dtype: int8, activations: uint8, calibrate: percentile }',
+        `    evaluate: { data: ${JSON.stringify(join(fixtures, m.data))}, runs: 0 }`,
+        '',
+      ].join('\n'),
+    );
+    const r = await cli('build', join(dir, 'compress.yaml'), '--out', join(dir, 'out'), '--no-cache', '--quiet');
+    expect(r.code, r.err).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(dir, 'out', 'det.manifest.json'), 'utf8'));
+    const validate = new Ajv({ allErrors: true, allowUnionTypes: true }).compile(JSON.parse(readFileSync('schemas/manifest.schema.json', 'utf8')));
+    expect(validate(manifest), JSON.stringify(validate.errors)).toBe(true);
+    console.log(`ppocr-det static uint8 percentile (CLI): web check ${JSON.stringify(manifest.webCheck)}; cosine ${manifest.accuracy.metrics.cosine}`);
+    expect(manifest.webCheck).toMatchObject({ checked: true, loads: true });
+    for (const o of manifest.webCheck.outputs) {
+      expect(o.ok, o.name).toBe(true);
+      if (o.maxAbsDiff > o.allowed) expect(o.rms.web).toBeLessThanOrEqual(o.rms.quantization);
+    }
+    expect(r.err).not.toMatch(/web check/);
   });
 });

@@ -92,7 +92,7 @@ export interface WebCheckEntry {
   input?: string;
   loads?: boolean;
   /** Per output: max |web − node| and the allowed difference; ok = within it. */
-  outputs?: { name: string; maxAbsDiff: number; allowed: number; ok: boolean }[];
+  outputs?: { name: string; maxAbsDiff: number; allowed: number; ok: boolean; rms?: { web: number; quantization: number } }[];
   /** Milliseconds onnxruntime-web took to load the model and to run it once. */
   loadMs?: number;
   runMs?: number;
