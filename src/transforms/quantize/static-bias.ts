@@ -10,7 +10,7 @@
 import { dimsOf, tensorFloat32 } from '../../onnx/tensor.js';
 import { splitAt } from './layout.js';
 import type { Target } from './select.js';
-import type { StaticPlan } from './static.js';
+import type { StaticPlan } from './static-types.js';
 import type { WeightQuant } from './weights.js';
 
 /** The largest |int32 bias| written: 2^30 leaves the accumulator room for the products it is added to. */

@@ -13,7 +13,7 @@ import type { NodeProto } from '../../onnx/types.js';
 import { activationParams, type ActivationParams } from './calibrate.js';
 import type { GraphEdits } from './edits.js';
 import type { Target } from './select.js';
-import type { QuantizedValue, StaticPlan } from './static.js';
+import type { QuantizedValue, StaticPlan } from './static-types.js';
 
 const INT32_MAX = 2 ** 31 - 1;
 

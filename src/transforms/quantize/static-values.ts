@@ -26,7 +26,7 @@ import { DataType } from '../../onnx/dtypes.js';
 import { attrFloat, attrInt, GraphIndex, opsetVersion } from '../../onnx/graph.js';
 import { tensorFloat32 } from '../../onnx/tensor.js';
 import type { ModelProto, NodeProto } from '../../onnx/types.js';
-import type { Anchor, QOp, QuantizedValue } from './static.js';
+import type { Anchor, QOp, QuantizedValue } from './static-types.js';
 
 /** Ops that only move or select values: run on 8-bit data with the input's scale and zero point. */
 const MOVE_OPS = new Set(['MaxPool', 'Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Resize']);
