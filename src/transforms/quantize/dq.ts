@@ -7,10 +7,12 @@
  *                axis, block_size = block (opset ≥ 21; INT4/UINT4 need opset 21 and IR 10 anyway)
  *
  * One DequantizeLinear per weight and graph that reads it, placed right before the first reader, so
- * a weight read inside one If branch is only dequantized when that branch runs.
+ * a weight read inside one If branch is only dequantized when that branch runs (an outer-scope weight
+ * read by one branch only has its codes moved into that branch); a weight read in several graphs, one of
+ * them a subgraph, is dequantized once in its own graph and the subgraphs read the float result.
  */
 import { DataType } from '../../onnx/dtypes.js';
-import { makeAttribute, makeNode } from '../../onnx/graph.js';
+import { makeAttribute, makeNode, nodeReads, type WeightSite } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import type { GraphProto, NodeProto } from '../../onnx/types.js';
 import type { GraphEdits } from './edits.js';
@@ -53,10 +55,17 @@ export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: Gra
   const type = codeType(q.bits, plan.signed);
   const base = t.weight;
   let bytes = 0;
+  const readers = new Set(t.uses.map((u) => u.graph));
+  // Codes of an outer-scope weight read inside one subgraph only (an If branch, a Loop body) move into
+  // that subgraph: onnxruntime fuses DequantizeLinear → MatMul only when the codes are constants of the
+  // graph the DequantizeLinear is in (read from the outer scope, it refuses to load the model:
+  // "TransposeDQWeightsForMatMulNBits Missing required weight"), and only that branch dequantizes.
+  const [only] = readers;
+  const home = readers.size === 1 && only !== t.site.graph ? siteIn(only, t) : t.site;
   const add = (suffix: string, dt: number, dims: number[], data: Uint8Array | Float32Array) => {
     const tensor = makeTensor('', dt, dims, data);
     bytes += tensor.rawData!.length;
-    return edits.addTensor(t.site, `${base}_${suffix}`, tensor);
+    return edits.addTensor(home, `${base}_${suffix}`, tensor);
   };
   const transpose = opts.transpose === true && t.shape.length === 2 && t.channelAxis === 0;
   // The codes are this weight's alone (or a transposed copy) and garbage once emitted: converted in place.
@@ -77,8 +86,21 @@ export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: Gra
     attributes.push(makeAttribute('axis', q.axis, true), makeAttribute('block_size', q.group, true));
   }
   // One DequantizeLinear per graph that reads the weight, before its first reader there (uses are
-  // collected in graph order).
+  // collected in graph order). A weight read in several graphs, one of them a subgraph, is dequantized
+  // once in its own graph, before the first node that reads it directly or through a subgraph: the
+  // subgraphs read the float output from the outer scope (no copy of the codes per branch).
   const firstUse = new Map<GraphProto, NodeProto>();
+  if (readers.size > 1 && [...readers].some((g) => g !== t.site.graph)) {
+    const g = t.site.graph;
+    const first = g.node.find((n) => nodeReads(n).includes(t.weight));
+    if (first) {
+      const out = edits.names.unique(`${base}_dequantized`);
+      edits.insertBefore(g, first, [makeNode('DequantizeLinear', inputs, [out], { name: edits.names.unique(`${base}_DequantizeLinear`), attributes })]);
+      for (const u of t.uses) u.node.input[u.input] = out;
+      edits.removeWeight(t.site);
+      return { bytesAfter: bytes, dtypeAfter: dtypeName(q.bits, plan.signed) };
+    }
+  }
   for (const u of t.uses) {
     if (!firstUse.has(u.graph)) firstUse.set(u.graph, u.node);
   }
@@ -91,6 +113,12 @@ export function emitDequantize(t: Target, plan: Plan, q: WeightQuant, edits: Gra
   }
   edits.removeWeight(t.site);
   return { bytesAfter: bytes, dtypeAfter: dtypeName(q.bits, plan.signed) };
+}
+
+/** Where a weight's quantized tensors go when they move into the subgraph `g` that alone reads it. */
+function siteIn(g: GraphProto, t: Target): WeightSite {
+  if (t.site.kind === 'initializer') return { kind: 'initializer', tensor: t.site.tensor, graph: g };
+  return { ...t.site, graph: g, node: t.uses.find((u) => u.graph === g)!.node };
 }
 
 export function dtypeName(bits: 4 | 8, signed: boolean): string {
