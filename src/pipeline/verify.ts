@@ -12,6 +12,7 @@ import { isolationEnabled, probeIsolated } from '../runtime/isolate.js';
 import { seededRandom } from '../random.js';
 import type { Build } from '../recipe/types.js';
 import { displayPath } from './present.js';
+import { blameNativeFailure } from './crash.js';
 import type { Device } from '../device.js';
 
 export type Runtime = typeof import('../runtime/session.js');
@@ -165,7 +166,9 @@ export async function verify(
   if (isolationEnabled()) {
     // In a child process: a model that aborts or hangs onnxruntime fails this build, not the process.
     const where = displayPath(build.source);
-    const r = await probeIsolated(file, input.feeds, { file: where, phase: 'verify', prepacking, ...(hooks.floatActivations && { floatActivations: true }), outputs: hooks.onOutputs !== undefined });
+    const r = await probeIsolated(file, input.feeds, { file: where, phase: 'verify', prepacking, ...(hooks.floatActivations && { floatActivations: true }), outputs: hooks.onOutputs !== undefined }).catch(
+      (e) => blameNativeFailure(e, build, input.feeds), // a crash or hang: the source's fault or the compression's
+    );
     if (!r.ok) {
       const s = await probeIsolated(build.source, input.feeds, { file: where, phase: 'verify, on the source model', prepacking: false });
       if (r.stage === 'load') {
