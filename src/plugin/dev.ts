@@ -10,12 +10,36 @@ import { isOwnId } from './ids.js';
 import { bundlerError } from './errors.js';
 import type { CompressedModels } from './models.js';
 
-/** Answers `<base>@onnx-compress/<id>.onnx`, and `<base><modelsDir>/<output>` for `emit: always` builds. */
+/**
+ * Answers `<base>@onnx-compress/<id>.onnx`, and `<base><modelsDir>/<output>` for `emit: always` builds.
+ * A model that cannot be built is answered 503 (the model is unavailable until its recipe, source or data
+ * is fixed; the dev server rebuilds and reloads the page then) with one line of text, while the error
+ * itself goes to the terminal and Vite's overlay: never a 500 or a stack trace. Other paths go to Vite.
+ */
 export function modelMiddleware(models: CompressedModels, server: ViteDevServer) {
   return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
-    serveModel(models, server, req, res).then((served) => served || next(), next);
+    serveModel(models, server, req, res).then(
+      (served) => served || next(),
+      (e) => {
+        // Not a build's failure (one of ours is answered in serveModel): still ours to answer, not Vite's 500.
+        try {
+          reportError(server, e);
+        } catch {
+          // the answer below still goes out
+        }
+        if (!res.headersSent) unavailable(res, req, 'onnx-compress: the model could not be served; the error is in the terminal');
+        else res.destroy();
+      },
+    );
   };
+}
+
+/** 503 with one line of text: what the page's fetch() sees when a model cannot be built. */
+function unavailable(res: ServerResponse, req: IncomingMessage, text: string): void {
+  const body = Buffer.from(`${text.replace(/[\r\n]+/g, ' ').slice(0, 2000)}\n`);
+  res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.byteLength, 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 async function serveModel(models: CompressedModels, server: ViteDevServer, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -38,8 +62,7 @@ async function serveModel(models: CompressedModels, server: ViteDevServer, req: 
     res.end(req.method === 'HEAD' ? undefined : bytes);
   } catch (e) {
     reportError(server, e);
-    res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end(bundlerError(e).message);
+    unavailable(res, req, `onnx-compress could not build "${build.id}": ${bundlerError(e).message}`);
   }
   return true;
 }
