@@ -2,6 +2,8 @@
  * Whole-build fuzzing (beyond test/fuzz.test.ts, which fuzzes the decoder alone):
  *
  *   npm run fuzz -- [--cases N] [--seed S] [--timeout-ms T] [--models a.onnx,b.onnx] [--out dir] [--keep]
+ *   npm run fuzz -- --batch 50 --cases 10000 [--cli path/to/cli.js] [...]   (mutants only, many per process: scripts/fuzz-batch.ts)
+ *   npm run fuzz -- --corpus [--class name] [--limit-ms 5000] [--rss-mb 1024]   (the bad-recipe / bad-data corpus: scripts/fuzz-corpus.ts)
  *
  * Each case is either a field-aware mutant of a real model (input dims, element types, raw_data
  * lengths, attributes, op types, graph outputs, external-data entries, subgraphs, random bytes) built
@@ -18,9 +20,10 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
-import type { ModelProto, NodeProto } from '../src/onnx/types.js';
 import { seededRandom } from '../src/random.js';
+import { batchDefaults, runBatched } from './fuzz-batch.js';
+import { runCorpus } from './fuzz-corpus.js';
+import { classifyMessage, defaultModels, mutate, pick, stepsBlock, type Rand } from './fuzz-mutate.js';
 
 export interface Args {
   cases: number;
@@ -29,6 +32,15 @@ export interface Args {
   models: string[];
   out: string;
   keep: boolean;
+  /** Mutants per build process (batched mode), 0 for one case per process. */
+  batch: number;
+  isolateMs: number;
+  cli?: string;
+  /** Run the bad-recipe / bad-data corpus (scripts/fuzz-corpus.ts) instead. */
+  corpus: boolean;
+  only?: string;
+  limitMs: number;
+  rssMb: number;
 }
 
 export function parse(argv: string[]): Args {
@@ -39,123 +51,38 @@ export function parse(argv: string[]): Args {
     models: ['test/fixtures/fmnist-cnn/model.onnx', 'test/fixtures/spam-tinybert/model.onnx', 'node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx'],
     out: 'bench/out/fuzz',
     keep: false,
+    batch: 0,
+    isolateMs: batchDefaults().isolateMs,
+    corpus: false,
+    limitMs: 5000,
+    rssMb: 1024,
   };
+  let models = false;
   for (let i = 0; i < argv.length; i++) {
     const v = () => argv[++i];
     switch (argv[i]) {
       case '--cases': a.cases = Number(v()); break;
       case '--seed': a.seed = Number(v()); break;
       case '--timeout-ms': a.timeoutMs = Number(v()); break;
-      case '--models': a.models = v().split(','); break;
+      case '--models': a.models = v().split(','); models = true; break;
+      case '--batch': a.batch = Number(v()); break;
+      case '--isolate-ms': a.isolateMs = Number(v()); break;
+      case '--cli': a.cli = v(); break;
+      case '--corpus': a.corpus = true; break;
+      case '--class': a.only = v(); break;
+      case '--limit-ms': a.limitMs = Number(v()); break;
+      case '--rss-mb': a.rssMb = Number(v()); break;
       case '--out': a.out = v(); break;
       case '--keep': a.keep = true; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
+  // Batched runs default to every real model the repository has (and the operator models with subgraphs).
+  if (a.batch && !models) a.models = defaultModels();
   a.models = a.models.map((m) => path.resolve(m)).filter((m) => existsSync(m));
   if (!a.models.length) throw new Error('no model found: pass --models');
   return a;
 }
-
-type Rand = () => number;
-const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
-const HOSTILE_DIMS = [0n, -1n, -5n, 2n ** 31n, 2n ** 40n, 2n ** 62n, 3n];
-
-function allNodes(m: ModelProto): NodeProto[] {
-  const out: NodeProto[] = [];
-  const walk = (nodes: NodeProto[]) => {
-    for (const n of nodes) {
-      out.push(n);
-      for (const a of n.attribute) {
-        if (a.g) walk(a.g.node);
-        for (const g of a.graphs) walk(g.node);
-      }
-    }
-  };
-  walk(m.graph?.node ?? []);
-  return out;
-}
-
-/** Field-aware mutation operators; each returns a description of what it changed, or undefined if it did not apply. */
-const OPERATORS: Record<string, (m: ModelProto, r: Rand) => string | undefined> = {
-  dims(m, r) {
-    const inputs = m.graph?.input ?? [];
-    const i = pick(r, inputs);
-    const dims = i?.type?.tensorType?.shape?.dim;
-    if (!dims?.length) return undefined;
-    const k = Math.floor(r() * dims.length);
-    const d = pick(r, HOSTILE_DIMS);
-    dims[k] = { dimValue: d };
-    return `input ${i.name} dim ${k} = ${d}`;
-  },
-  dtype(m, r) {
-    const t = r() < 0.5 ? pick(r, m.graph?.initializer ?? []) : undefined;
-    const elem = Math.floor(r() * 26);
-    if (t) {
-      t.dataType = elem;
-      return `initializer ${t.name} dtype ${elem}`;
-    }
-    const i = pick(r, m.graph?.input ?? []);
-    if (!i?.type?.tensorType) return undefined;
-    i.type.tensorType.elemType = elem;
-    return `input ${i.name} elemType ${elem}`;
-  },
-  rawData(m, r) {
-    const t = pick(r, (m.graph?.initializer ?? []).filter((x) => x.rawData?.length));
-    if (!t) return undefined;
-    const len = t.rawData!.length;
-    const cut = Math.floor(r() * len);
-    t.rawData = r() < 0.5 ? t.rawData!.subarray(0, cut) : new Uint8Array(len + 1 + cut);
-    return `initializer ${t.name} raw_data ${len} → ${t.rawData.length}`;
-  },
-  attribute(m, r) {
-    const n = pick(r, allNodes(m).filter((x) => x.attribute.length));
-    if (!n) return undefined;
-    const k = Math.floor(r() * n.attribute.length);
-    const a = n.attribute[k];
-    if (r() < 0.4) {
-      n.attribute.splice(k, 1);
-      return `node ${n.name} dropped attribute ${a.name}`;
-    }
-    a.i = pick(r, [0n, -1n, 2n ** 31n, 2n ** 62n]);
-    a.ints = a.ints.map(() => pick(r, [0n, -1n, 2n ** 31n, 65536n]));
-    return `node ${n.name} attribute ${a.name} set to hostile ints`;
-  },
-  opType(m, r) {
-    const n = pick(r, allNodes(m));
-    if (!n) return undefined;
-    const was = n.opType;
-    n.opType = pick(r, ['NoSuchOp', 'GRU', 'Scan', 'Loop', 'If', 'MatMul', 'Conv', '']);
-    return `node ${n.name} op ${was} → ${n.opType}`;
-  },
-  outputs(m, r) {
-    if (!m.graph) return undefined;
-    if (r() < 0.5) m.graph.output = [];
-    else m.graph.output.push({ name: 'nonexistent_output' } as never);
-    return 'graph outputs changed';
-  },
-  externalData(m, r) {
-    const t = pick(r, (m.graph?.initializer ?? []).filter((x) => x.rawData?.length));
-    if (!t) return undefined;
-    t.rawData = undefined;
-    t.dataLocation = 1;
-    const location = pick(r, ['../escape.bin', '/etc/passwd', 'missing.bin', 'fifo.bin', 'data.bin', 'sub/../../x', '']);
-    t.externalData = [
-      { key: 'location', value: location },
-      { key: 'offset', value: pick(r, ['0', '-1', '99999999999', 'abc']) },
-      { key: 'length', value: pick(r, ['4', '0', '-4', '1e30']) },
-    ];
-    return `initializer ${t.name} external → ${location}`;
-  },
-  subgraph(m, r) {
-    const n = pick(r, allNodes(m).filter((x) => x.attribute.some((a) => a.g)));
-    if (!n) return undefined;
-    const a = n.attribute.find((x) => x.g)!;
-    if (r() < 0.5) a.g!.node = [];
-    else a.g!.output = [];
-    return `node ${n.name} subgraph ${a.name} emptied`;
-  },
-};
 
 /** Bad recipes and data, each a project: files written into the case folder. */
 function corpusCase(r: Rand, model: string): { recipe: string; files: Record<string, string>; what: string } {
@@ -198,8 +125,7 @@ function classify(o: Outcome, stderr: string, timeoutMs: number): string | undef
   if (o.status === null || ![0, 1, 2].includes(o.status)) return `exit ${o.status}`;
   if (/internal error/.test(stderr)) return 'internal error';
   if (/\n\s+at .+:\d+:\d+\)?\n/.test(stderr)) return 'stack trace without --debug';
-  // A place: a file name (with line:col or a byte offset), or a sample number.
-  if (o.status !== 0 && !/\S+\.\w+(:\d+){0,2}( \(byte \d+\))?[:;,)]|byte \d+|sample \d+/.test(o.message)) return 'message names no place';
+  return classifyMessage(o.status, o.message);
   return undefined;
 }
 
@@ -228,22 +154,10 @@ export function runFuzz(a: Args, log: (line: string) => void = console.log): Sum
     let kind: Outcome['kind'];
     if (r() < 0.8) {
       kind = 'mutant';
-      const m = decodeModel(sources.get(model)!, model);
-      const applied: string[] = [];
-      const ops = Object.keys(OPERATORS);
-      for (let k = 0, n = 1 + Math.floor(r() * 3); k < n; k++) {
-        const d = OPERATORS[pick(r, ops)](m, r);
-        if (d) applied.push(d);
-      }
-      let bytes = encodeModelToBytes(m);
-      if (r() < 0.15 && bytes.length) {
-        bytes = Uint8Array.from(bytes);
-        for (let k = 0; k < 4; k++) bytes[Math.floor(r() * bytes.length)] ^= 1 << Math.floor(r() * 8);
-        applied.push('4 bit flips');
-      }
-      writeFileSync(path.join(dir, name), bytes);
-      writeFileSync(path.join(dir, 'compress.yaml'), `defaults:\n  device: cpu\nmodels:\n  m:\n    source: ${JSON.stringify(name)}\n${r() < 0.5 ? '    quantize: { dtype: int8 }\n' : ''}`);
-      what = applied.join('; ') || 'unchanged';
+      const mutant = mutate(sources.get(model)!, model, r);
+      writeFileSync(path.join(dir, name), mutant.bytes);
+      writeFileSync(path.join(dir, 'compress.yaml'), `defaults:\n  device: cpu\nmodels:\n  m:\n    source: ${JSON.stringify(name)}\n${stepsBlock(r)}`);
+      what = mutant.what;
     } else {
       kind = 'corpus';
       copyFileSync(model, path.join(dir, name));
@@ -294,5 +208,11 @@ export function runFuzz(a: Args, log: (line: string) => void = console.log): Sum
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
-  process.exitCode = runFuzz(parse(process.argv.slice(2))).findings ? 1 : 0;
+  const a = parse(process.argv.slice(2));
+  const findings = a.corpus
+    ? runCorpus({ cli: a.cli ?? 'dist/cli.js', limitMs: a.limitMs, rssMb: a.rssMb, out: a.out === 'bench/out/fuzz' ? 'bench/out/corpus' : a.out, ...(a.only && { only: a.only }) }).findings
+    : a.batch
+    ? runBatched({ cases: a.cases, batch: a.batch, seed: a.seed, timeoutMs: a.timeoutMs, isolateMs: a.isolateMs, models: a.models, out: a.out === 'bench/out/fuzz' ? batchDefaults().out : a.out, ...(a.cli && { cli: a.cli }) }).findings.length
+    : runFuzz(a).findings;
+  process.exitCode = findings ? 1 : 0;
 }

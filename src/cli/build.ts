@@ -5,7 +5,8 @@
  * <out>/<output> and <out>/<id>.manifest.json for each as it finishes (default out: ./dist/onnx, relative
  * to the current folder), so builds that succeed are written even when others fail. Progress and warnings
  * are the pipeline's events, rendered by ./reporter.ts. --json prints a summary array on stdout:
- *   [{ id, output, manifest, bytesBefore, bytesAfter, accuracy?, latency?, webCheck?, cached }]  (failed builds: { id, error, exitCode })
+ *   [{ id, output, manifest, bytesBefore, bytesAfter, accuracy?, latency?, webCheck?, cached, ms }]  (failed builds: { id, error, exitCode, ms })
+ * where `ms` is the build's own time (from its start to its result or error).
  * Exit: 0 all ok, 1 a budget or compression check failed, 2 bad input (recipe, model, data).
  */
 import { mkdirSync } from 'node:fs';
@@ -75,6 +76,8 @@ export interface SummaryRow {
   /** The web check: run in onnxruntime-web, and whether every output agreed with onnxruntime-node. */
   webCheck?: { checked: boolean; agrees?: boolean; reason?: string };
   cached: boolean;
+  /** Time the build took, from its start to its result. */
+  ms?: number;
 }
 
 export async function run(parsed: ParsedArgs): Promise<number> {
@@ -88,6 +91,7 @@ export async function run(parsed: ParsedArgs): Promise<number> {
   const t0 = performance.now();
   const written = new Map<string, { result: CompressResult; file: string; manifestFile: string }>();
   const errors = new Map<string, unknown>();
+  const elapsed = new Map<string, number>();
   for (const b of recipe.builds) runningBuilds.add(b.id); // until written: the exit guard names what is missing
   try {
     await compressRecipe(recipe, {
@@ -97,6 +101,7 @@ export async function run(parsed: ParsedArgs): Promise<number> {
       ...(a.concurrency !== undefined && { concurrency: a.concurrency }),
       onEvent: (e) => {
         if (e.kind === 'error') errors.set(e.model, e.error);
+        if (e.kind === 'error' || e.kind === 'model-done') elapsed.set(e.model, Math.round(e.elapsedMs));
         reporter.onEvent(e);
       },
       // As each finishes: a later failure keeps the finished ones.
@@ -113,11 +118,11 @@ export async function run(parsed: ParsedArgs): Promise<number> {
   }
 
   let code = 0;
-  const rows: (SummaryRow | { id: string; error: string; exitCode: number })[] = [];
+  const rows: (SummaryRow | { id: string; error: string; exitCode: number; ms?: number })[] = [];
   for (const { id } of recipe.builds) {
     const done = written.get(id);
     if (done && !errors.has(id)) {
-      rows.push(summaryRow(done.result, done.file, done.manifestFile));
+      rows.push({ ...summaryRow(done.result, done.file, done.manifestFile), ...(elapsed.has(id) && { ms: elapsed.get(id) }) });
       continue;
     }
     const e = errors.get(id) as Error;
@@ -125,7 +130,7 @@ export async function run(parsed: ParsedArgs): Promise<number> {
     code = Math.max(code, exitCode);
     const message = e instanceof CompressError ? e.message : `internal error: ${cliFlags.debug ? (e?.stack ?? describeThrown(e)) : describeThrown(e)}`;
     if (!a.json) console.error(`onnx-compress: ${message.startsWith(id) ? '' : `${id}: `}${message}`);
-    rows.push({ id, error: message, exitCode });
+    rows.push({ id, error: message, exitCode, ...(elapsed.has(id) && { ms: elapsed.get(id) }) });
   }
 
   writeReport(written, outDir, reportDir, tmpDir);

@@ -6,6 +6,7 @@
  * Values read by a subgraph from an enclosing graph ("outer-scope references") count as inputs of the
  * node that owns the subgraph, so liveness and ordering see them.
  */
+import { CompressError } from '../errors.js';
 import type { AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from './types.js';
 import { allGraphs, subgraphsOf } from './walk.js';
 
@@ -109,7 +110,7 @@ export function indexModel(model: ModelProto): Map<GraphProto, GraphIndex> {
 
 /**
  * Sorts nodes so each comes after the producers of what it reads (stable for already sorted graphs).
- * Throws on a cycle.
+ * Throws a CompressError on a cycle (the pipeline names the model file).
  */
 export function topologicalSort(g: GraphProto): void {
   const producerIndex = new Map<string, number>();
@@ -135,7 +136,11 @@ export function topologicalSort(g: GraphProto): void {
     ready.push(...next);
     ready.sort((a, b) => b - a);
   }
-  if (order.length !== g.node.length) throw new Error(`graph "${g.name ?? ''}" has a cycle`);
+  if (order.length !== g.node.length) {
+    // A malformed model (a node reading its own output, directly or through others): bad input, named.
+    const stuck = g.node.find((_, i) => indegree[i] > 0);
+    throw new CompressError('model', `graph "${g.name ?? ''}" has a cycle through node "${stuck?.name || stuck?.opType || '?'}" (a node reads a value computed from its own output)`);
+  }
   g.node = order;
 }
 
