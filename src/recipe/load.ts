@@ -3,10 +3,11 @@
  * issues), schema.ts (JSON-schema validation and its messages), build.ts (merging layers, normalizing
  * sections; steps through their configs in the step registry), files.ts (the values that name files).
  */
-import { readFile } from 'node:fs/promises';
+import { closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LineCounter, isMap, parseDocument } from 'yaml';
 import { CompressError } from '../errors.js';
+import { openRegularFile } from '../onnx/paths.js';
 import { limit } from '../limits.js';
 import { checkDuplicateOutputs, checkUnsupported, makeBuild, positionOf, type Layer } from './build.js';
 import { buildCountProblem, buildLimitIssues, recipeTextProblem } from './limits.js';
@@ -31,11 +32,28 @@ export interface LoadOptions {
 /** Reads, validates and normalizes a recipe; checks referenced files unless `checkFiles: false`. */
 export async function loadRecipe(file: string, opts: LoadOptions = {}): Promise<Recipe> {
   const abs = path.resolve(file);
+  // Opened without blocking and checked before reading: a FIFO, a device or a folder is an error naming
+  // the recipe (not a hang), and an oversized file is refused without reading it.
+  let opened: ReturnType<typeof openRegularFile>;
+  try {
+    opened = openRegularFile(abs, 'io', 'the recipe');
+  } catch (cause) {
+    const reason = cause instanceof CompressError ? cause.message.slice(`${cause.location.file}: `.length).replace(/^cannot open: /, '') : String(cause);
+    throw new CompressError('io', `cannot read recipe: ${reason}`, { file: displayPath(abs) }, { cause });
+  }
+  const { fd, stat } = opened;
   let text: string;
   try {
-    text = await readFile(abs, 'utf8');
+    const maxBytes = limit('RECIPE_BYTES');
+    if (stat.size > maxBytes) {
+      throw new RecipeError([{ file: abs, line: 1, column: 1, path: '', message: `the recipe is ${stat.size} bytes, over the limit of ${maxBytes} (set ONNX_COMPRESS_LIMIT_RECIPE_BYTES to change the limit)` }]);
+    }
+    text = readFileSync(fd, 'utf8');
   } catch (cause) {
+    if (cause instanceof CompressError) throw cause;
     throw new CompressError('io', `cannot read recipe: ${(cause as Error).message}`, { file: displayPath(abs) }, { cause });
+  } finally {
+    closeSync(fd);
   }
   return parseRecipe(text, abs, { checkFiles: opts.checkFiles ?? true });
 }
