@@ -6,7 +6,9 @@
  *
  *   npm run fuzz -- --corpus [--class name] [--limit-ms 5000] [--rss-mb 1024] [--out dir]
  *
- * A case passes when the command exits 1 or 2 within --limit-ms with a one-line message that names a
+ * A case passes when the command exits 1 or 2 within --limit-ms of CPU time (wall time is reported too: on
+ * a shared machine it says more about the load than the case; a case past it in wall time is timed twice)
+ * with a one-line message that names a
  * place (file:line:col, byte offset, sample) and no "internal error" or stack trace, its peak RSS (the
  * largest process, onnxruntime's isolation child included) is at most --rss-mb, no input file changed,
  * and no written file holds the secret that symlink cases point at. `/usr/bin/time` gives RSS and CPU time.
@@ -64,7 +66,7 @@ function zip(entries: { name: string; data: Uint8Array; method?: 0 | 8; declared
   const centrals: Buffer[] = [];
   let offset = 0;
   for (const e of entries) {
-    const body = e.method === 0 ? Buffer.from(e.data) : deflateRawSync(e.data);
+    const body = e.method === 8 || e.method === undefined ? deflateRawSync(e.data) : Buffer.from(e.data);
     const name = Buffer.from(e.name);
     const size = e.declared ?? e.data.length;
     const local = Buffer.alloc(30);
@@ -171,8 +173,9 @@ export function corpusCases(): CorpusCase[] {
   // ------------------------------------------------------------------ huge samples / runs / steps
   const numbers = ['1000000000', '1e12', '1e308', '.inf', '-1', '0', '1.5', '-.inf', '.nan', '"1e9"', '0x7fffffffffffffff'];
   for (const v of numbers) {
+    // runs: 0 is valid (no timed runs); samples: 0 is not.
+    if (v !== '0') add('huge samples/runs', `evaluate.runs ${v}`, { recipe: M(`    evaluate: { data: random, runs: ${v} }\n`) });
     add('huge samples/runs', `calibration.samples ${v}`, { recipe: M(`    calibration: { data: random, samples: ${v} }\n    quantize: { dtype: int8, mode: static }\n`) });
-    add('huge samples/runs', `evaluate.runs ${v}`, { recipe: M(`    evaluate: { data: random, runs: ${v} }\n`) });
     add('huge samples/runs', `evaluate.samples ${v}`, { recipe: M(`    evaluate: { data: random, samples: ${v} }\n`) });
     add('huge samples/runs', `distill.steps ${v}`, { recipe: M(`    distill: { data: random, steps: ${v} }\n`) });
   }
@@ -250,14 +253,14 @@ export function corpusCases(): CorpusCase[] {
     ['declared smaller than inflated', zip([E(new Uint8Array(1 << 20), { declared: 1000 })])],
     ['declared larger than inflated', zip([E(goodNpy, { declared: goodNpy.length + 5000 })])],
     ['stored entry, declared size lies', zip([E(goodNpy, { method: 0, declared: goodNpy.length * 10 })])],
-    ['unknown compression method', zip([{ name: 'image.npy', data: goodNpy, method: 0 }]).map((b, i) => (i === 8 ? 14 : b))],
+    ['unknown compression method', zip([{ name: 'image.npy', data: goodNpy, method: 14 as 0 }])],
     ['truncated archive', zip([E(goodNpy)]).subarray(0, 100)],
     ['only an end record', Buffer.concat([Buffer.from('PK\u0005\u0006'), Buffer.alloc(18)])],
     ['end record points past the file', (() => { const z = Buffer.from(zip([E(goodNpy)])); z.writeUInt32LE(0x7fffffff, z.length - 6); return z; })()],
     ['central directory count lies', (() => { const z = Buffer.from(zip([E(goodNpy)])); z.writeUInt16LE(65535, z.length - 12); z.writeUInt16LE(65535, z.length - 14); return z; })()],
     ['not a zip', Buffer.from('this is not a zip file at all')],
     ['empty file', new Uint8Array(0)],
-    ['corrupt deflate stream', zip([{ name: 'image.npy', data: goodNpy, method: 0 }]).map((b, i, a) => (i > 40 && i < a.length - 100 ? b ^ 0x5a : b)).map((b, i) => (i === 8 ? 8 : b))],
+    ['corrupt deflate stream', (() => { const z = Buffer.from(zip([E(npy(IMAGE_HEADER('(1, 1, 28, 28)'), Uint8Array.from({ length: 3136 }, (_, i) => i * 7)))])); for (let i = 45; i < 200; i++) z[i] ^= 0x5a; return z; })()],
     ['entry is not npy', zip([E(Buffer.from('hello world'))])],
     ['entry name with NUL', zip([{ name: 'ima\u0000ge.npy', data: goodNpy }])],
     ['entry name ../escape', zip([{ name: '../image.npy', data: goodNpy }])],
@@ -515,12 +518,12 @@ export function runCorpusCase(c: CorpusCase, cli: string, limitMs: number, rssBy
     const outsideBefore = snapshot(outside);
     const args = c.args ?? ['build', '--out', 'dist', '--no-cache'];
     const timed = existsSync('/usr/bin/time');
-    // Twice the limit before the kill, so a slow case is measured, not only cut off.
+    // A generous kill time (60 s, at least 4× the limit): a slow case is measured, not only cut off.
     const t0 = performance.now();
     const p = spawnSync(timed ? '/usr/bin/time' : process.execPath, timed ? ['-f', '\ncorpus-time=%M %U %S', process.execPath, cli, ...args] : [cli, ...args], {
       cwd: dir,
       encoding: 'utf8',
-      timeout: limitMs * 2,
+      timeout: Math.max(60_000, limitMs * 4),
       killSignal: 'SIGKILL',
       maxBuffer: 64 << 20,
       env: { ...process.env, CI: '1', ...c.env },
@@ -542,12 +545,12 @@ export function runCorpusCase(c: CorpusCase, cli: string, limitMs: number, rssBy
     const changedOutside = [...outsideBefore].filter(([f, h]) => snapshot(outside).get(f) !== h).map(([f]) => f);
     const leaked = leaks(dir, before);
     o.finding =
-      (o.signal ? (ms >= limitMs * 2 ? `timeout (${o.signal})` : `killed by ${o.signal}`) : undefined) ??
+      (o.signal ? (ms >= Math.max(60_000, limitMs * 4) ? `timeout (${o.signal})` : `killed by ${o.signal}`) : undefined) ??
       (o.status === 0 ? 'exit 0 on bad input' : undefined) ??
       (/internal error/.test(stderr) ? 'internal error' : undefined) ??
       (/\n\s+at .+:\d+:\d+\)?\n/.test(stderr) ? 'stack trace without --debug' : undefined) ??
       classifyMessage(o.status ?? 70, o.message) ??
-      (ms > limitMs ? `slow: ${ms} ms (CPU ${o.cpuMs} ms)` : undefined) ??
+      ((o.cpuMs ?? ms) > limitMs ? `slow: ${o.cpuMs} ms of CPU (${ms} ms wall)` : undefined) ??
       ((o.rssBytes ?? 0) > rssBytes ? `RSS ${Math.round((o.rssBytes ?? 0) / 2 ** 20)} MiB` : undefined) ??
       (changed.length ? `input files changed: ${changed.join(', ')}` : undefined) ??
       (changedOutside.length ? `files outside changed: ${changedOutside.join(', ')}` : undefined) ??
@@ -586,7 +589,12 @@ export function runCorpus(a: CorpusArgs, log: (line: string) => void = console.l
   const cases = corpusCases().filter((c) => !a.only || c.cls === a.only || c.name.includes(a.only));
   const outcomes: CorpusOutcome[] = [];
   for (const [i, c] of cases.entries()) {
-    const o = runCorpusCase(c, cli, a.limitMs, a.rssMb * 2 ** 20);
+    let o = runCorpusCase(c, cli, a.limitMs, a.rssMb * 2 ** 20);
+    // Past the time limit in wall time only: timed once more (the machine may be shared), the faster kept.
+    if (!o.finding && o.ms > a.limitMs) {
+      const again = runCorpusCase(c, cli, a.limitMs, a.rssMb * 2 ** 20);
+      if (again.ms < o.ms) o = again;
+    }
     outcomes.push(o);
     if (o.finding) log(`#${i} ${c.cls} / ${c.name}: FINDING ${o.finding} (exit ${o.status ?? o.signal}, ${o.ms} ms) — ${o.message.slice(0, 300)}`);
   }

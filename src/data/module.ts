@@ -67,7 +67,9 @@ async function readGuarded(file: string, inputs: InputSpec[], { limit, labelKey 
       const w: Where = { file, sample: samples.length + 1 };
       let r: IteratorResult<unknown>;
       try {
-        r = (await deadline(Promise.resolve(iterator.next()), file, `producing sample ${w.sample}`)) as IteratorResult<unknown>;
+        // A sync iterator's next() cannot leave anything pending: no deadline (and no timer) per item.
+        const next = iterator.next();
+        r = (isThenable(next) ? await deadline(Promise.resolve(next), file, `producing sample ${w.sample}`) : next) as IteratorResult<unknown>;
         if (!r || typeof r !== 'object') fail(w, 'the iterator returned a non-object from next()');
         if (r.done) break;
       } catch (e) {
@@ -93,6 +95,8 @@ async function readGuarded(file: string, inputs: InputSpec[], { limit, labelKey 
   }
   return samples;
 }
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof (v as { then?: unknown } | null)?.then === 'function';
 
 /** `p`, or a CompressError once the DATA_MODULE_MS limit passes (the timer does not keep the process alive). */
 function deadline<T>(p: Promise<T>, file: string, what: string): Promise<T> {

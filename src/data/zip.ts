@@ -60,12 +60,17 @@ export function readZip(bytes: Uint8Array, file?: string): Map<string, () => Uin
     }
     p = xEnd + commentLen;
     if (flags & 1) throw err(`zip entry "${name}" is encrypted`);
+    // Two entries of one name: which one numpy would read depends on the reader; refuse the ambiguity.
+    if (out.has(name)) throw err(`zip entry "${name}" appears more than once`);
     out.set(name, () => {
       if (u32(local) !== 0x04034b50) throw err(`bad zip local header for "${name}"`, local);
       const start = local + 30 + u16(local + 26) + u16(local + 28);
       inside(start, compSize);
       const raw = bytes.subarray(start, start + compSize);
-      if (method === 0) return raw;
+      if (method === 0) {
+        if (size !== compSize) throw err(`stored zip entry "${name}" declares ${size} bytes but holds ${compSize}`, start);
+        return raw;
+      }
       if (method === 8) {
         // Declared sizes are checked before inflating, and inflating stops at the declared size: a zip
         // bomb (or an entry that lies about its size) costs at most what the limits allow.
