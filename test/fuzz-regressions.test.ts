@@ -8,6 +8,8 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runBatched } from '../scripts/fuzz-batch.js';
+import { defaultModels } from '../scripts/fuzz-mutate.js';
 import { CompressError } from '../src/errors.js';
 import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
 import { topologicalSort } from '../src/onnx/graph.js';
@@ -85,4 +87,14 @@ describe('fuzz findings, as regression cases (one recipe, many models)', () => {
     }
     expect(r.err).not.toMatch(/internal error|\n\s+at /);
   }, 300_000);
+});
+
+describe('batched whole-build fuzzing (a bounded slice of `npm run fuzz -- --batch`)', () => {
+  it.runIf(existsSync('dist/cli.js'))('12 mutants of real and operator models in one build process: no crash, hang, untyped or unlocated error', () => {
+    const s = runBatched({ cases: 12, batch: 12, seed: 5, timeoutMs: 60_000, isolateMs: 20_000, models: defaultModels(), out: join(tmp, 'batched') }, () => {});
+    expect(s.findings.map((f) => `${f.case} ${f.model} ${f.finding}: ${f.what} → ${f.message}`)).toEqual([]);
+    expect(s.batchFindings).toEqual([]);
+    expect(s.cases).toBe(12);
+    expect(s.processes).toBe(1);
+  }, 600_000);
 });
