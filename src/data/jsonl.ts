@@ -38,7 +38,7 @@ export function readJsonl(file: string, inputs: InputSpec[], { limit, labelKey }
       const s = suggest('inputs', keys);
       fail(w, `no "inputs" object${s ? ` (found "${s}")` : ''}: a line is {"inputs": {${inputs.map((x) => `"${x.name}": …`).join(', ')}}, "${labelKey}": …}`);
     }
-    samples.push({ feeds: sampleFromObject(o.inputs, inputs, w), label: pickLabel(o, labelKey) });
+    samples.push({ feeds: sampleFromObject(o.inputs, inputs, w), label: pickLabel(o, labelKey, w) });
   }
   return samples;
 }

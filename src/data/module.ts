@@ -80,7 +80,7 @@ async function readGuarded(file: string, inputs: InputSpec[], { limit, labelKey 
         const item = r.value;
         if (!item || typeof item !== 'object' || !('inputs' in item)) fail(w, `a sample must be an object {inputs: {…}, label?}`);
         const o = item as Record<string, unknown>;
-        samples.push({ feeds: sampleFromObject(o.inputs, inputs, w), label: pickLabel(o, labelKey) });
+        samples.push({ feeds: sampleFromObject(o.inputs, inputs, w), label: pickLabel(o, labelKey, w) });
       } catch (e) {
         throw thrown('reading the sample threw', e, w.sample);
       }

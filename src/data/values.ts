@@ -221,12 +221,15 @@ export function sampleFromObject(obj: unknown, inputs: InputSpec[], w: Where): R
   return feeds;
 }
 
-export function pickLabel(o: Record<string, unknown>, labelKey: string): Sample['label'] {
-  const v = o[labelKey] ?? (labelKey === 'label' ? o.labels : undefined);
+export function pickLabel(o: Record<string, unknown>, labelKey: string, w?: Where): Sample['label'] {
+  const key = o[labelKey] !== undefined || labelKey !== 'label' ? labelKey : 'labels';
+  const v = o[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'number' || typeof v === 'string') return v;
   if (typeof v === 'boolean') return v ? 1 : 0;
   if (Array.isArray(v) && v.every((x) => typeof x === 'number')) return v as number[];
   if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return Array.from(v as Float32Array, Number);
+  // A label that is there but cannot be used is an error, not a sample quietly left unlabeled.
+  if (w) fail(w, `"${key}" must be a number, a string or a list of numbers (found ${Array.isArray(v) ? 'a nested list' : typeof v})`);
   return undefined;
 }
