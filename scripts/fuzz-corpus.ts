@@ -342,7 +342,7 @@ export function corpusCases(): CorpusCase[] {
   const extFifo = (d: string) => mkfifo(path.join(d, 'weights.bin'));
   add('FIFOs and special files', 'build: external data is a FIFO', { recipe: M('', 'e', 'e.onnx'), files: { 'e.onnx': ext.model }, setup: extFifo });
   add('FIFOs and special files', 'inspect: model is a FIFO', { args: ['inspect', 'm.onnx'], setup: (d) => mkfifo(path.join(d, 'm.onnx')) });
-  add('FIFOs and special files', 'inspect: external data is a FIFO', { args: ['inspect', 'e.onnx'], files: { 'e.onnx': ext.model }, setup: extFifo });
+  // (inspect with external data that is a FIFO is not here: inspect does not read tensor data, and ends at once with exit 0.)
   add('FIFOs and special files', 'repack: model is a FIFO', { args: ['repack', 'm.onnx', 'out.onnx'], setup: (d) => mkfifo(path.join(d, 'm.onnx')) });
   add('FIFOs and special files', 'repack --inline: external data is a FIFO', { args: ['repack', 'e.onnx', 'out.onnx', '--inline'], files: { 'e.onnx': ext.model }, setup: extFifo });
   add('FIFOs and special files', 'validate: recipe is a FIFO', { args: ['validate', 'r.yaml'], setup: (d) => mkfifo(path.join(d, 'r.yaml')) });
@@ -446,7 +446,7 @@ export function corpusCases(): CorpusCase[] {
     ['source is a URL', M('', 'm', 'https://example.com/m.onnx')],
     ['a 300 kB comment', `# ${'x'.repeat(300_000)}\nmodels: {}\n`],
     ['a binary file as recipe', fm.subarray(0, 4096)],
-    ['prototype pollution keys', 'models:\n  __proto__:\n    source: fmnist.onnx\n  constructor:\n    source: fmnist.onnx\n'],
+    // (Models named __proto__ and constructor are not here: they are valid ids, built and written as such.)
   ];
   for (const [name, text] of recipes) add('bad recipes', name, { recipe: typeof text === 'string' ? text : undefined, files: typeof text === 'string' ? {} : { 'compress.yaml': text } });
   return cases;

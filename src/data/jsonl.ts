@@ -5,7 +5,8 @@
  * inputs are JSON numbers (int64 beyond 2^53 cannot be written exactly in JSON). Blank lines are skipped.
  * Errors name the line, and the column of a JSON syntax error.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
+import { openRegularFile } from '../onnx/paths.js';
 import { CompressError } from '../errors.js';
 import { suggest } from '../suggest.js';
 import type { InputSpec, ReadOptions, Sample } from './types.js';
@@ -13,10 +14,13 @@ import { fail, pickLabel, sampleFromObject, type Where } from './values.js';
 
 export function readJsonl(file: string, inputs: InputSpec[], { limit, labelKey }: ReadOptions): Sample[] {
   let text: string;
+  const { fd } = openRegularFile(file, 'data', 'a data file'); // without blocking: a FIFO is an error, not a hang
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(fd, 'utf8');
   } catch (e) {
     throw new CompressError('io', `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+  } finally {
+    closeSync(fd);
   }
   const lines = text.split('\n');
   const samples: Sample[] = [];

@@ -9,7 +9,8 @@
  * <u2 <u4 <u8 |b1, C order. float64 data becomes float32 when the model wants float32 (integer data
  * widens or narrows to the input's integer type).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync } from 'node:fs';
+import { openRegularFile } from '../onnx/paths.js';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
@@ -96,11 +97,15 @@ function isBigEndianHost(): boolean {
   return new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
 }
 
+/** A data file's bytes; opened without blocking, so a FIFO or device (e.g. inside a data folder) is an error, not a hang. */
 function readBytes(file: string): Buffer {
+  const { fd } = openRegularFile(file, 'data', 'a data file');
   try {
-    return readFileSync(file);
+    return readFileSync(fd);
   } catch (e) {
     throw new CompressError('io', `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+  } finally {
+    closeSync(fd);
   }
 }
 

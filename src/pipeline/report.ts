@@ -8,8 +8,9 @@ import type { Manifest } from './manifest.js';
 import { formatBytes, formatLatency, formatLatencyChange, formatRatio, formatSizeChange } from '../format.js';
 import { searchPlot, type PlotSearch } from './search/plot.js';
 
-export const AGGREGATE_FILE = 'onnx-compress.json';
-export const REPORT_FILE = 'onnx-compress-report.html';
+import { AGGREGATE_FILE, REPORT_FILE } from '../recipe/outputs.js';
+
+export { AGGREGATE_FILE, REPORT_FILE };
 
 /** A compressed model as written by the bundler: `fileName` is relative to the output directory. */
 export interface EmittedModel {

@@ -5,7 +5,8 @@
  *   manifest written later would silently replace the model.
  * - `checkOutputTargets` (at build time, once the output folder is known): no output or manifest path
  *   may be a source, a teacher, a data file (or lie inside a data folder), or the recipe itself —
- *   `output: model.onnx` with `--out .` would otherwise overwrite the source model.
+ *   `output: model.onnx` with `--out .` would otherwise overwrite the source model — and no output may
+ *   be one of the report files (onnx-compress.json, onnx-compress-report.html) written after it.
  * Paths are compared after resolving symlinks of their folders (the output file itself is replaced by a
  * rename, so a symlink there is replaced, not followed).
  */
@@ -21,6 +22,10 @@ export const MAX_OUTPUT_PATH_BYTES = 1024;
 export const MAX_OUTPUT_NAME_BYTES = 255;
 
 export const manifestName = (b: Build) => `${b.id}.manifest.json`;
+
+/** Files every build writes into the report folder (src/pipeline/report.ts): no output may be named so. */
+export const AGGREGATE_FILE = 'onnx-compress.json';
+export const REPORT_FILE = 'onnx-compress-report.html';
 
 export interface OutputIssue {
   build: Build;
@@ -90,6 +95,15 @@ export function checkOutputTargets(recipe: Recipe, outDir: string, manifestDir =
   }
   const problems: string[] = [];
   let first: { build: Build; pos: SourcePosition } | undefined;
+  // The report files are written after the models: an output of that name would be replaced by them.
+  const reports = [AGGREGATE_FILE, REPORT_FILE].map((f) => landingPath(path.resolve(manifestDir, f)).toLowerCase());
+  for (const b of recipe.builds) {
+    const target = landingPath(path.resolve(outDir, b.output));
+    if (reports.includes(target.toLowerCase())) {
+      problems.push(`${b.id}: the output ${target} would be overwritten by the build's report file ${path.basename(target)}`);
+      first ??= { build: b, pos: b.positions.output ?? b.positions[''] };
+    }
+  }
   for (const b of recipe.builds) {
     for (const [kind, dir, name] of [['output', outDir, b.output], ['manifest', manifestDir, manifestName(b)]] as const) {
       const target = landingPath(path.resolve(dir, name));
