@@ -500,7 +500,8 @@ function leaks(dir: string, before: Map<string, string>): string[] {
   return found;
 }
 
-export function runCorpusCase(c: CorpusCase, cli: string, limitMs: number, rssBytes: number): CorpusOutcome {
+export function runCorpusCase(c: CorpusCase, cliFile: string, limitMs: number, rssBytes: number): CorpusOutcome {
+  const cli = path.resolve(cliFile); // the command runs in the case's folder
   const root = mkdtempSync(path.join(tmpdir(), 'corpus-'));
   const dir = path.join(root, 'project');
   const outside = path.join(root, 'outside');
