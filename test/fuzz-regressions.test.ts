@@ -55,6 +55,16 @@ const REGRESSIONS: Regression[] = [
     error: /cycle-int8\.onnx: (graph ".*" has a cycle through node|cycle-int8: the source model does not load in onnxruntime: .*not acyclic)/,
     exitCode: 2,
   },
+  {
+    id: 'no-outputs',
+    found: 'graph outputs emptied (80 mutants of every model): the source loaded, the simplified output did not ("OrtValue indexes should have been populated"), exit 1 blaming the compression',
+    steps: '    quantize: { dtype: int8 }\n',
+    edit: (m) => {
+      m.graph!.output = [];
+    },
+    error: /no-outputs\.onnx: the model's graph has no outputs: nothing to compute$/,
+    exitCode: 2,
+  },
 ];
 
 describe('fuzz findings, as regression cases (one recipe, many models)', () => {

@@ -10,6 +10,7 @@ import { CompressError, locate } from '../errors.js';
 import type { EvalReport } from '../eval/evaluate.js';
 import { decodeModel, decodeModelFile, encodeModel, MAX_MESSAGE_BYTES, type Encoded } from '../onnx/codec.js';
 import { loadExternalData } from '../onnx/external.js';
+import { requireGraph } from '../onnx/sanity.js';
 import { readFileBytes } from '../onnx/io.js';
 import type { ModelProto } from '../onnx/types.js';
 import type { InputSpec } from '../data/types.js';
@@ -132,6 +133,7 @@ export async function runBuild(
       }
       return { parts, original: a, working: b };
     });
+    requireGraph(source.original, displayPath(build.source)); // no graph or no outputs: bad input (exit 2), not a failed check later
     const before = sourceSizes(k, build.source, source.parts, source.original, cache);
 
     const rt: Runtime = await import('../runtime/session.js');
