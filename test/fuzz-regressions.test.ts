@@ -13,7 +13,8 @@ import { defaultModels } from '../scripts/fuzz-mutate.js';
 import { CompressError } from '../src/errors.js';
 import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
 import { topologicalSort } from '../src/onnx/graph.js';
-import type { ModelProto } from '../src/onnx/types.js';
+import { weightFloats } from '../src/onnx/lazy.js';
+import type { ModelProto, TensorProto } from '../src/onnx/types.js';
 import { cli } from './cli-run.js';
 
 const FMNIST = resolve('test/fixtures/fmnist-cnn/model.onnx');
@@ -65,9 +66,40 @@ const REGRESSIONS: Regression[] = [
     error: /no-outputs\.onnx: the model's graph has no outputs: nothing to compute$/,
     exitCode: 2,
   },
+  {
+    id: 'huge-dims-lazy',
+    found: 'an initializer dim of 2^62 on the quantize-only path, which reads weights lazily: "internal error: Invalid typed array length", exit 70 (the buffer grew to the dims before the stored length was checked)',
+    steps: '    simplify: false\n    quantize: { dtype: int8 }\n',
+    edit: (m) => {
+      const t = m.graph!.initializer.find((x) => x.dims.length === 4)!;
+      t.dims[1] = 2n ** 62n;
+    },
+    error: /huge-dims-lazy\.onnx: (tensor ".+" \(float32, dims \[[^\]]+\]\) has \d+ bytes of raw data, expected [\d.e+]+|huge-dims-lazy: the source model does not load in onnxruntime: .*)$/,
+    exitCode: 2,
+  },
 ];
 
 describe('fuzz findings, as regression cases (one recipe, many models)', () => {
+  it('a lazily read weight with dims of 2^62 is a model error before any allocation (the fuzz met "Invalid typed array length")', () => {
+    const t: TensorProto = {
+      name: 'w',
+      dataType: 1,
+      dims: [64n, 2n ** 62n, 3n, 3n],
+      dataLocation: 1,
+      externalData: [
+        { key: 'location', value: 'm.onnx' },
+        { key: 'offset', value: '0' },
+        { key: 'length', value: '73728' },
+      ],
+      stringData: [],
+      int64Data: [],
+      uint64Data: [],
+      metadataProps: [],
+    };
+    expect(() => weightFloats(t, tmp)).toThrow(CompressError);
+    expect(() => weightFloats(t, tmp)).toThrow(/tensor "w" \(float32, dims \[64, 4611686018427387904, 3, 3\]\) has 73728 bytes of raw data, expected 10625324586456701730816/);
+  });
+
   it('a cycle is a model error naming a node, not an internal error (what simplify met in the fuzz)', () => {
     const m = decodeModel(readFileSync(FMNIST), FMNIST);
     m.graph!.node[0].input[0] = m.graph!.node[3].output[0];

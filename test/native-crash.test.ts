@@ -47,9 +47,11 @@ describe('a model that aborts onnxruntime natively', () => {
     expect(r.code, r.err).toBe(2);
     const rows = JSON.parse(r.out) as { id: string; error?: string; exitCode?: number; output?: string }[];
     const byId = Object.fromEntries(rows.map((x) => [x.id, x]));
-    expect(byId.gru.error).toMatch(/gru\.onnx: onnxruntime crashed on the model \(during before the steps, on the source model\): the process was killed by SIGABRT$/);
+    // Where it is caught (a probe before the steps, or at verification, re-run on the source) is the
+    // pipeline's business; the message says it crashed, on which file, and that the source is at fault.
+    expect(byId.gru.error).toMatch(/gru\.onnx: (gru: )?onnxruntime crashed on the model \(during [^)]*on the source model\): the process was killed by SIGABRT$/);
     expect(byId.gru.exitCode).toBe(2);
-    expect(byId['gru-plain'].error).toMatch(/gru\.onnx: gru-plain: onnxruntime crashed on the model \(during verify, on the source model\): the process was killed by SIGABRT$/);
+    expect(byId['gru-plain'].error).toMatch(/gru\.onnx: (gru-plain: )?onnxruntime crashed on the model \(during [^)]*on the source model\): the process was killed by SIGABRT$/);
     expect(byId['gru-plain'].exitCode).toBe(2);
     expect(byId.fmnist.error).toBeUndefined();
     expect(existsSync(join(out, 'fmnist.onnx')) && existsSync(join(out, 'fmnist.manifest.json'))).toBe(true);

@@ -208,15 +208,16 @@ export function weightFloats(t: TensorProto, modelDir: string): Float32Array {
   if (t.dataType === 1) {
     const n = t.dims.reduce<number>((a, d) => a * Number(d), 1);
     if (t.dataLocation === 1 || (t.rawData && t.rawData.byteOffset % 4 !== 0 && t.rawData.length === n * 4)) {
+      // The stored length is checked before the scratch buffer grows to the dims: dims from a malformed
+      // file (2^62 elements) must not reach an allocation.
+      const stored = t.dataLocation === 1 ? externalRef(t).length : t.rawData!.length;
+      if ((stored !== undefined && stored !== n * 4) || !Number.isSafeInteger(n * 4)) {
+        const expected = t.dims.reduce<bigint>((a, d) => a * BigInt(d), 4n);
+        throw new CompressError('model', `tensor "${t.name ?? ''}" (float32, dims [${t.dims.join(', ')}]) has ${stored} bytes of raw data, expected ${expected}`);
+      }
       if (scratch.length < n) scratch = new Float32Array(n);
       const bytes = new Uint8Array(scratch.buffer, 0, n * 4);
-      if (t.dataLocation === 1) {
-        const stored = externalRef(t).length;
-        if (stored !== undefined && stored !== n * 4) {
-          throw new CompressError('model', `tensor "${t.name ?? ''}" (float32, dims [${t.dims.join(', ')}]) has ${stored} bytes of raw data, expected ${n * 4}`);
-        }
-        externalBytes(t, modelDir, bytes);
-      }
+      if (t.dataLocation === 1) externalBytes(t, modelDir, bytes);
       else bytes.set(t.rawData!);
       return scratch.subarray(0, n);
     }
