@@ -16,10 +16,10 @@
  * Models: 9 real models (scripts/fuzz-mutate.ts) get 85 % of the cases, the ONNX operator test models
  * with subgraphs and recurrences (GRU, Scan, If, Loop, LSTM, RNN) 15 %.
  * Checked per process: no signal (native crash), no timeout (the batch limit is --timeout-ms plus
- * 4 s per model), an exit code that is the worst of its models' (0 only when every model was written),
+ * 30 s per model), an exit code that is the worst of its models' (0 only when every model was written),
  * valid JSON with one row per model, no stack trace on stderr. When a process fails a check, every model
  * of the batch is rebuilt alone (one process each, --timeout-ms) to find the culprit; each that fails alone
- * is a finding, and a batch whose models all pass alone is kept as a finding of its own.
+ * (with 4× --timeout-ms) is a finding, and a batch whose models all pass alone is kept as a finding of its own.
  *
  * Findings are copied (mutant, recipe, stderr) to <out>/findings/<case>/; every outcome goes to
  * <out>/outcomes.jsonl and the figures to <out>/summary.json (rewritten after each batch).
@@ -216,7 +216,9 @@ export function runBatched(a: BatchArgs, log: (line: string) => void = console.l
     }
     const entries = cases.map((c, k) => ({ id: `m${k}`, steps: c.steps ? `    ${c.steps}\n` : '' }));
     writeFileSync(path.join(dir, 'compress.yaml'), recipeFor(entries));
-    const batchLimit = a.timeoutMs + n * 4000;
+    // Generous: only a real hang should reach it (on a shared machine at nice 19 a batch of models that
+    // takes 1 s each can take 10 s each); per-model times are checked from the rows.
+    const batchLimit = a.timeoutMs + n * 30_000;
     const p = build(cli, dir, batchLimit, a.isolateMs);
     s.processes++;
     s.slowestBatchMs = Math.max(s.slowestBatchMs, p.ms);
@@ -233,7 +235,7 @@ export function runBatched(a: BatchArgs, log: (line: string) => void = console.l
       });
     }
     /** Model k rebuilt alone in its own process: its finding there (undefined when it passes), its outcome filled in. */
-    const alone = (k: number, context: string, limitMs = a.timeoutMs): string | undefined => {
+    const alone = (k: number, context: string, limitMs = 4 * a.timeoutMs): string | undefined => {
       const c = cases[k];
       const one = mkdtempSync(path.join(tmpdir(), 'fuzz1-'));
       try {
@@ -266,7 +268,7 @@ export function runBatched(a: BatchArgs, log: (line: string) => void = console.l
       cases.forEach((c, k) => {
         if (!c.finding?.startsWith('hang:')) return;
         const was = c.finding;
-        c.finding = alone(k, `in its batch: ${was}`, 4 * a.timeoutMs);
+        c.finding = alone(k, `in its batch: ${was}`);
         if (!c.finding) s.slowInBatchOnly.push({ case: c.case, model: c.model, batchMs: Number(/\d+/.exec(was)![0]), aloneMs: c.ms });
       });
     }
@@ -326,5 +328,5 @@ export function runBatched(a: BatchArgs, log: (line: string) => void = console.l
 }
 
 export function batchDefaults(): Omit<BatchArgs, 'cases' | 'batch'> {
-  return { seed: 1, timeoutMs: 30_000, isolateMs: 10_000, models: defaultModels(), out: 'bench/out/fuzz-batch' };
+  return { seed: 1, timeoutMs: 60_000, isolateMs: 10_000, models: defaultModels(), out: 'bench/out/fuzz-batch' };
 }
