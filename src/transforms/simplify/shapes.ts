@@ -48,7 +48,9 @@ const axesInputSince = (op: string) => (op === 'ReduceSum' ? 13 : op.startsWith(
 export function typeShape(t: TypeProto | undefined): Shape {
   const s = t?.tensorType?.shape;
   if (!s) return undefined;
-  return s.dim.map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : d.dimParam ? d.dimParam : null));
+  // A negative declared dim (a malformed file) is unknown, not a size: folded into a Reshape or a constant
+  // shape it made a model that crashes onnxruntime natively (SIGFPE, a division by zero).
+  return s.dim.map((d) => (d.dimValue !== undefined && Number(d.dimValue) >= 0 ? Number(d.dimValue) : d.dimParam ? d.dimParam : null));
 }
 
 /** Values of a small integer tensor, or undefined. */
