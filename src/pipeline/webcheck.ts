@@ -88,6 +88,16 @@ function startRun(build: Build, ort: OrtWebInfo, file: string, input: Sample, in
           warn(`web check: ${reason}`);
           return { ...base, checked: false, loads: true, reason };
         }
+        // The source itself failing the same way in onnxruntime-web (a malformed model that
+        // onnxruntime-node's lenient shape checks let through) is bad input (exit 2), not the compression.
+        const source = await runWeb(ort, build.source, feeds).catch(() => undefined);
+        if (source && !source.ok && (source.stage === 'load' || r.stage === 'run')) {
+          throw new CompressError(
+            'model',
+            `${build.id}: the source model does not ${source.stage} in the browser either: ${describeWebFailure(source)}`,
+            { file: displayPath(build.source) },
+          );
+        }
         throw new CompressError(
           'compress',
           `${build.id}: the compressed model does not ${r.stage} in the browser: ${describeWebFailure(r)} (quantize.target: node builds a model that is not meant for the browser)`,
