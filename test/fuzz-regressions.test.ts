@@ -98,6 +98,16 @@ const REGRESSIONS: Regression[] = [
     edit: () => {},
     exitCode: 0,
   },
+  {
+    id: 'web-strict',
+    found: 'a declared output dim that shape inference contradicts (hey jarvis, melspectrogram, Scan mutants): onnxruntime-node merges leniently, onnxruntime-web refuses to load; the web check blamed the compression, exit 1',
+    steps: '    quantize: { dtype: int8 }\n',
+    edit: (m) => {
+      m.graph!.output[0].type!.tensorType!.shape!.dim[1] = { dimValue: 11n };
+    },
+    error: /web-strict\.onnx: web-strict: the source model does not load in the browser either: onnxruntime-web \(wasm\) cannot load the model: .*ShapeInferenceError/,
+    exitCode: 2,
+  },
 ];
 
 describe('fuzz findings, as regression cases (one recipe, many models)', () => {

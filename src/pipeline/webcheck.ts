@@ -90,7 +90,8 @@ function startRun(build: Build, ort: OrtWebInfo, file: string, input: Sample, in
         }
         // The source itself failing the same way in onnxruntime-web (a malformed model that
         // onnxruntime-node's lenient shape checks let through) is bad input (exit 2), not the compression.
-        const source = await runWeb(ort, build.source, feeds).catch(() => undefined);
+        // An op onnxruntime-web has no kernel for keeps its own message and advice (exit 1).
+        const source = r.op ? undefined : await runWeb(ort, build.source, feeds).catch(() => undefined);
         if (source && !source.ok && (source.stage === 'load' || r.stage === 'run')) {
           throw new CompressError(
             'model',
