@@ -31,7 +31,7 @@ import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSyn
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { seededRandom } from '../src/random.js';
-import { classifyMessage, defaultModels, isOperatorModel, modelLabel, mutate, pick, stepsBlock } from './fuzz-mutate.js';
+import { classifyMessage, defaultModels, isOperatorModel, killGroupAfter, modelLabel, mutate, pick, stepsBlock } from './fuzz-mutate.js';
 
 export interface BatchArgs {
   cases: number;
@@ -109,11 +109,11 @@ function build(cli: string, dir: string, timeoutMs: number, isolateMs: number): 
   const args = [cli, 'build', '--out', 'dist', '--no-cache', '--json'];
   const timed = existsSync(TIME);
   const t0 = performance.now();
-  const p = spawnSync(timed ? TIME : process.execPath, timed ? ['-f', '\nfuzz-rss-kb=%M', process.execPath, ...args] : args, {
+  const [cmd, argv] = killGroupAfter(timeoutMs, timed ? TIME : process.execPath, timed ? ['-f', '\nfuzz-rss-kb=%M', process.execPath, ...args] : args);
+  const p = spawnSync(cmd, argv, {
     cwd: dir,
     encoding: 'utf8',
-    timeout: timeoutMs,
-    killSignal: 'SIGKILL',
+    timeout: timeoutMs + 5000, // a backstop: timeout(1) ends the group at timeoutMs
     maxBuffer: 64 << 20,
     env: { ...process.env, ONNX_COMPRESS_LIMIT_ISOLATE_MS: String(isolateMs), CI: '1' },
   });

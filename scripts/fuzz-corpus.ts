@@ -21,7 +21,7 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
-import { classifyMessage } from './fuzz-mutate.js';
+import { classifyMessage, killGroupAfter } from './fuzz-mutate.js';
 
 const FMNIST = path.resolve('test/fixtures/fmnist-cnn/model.onnx');
 const SECRET = 'CORPUS-SECRET-7f3a9c';
@@ -521,11 +521,12 @@ export function runCorpusCase(c: CorpusCase, cliFile: string, limitMs: number, r
     const timed = existsSync('/usr/bin/time');
     // A generous kill time (60 s, at least 4× the limit): a slow case is measured, not only cut off.
     const t0 = performance.now();
-    const p = spawnSync(timed ? '/usr/bin/time' : process.execPath, timed ? ['-f', '\ncorpus-time=%M %U %S', process.execPath, cli, ...args] : [cli, ...args], {
+    const killAt = Math.max(60_000, limitMs * 4);
+    const [cmd, argv] = killGroupAfter(killAt, timed ? '/usr/bin/time' : process.execPath, timed ? ['-f', '\ncorpus-time=%M %U %S', process.execPath, cli, ...args] : [cli, ...args]);
+    const p = spawnSync(cmd, argv, {
       cwd: dir,
       encoding: 'utf8',
-      timeout: Math.max(60_000, limitMs * 4),
-      killSignal: 'SIGKILL',
+      timeout: killAt + 5000, // a backstop: timeout(1) ends the group at killAt
       maxBuffer: 64 << 20,
       env: { ...process.env, CI: '1', ...c.env },
     });
@@ -546,7 +547,7 @@ export function runCorpusCase(c: CorpusCase, cliFile: string, limitMs: number, r
     const changedOutside = [...outsideBefore].filter(([f, h]) => snapshot(outside).get(f) !== h).map(([f]) => f);
     const leaked = leaks(dir, before);
     o.finding =
-      (o.signal ? (ms >= Math.max(60_000, limitMs * 4) ? `timeout (${o.signal})` : `killed by ${o.signal}`) : undefined) ??
+      (o.signal || o.status === 137 ? (ms >= killAt ? `timeout (${o.signal ?? 'SIGKILL'})` : `killed by ${o.signal ?? 'SIGKILL'}`) : undefined) ??
       (o.status === 0 ? 'exit 0 on bad input' : undefined) ??
       (/internal error/.test(stderr) ? 'internal error' : undefined) ??
       (/\n\s+at .+:\d+:\d+\)?\n/.test(stderr) ? 'stack trace without --debug' : undefined) ??

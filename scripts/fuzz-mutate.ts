@@ -243,3 +243,12 @@ export function classifyMessage(exitCode: number, message: string): string | und
   if (exitCode !== 0 && !PLACE.test(message)) return 'message names no place';
   return undefined;
 }
+
+/**
+ * `cmd args` wrapped so that a time limit ends the whole process group: killing /usr/bin/time (what
+ * spawnSync's own timeout does) would leave the build it started running, orphaned. GNU timeout
+ * signals its process group, the build and its isolation children included.
+ */
+export function killGroupAfter(ms: number, cmd: string, args: string[]): [string, string[]] {
+  return existsSync('/usr/bin/timeout') ? ['/usr/bin/timeout', ['-s', 'KILL', `${Math.ceil(ms / 1000)}s`, cmd, ...args]] : [cmd, args];
+}
