@@ -35,6 +35,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
+import { rotation, type Runner } from './lib/stats.js';
 import { loadSamples } from '../src/data/load.js';
 import type { Sample } from '../src/data/types.js';
 import { evaluateModels } from '../src/eval/evaluate.js';
@@ -156,22 +157,6 @@ async function fusedOps(file: string): Promise<string> {
   return shown.filter((o) => ops.has(o)).map((o) => `${o} ×${ops.get(o)}`).join(', ');
 }
 
-type Runner = { run(feeds: Record<string, ort.Tensor>): Promise<unknown> };
-
-/** Every runner in rotation, `runs` rounds after `warm` warm-up calls each; per runner the call times (ms). */
-async function rotation(runners: Runner[], feeds: (i: number) => Record<string, ort.Tensor>, runs: number, warm: number): Promise<number[][]> {
-  for (const r of runners) for (let i = 0; i < warm; i++) await r.run(feeds(i));
-  const times = runners.map(() => [] as number[]);
-  for (let i = 0; i < runs; i++) {
-    const f = feeds(i);
-    for (let k = 0; k < runners.length; k++) {
-      const t = performance.now();
-      await runners[k].run(f);
-      times[k].push(performance.now() - t);
-    }
-  }
-  return times;
-}
 
 /** Rounds that fit `SECONDS` given one round's cost (measured on the warm-up). */
 async function roundsFor(runners: Runner[], feeds: (i: number) => Record<string, ort.Tensor>, min: number, max: number): Promise<number> {

@@ -23,6 +23,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
+import { rotation, type Runner } from './lib/stats.js';
 import type { Sample } from '../src/data/types.js';
 import { readModel } from '../src/onnx/io.js';
 import { checkWebCompatibility } from '../src/transforms/quantize/webcheck.js';
@@ -178,22 +179,6 @@ async function fusedOps(file: string): Promise<string> {
   return shown.filter((o) => ops.has(o)).map((o) => `${o} ×${ops.get(o)}`).join(', ');
 }
 
-type Runner = { run(feeds: Record<string, ort.Tensor>): Promise<unknown> };
-
-/** Runs every session in rotation; per session the call times (ms). */
-async function rotation(runners: Runner[], feeds: (i: number) => Record<string, ort.Tensor>, runs: number, warm: number): Promise<number[][]> {
-  for (const r of runners) for (let i = 0; i < warm; i++) await r.run(feeds(i));
-  const times = runners.map(() => [] as number[]);
-  for (let i = 0; i < runs; i++) {
-    const f = feeds(i);
-    for (let k = 0; k < runners.length; k++) {
-      const t = performance.now();
-      await runners[k].run(f);
-      times[k].push(performance.now() - t);
-    }
-  }
-  return times;
-}
 
 interface Row {
   id: string;

@@ -9,15 +9,14 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
+import { optimizedOps } from './ort-graph.js';
 import { writeNpy } from '../bench/lib/npy.js';
 import { cli } from './cli-run.js';
 import { loadFashionMnist, loadSpamTestSet } from '../bench/lib/fixtures.js';
 import type { Sample } from '../src/data/types.js';
 import { evaluateModels, type EvalReport } from '../src/eval/evaluate.js';
-import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { readModel } from '../src/onnx/io.js';
 import type { ModelProto } from '../src/onnx/types.js';
 import { quantizeDefaults } from '../src/recipe/load.js';
@@ -39,16 +38,6 @@ async function quantize(model: ModelProto, file: string, calibration: Sample[], 
   return quantizeStep({ ...quantizeDefaults('int8'), ...params }, { intraOpThreads: 2 })(model, { file, original: model, calibration, device: 'cpu', seed: 0, log: () => {} });
 }
 
-/** The op types onnxruntime runs after its graph optimizations (level all, CPU EP), with counts. */
-async function optimizedOps(model: ModelProto, name: string): Promise<Record<string, number>> {
-  const path = join(tmp, `${name}.optimized.onnx`);
-  const s = await ort.InferenceSession.create(encodeModelToBytes(model), { graphOptimizationLevel: 'all', optimizedModelFilePath: path, intraOpNumThreads: 1, logSeverityLevel: 3 });
-  await s.release();
-  const ops: Record<string, number> = {};
-  for (const n of readModel(path).graph!.node) ops[n.opType!] = (ops[n.opType!] ?? 0) + 1;
-  return ops;
-}
-
 function evaluate(original: ModelProto, model: ModelProto, samples: Sample[]): Promise<EvalReport> {
   return evaluateModels(original, model, samples, { runs: 0, intraOpThreads: 2, batch: 500 });
 }
@@ -67,7 +56,7 @@ describe('static int8: Fashion-MNIST CNN', () => {
 
       // What onnxruntime runs: both convs as QLinearConv, both Gemms as QGemm, no float Conv/Gemm left,
       // the pools on 8-bit values.
-      const ops = await optimizedOps(model, `fmnist-${activations}`);
+      const ops = await optimizedOps(model, join(tmp, `fmnist-${activations}.optimized.onnx`));
       console.log(`fmnist static ${activations} optimized:`, JSON.stringify(ops));
       expect(ops.QLinearConv).toBe(2);
       expect(ops.QGemm).toBe(2);
@@ -111,7 +100,7 @@ describe('static int8: Fashion-MNIST CNN', () => {
 
   it('per-tensor weights: one bias scale per layer, still fused', async () => {
     const { model } = await quantize(fmnistModel, `${F}fmnist-cnn/model.onnx`, fmnistCalibration, { activations: 'uint8', granularity: 'per-tensor' });
-    const ops = await optimizedOps(model, 'fmnist-per-tensor');
+    const ops = await optimizedOps(model, join(tmp, 'fmnist-per-tensor.optimized.onnx'));
     expect([ops.QLinearConv, ops.QGemm]).toEqual([2, 2]);
     const ev = await evaluate(fmnistModel, model, fmnistHeldOut.slice(0, 2000));
     console.log(summary('fmnist static uint8 per-tensor weights (2,000 held out)', ev));
@@ -122,7 +111,7 @@ describe('static int8: Fashion-MNIST CNN', () => {
     const { model, report } = await quantize(fmnistModel, `${F}fmnist-cnn/model.onnx`, fmnistCalibration, { activations: 'uint8', exclude: ['/4/Conv'] });
     expect(report.layers.map((l) => l.name)).toEqual(['/0/Conv', '/9/Gemm', '/12/Gemm']);
     expect(report.skipped).toContainEqual(expect.objectContaining({ name: '/4/Conv' }));
-    const ops = await optimizedOps(model, 'fmnist-exclude');
+    const ops = await optimizedOps(model, join(tmp, 'fmnist-exclude.optimized.onnx'));
     expect(ops.QLinearConv).toBe(1);
     expect(ops.QGemm).toBe(2);
     expect((ops.Conv ?? 0) + (ops.FusedConv ?? 0)).toBe(1);
@@ -151,7 +140,7 @@ describe('static int8 on the user\'s path', () => {
     expect(q.layers.every((l: { activations: string; calibrate: string }) => l.activations === 'uint8' && l.calibrate === 'percentile')).toBe(true);
     const html = readFileSync(join(dir, 'out', 'onnx-compress-report.html'), 'utf8');
     expect(html.match(/activations uint8 \(percentile\)/g)?.length).toBe(4);
-    const ops = await optimizedOps(readModel(join(dir, 'out', 'fmnist.onnx')), 'cli');
+    const ops = await optimizedOps(readModel(join(dir, 'out', 'fmnist.onnx')), join(tmp, 'cli.optimized.onnx'));
     expect([ops.QLinearConv, ops.QGemm]).toEqual([2, 2]);
   });
 });
@@ -165,7 +154,7 @@ describe('static int8: spam transformer', () => {
     console.log(summary('spam static uint8', ev));
     expect(ev.metrics.agreement).toBeGreaterThanOrEqual(0.99);
     expect(ev.original.accuracy! - ev.compressed.accuracy!).toBeLessThanOrEqual(0.005);
-    const ops = await optimizedOps(q, 'spam');
+    const ops = await optimizedOps(q, join(tmp, 'spam.optimized.onnx'));
     console.log('spam static uint8 optimized:', JSON.stringify(ops));
     const staticLayers = (report.totals!.static as { layers: number }).layers;
     expect((ops.MatMulIntegerToFloat ?? 0) + (ops.QGemm ?? 0) + (ops.QLinearMatMul ?? 0)).toBe(staticLayers);

@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import { optimizedOps } from './ort-graph.js';
 import type { Sample } from '../src/data/types.js';
 import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtypes.js';
 import { makeAttribute, makeGraph, makeModel, makeNode, makeValueInfo } from '../src/onnx/graph.js';
-import { readModel } from '../src/onnx/io.js';
 import { makeTensor } from '../src/onnx/tensor.js';
 import type { ModelProto, TensorProto } from '../src/onnx/types.js';
 import { seededRandom } from '../src/random.js';
@@ -76,15 +76,6 @@ async function quantize(model: ModelProto, calibration: Sample[], params: Partia
   return quantizeStep({ ...quantizeDefaults('int8'), ...params }, { intraOpThreads: 2 })(model, { file: join(tmp, 'model.onnx'), original: model, calibration, device: 'cpu', seed: 0, log: () => {} });
 }
 
-async function optimizedOps(model: ModelProto, name: string): Promise<Record<string, number>> {
-  const path = join(tmp, `${name}.optimized.onnx`);
-  const s = await ort.InferenceSession.create(encodeModelToBytes(model), { graphOptimizationLevel: 'all', optimizedModelFilePath: path, intraOpNumThreads: 1, logSeverityLevel: 3 });
-  await s.release();
-  const ops: Record<string, number> = {};
-  for (const n of readModel(path).graph!.node) ops[n.opType!] = (ops[n.opType!] ?? 0) + 1;
-  return ops;
-}
-
 async function outputs(model: ModelProto, samples: Sample[]): Promise<Float32Array[]> {
   const s = await ort.InferenceSession.create(encodeModelToBytes(model), { intraOpNumThreads: 1, logSeverityLevel: 3 });
   const out: Float32Array[] = [];
@@ -108,7 +99,7 @@ describe('static int8: integer ops between the layers', () => {
 
   it('onnxruntime runs Add, Concat, LeakyRelu (Max folded), Sigmoid, Mul, AveragePool and GlobalAveragePool as QLinear kernels; outputs stay close; same in onnxruntime-web', async () => {
     const { model: q, report } = await quantize(model, calibration, { activations: 'uint8', activationCosine: 0 });
-    const ops = await optimizedOps(q, 'residual');
+    const ops = await optimizedOps(q, join(tmp, 'residual.optimized.onnx'));
     console.log('residual static uint8 optimized:', JSON.stringify(ops), 'totals:', JSON.stringify(report.totals!.static));
     for (const op of ['QLinearConv', 'QLinearAdd', 'QLinearConcat', 'QLinearLeakyRelu', 'QLinearSigmoid', 'QLinearMul', 'QLinearAveragePool', 'QLinearGlobalAveragePool', 'QGemm']) expect(ops[op], op).toBeGreaterThan(0);
     expect(ops.QLinearMul).toBe(2); // x·sigmoid(x), and ·0.5 with the constant quantized
@@ -162,7 +153,7 @@ describe('static int8: a chain of moves between an integer op and a layer', () =
     const st = report.totals!.static as { integerOps: Record<string, number>; movedOps: string[] };
     expect(st.integerOps).toEqual({ Sigmoid: 1, Mul: 1 });
     expect([...st.movedOps].sort()).toEqual(['Squeeze', 'Transpose']);
-    const ops = await optimizedOps(q, 'neck');
+    const ops = await optimizedOps(q, join(tmp, 'neck.optimized.onnx'));
     for (const op of ['QLinearConv', 'QLinearSigmoid', 'QLinearMul']) expect(ops[op], op).toBe(1);
     expect(ops.QLinearMatMul ?? ops.MatMulIntegerToFloat).toBe(1);
     const held = inputs(8, 5, [1, 8, 1, 16]);

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import { optimizedOps } from './ort-graph.js';
 import { Ajv } from 'ajv';
 import { ZOO } from '../bench/lib/zoo.js';
 import { cli } from './cli-run.js';
@@ -65,22 +66,13 @@ async function staticBuild(name: string, params: Partial<QuantizeStep> = {}): Pr
   return { model, report, cosine: ev.metrics.cosine, agreement: ev.metrics.agreement };
 }
 
-async function optimizedOps(model: ModelProto, name: string): Promise<Record<string, number>> {
-  const path = join(tmp, `${name}.optimized.onnx`);
-  const s = await ort.InferenceSession.create(encodeModelToBytes(model), { graphOptimizationLevel: 'all', optimizedModelFilePath: path, intraOpNumThreads: 1, logSeverityLevel: 3 });
-  await s.release();
-  const ops: Record<string, number> = {};
-  for (const n of readModel(path).graph!.node) ops[n.opType!] = (ops[n.opType!] ?? 0) + 1;
-  return ops;
-}
-
 type StaticLayer = LayerReport & { activations?: string; activationsReason?: string };
 const layers = (r: StepReport) => r.layers as StaticLayer[];
 
 describe('static int8 on the zoo (held-out data)', () => {
   it('openWakeWord embedding CNN: integers from the first QuantizeLinear to the last DequantizeLinear; cosine ≥ 0.99; same in onnxruntime-web', { timeout: 120_000 }, async () => {
     const { model, report, cosine } = await staticBuild('oww-embedding');
-    const ops = await optimizedOps(model, 'oww');
+    const ops = await optimizedOps(model, join(tmp, 'oww.optimized.onnx'));
     console.log(`oww-embedding static uint8: held-out cosine ${cosine.toFixed(5)}; onnxruntime runs ${JSON.stringify(ops)}`);
     expect(ops.QLinearConv).toBe(20);
     expect(ops.QLinearLeakyRelu).toBe(19);
@@ -110,7 +102,7 @@ describe('static int8 on the zoo (held-out data)', () => {
     const { model, report, cosine, agreement } = await staticBuild('ppocr-cls');
     const se = layers(report).filter((l) => /one position per sample/.test(l.activationsReason ?? ''));
     const fused = layers(report).filter((l) => l.activations === 'uint8');
-    const ops = await optimizedOps(model, 'cls');
+    const ops = await optimizedOps(model, join(tmp, 'cls.optimized.onnx'));
     console.log(`ppocr-cls static uint8: cosine ${cosine.toFixed(5)}, agreement ${agreement}; ${fused.length} layers 8-bit, ${se.length} squeeze-excitation; onnxruntime runs ${JSON.stringify(ops)}`);
     expect(se.length).toBe(18); // nine squeeze-excitation blocks of two 1×1 Convs (the tenth GlobalAveragePool is the head's)
     expect(ops.QLinearConv).toBeGreaterThanOrEqual(fused.filter((l) => l.op === 'Conv').length);

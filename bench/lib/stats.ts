@@ -115,3 +115,24 @@ export function markdownTable(headers: string[], rows: (string | number)[][], al
   const sep = `|${width.map((w, i) => (align[i] === 'right' ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
   return [line(cells[0]), sep, ...cells.slice(1).map(line)].join('\n');
 }
+
+/** Anything that runs one input (an onnxruntime-node or -web session). */
+export type Runner<F = Record<string, unknown>> = { run(feeds: F): Promise<unknown> };
+
+/**
+ * Every runner in rotation, `runs` rounds after `warm` warm-up calls each, so machine noise hits all
+ * alike; per runner the call times (ms).
+ */
+export async function rotation<F>(runners: Runner<F>[], feeds: (i: number) => F, runs: number, warm: number): Promise<number[][]> {
+  for (const r of runners) for (let i = 0; i < warm; i++) await r.run(feeds(i));
+  const times = runners.map(() => [] as number[]);
+  for (let i = 0; i < runs; i++) {
+    const f = feeds(i);
+    for (let k = 0; k < runners.length; k++) {
+      const t = performance.now();
+      await runners[k].run(f);
+      times[k].push(performance.now() - t);
+    }
+  }
+  return times;
+}

@@ -20,7 +20,7 @@ import { openForReading } from './io.js';
 import type { ModelProto, TensorProto } from './types.js';
 import { forEachTensor } from './walk.js';
 import { cloneModel } from './edit.js';
-import { lazyBytes, tensorFloat32 } from './tensor.js';
+import { tensorFloat32 } from './tensor.js';
 
 const WINDOW = 1 << 20;
 
@@ -231,12 +231,6 @@ export function withLazyLoaded(model: ModelProto): ModelProto {
   forEachTensor(model, (t) => void (t.lazyFile && (lazy = true)));
   if (!lazy) return model;
   const out = cloneModel(model);
-  forEachTensor(out, (t) => {
-    if (!t.lazyFile) return;
-    t.rawData = lazyBytes(t);
-    t.dataLocation = undefined;
-    t.externalData = [];
-    t.lazyFile = undefined;
-  });
+  forEachTensor(out, (t) => void (t.lazyFile && loadLazy(t, t.lazyFile)));
   return out;
 }

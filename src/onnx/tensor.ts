@@ -122,14 +122,18 @@ export function tensorValues(t: TensorProto): TypedArray {
   return out;
 }
 
+/** Where the payload of a lazily read tensor is in its file (readModelLazy always writes both numbers). */
+export function lazyRange(t: TensorProto): { offset: number; length: number } {
+  const get = (k: string) => Number(t.externalData.find((e) => e.key === k)?.value ?? 0);
+  return { offset: get('offset'), length: get('length') };
+}
+
 /**
  * The payload of a tensor that readModelLazy left in its file (a fresh buffer on every call: callers
  * that read a lazy tensor often should load it once, see loadLazy).
  */
 export function lazyBytes(t: TensorProto): Uint8Array {
-  const get = (k: string) => t.externalData.find((e) => e.key === k)?.value;
-  const offset = Number(get('offset') ?? 0);
-  const length = Number(get('length') ?? 0);
+  const { offset, length } = lazyRange(t);
   const out = new Uint8Array(length);
   const fd = openSync(t.lazyFile!, 'r');
   try {

@@ -10,13 +10,11 @@
  * ONNX_COMPRESS_ISOLATE=0 turns isolation off.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { statSync } from 'node:fs';
 import type { Tensor } from 'onnxruntime-node';
 import { CompressError, type ErrorLocation } from '../errors.js';
 import { humanSize, limit } from '../limits.js';
+import { childEntry, keepAlive, residentBytes } from './child.js';
 
 export interface ProbeOptions {
   /** Names the model in messages (a file path) and what the probe is for ("verify"). */
@@ -62,16 +60,6 @@ interface Worker {
 const idle: Worker[] = [];
 let nextId = 1;
 
-function childEntry(): { file: string; execArgv: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  const ext = path.extname(here);
-  const file = path.join(path.dirname(here), `isolate-child${ext}`);
-  if (ext !== '.ts') return { file, execArgv: [] };
-  // Running from sources (tests, tsx): the child needs a TypeScript loader too.
-  const tsx = path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist', 'loader.mjs');
-  return { file, execArgv: ['--import', pathToFileURL(tsx).href] };
-}
-
 /**
  * The child's environment: glibc's malloc backs its large blocks with transparent huge pages where the
  * kernel allows them on request (THP "madvise"). The child's work is onnxruntime loading a whole model
@@ -86,7 +74,7 @@ function childEnv(): NodeJS.ProcessEnv {
 }
 
 function spawnWorker(): Worker {
-  const { file, execArgv } = childEntry();
+  const { file, execArgv } = childEntry('isolate-child');
   // No pipes: an open stdio pipe would keep the parent alive after its work is done (ORT's own logging
   // is not needed; the reply, or the exit signal, carries what matters).
   const child = fork(file, [], { execArgv, env: childEnv(), serialization: 'advanced', stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
@@ -100,23 +88,8 @@ function spawnWorker(): Worker {
 }
 
 // An idle child must not keep the parent alive (the CLI exits when its work is done).
-function unref(w: Worker): void {
-  w.child.unref();
-  (w.child.channel as { unref?: () => void } | undefined)?.unref?.();
-}
-function ref(w: Worker): void {
-  w.child.ref();
-  (w.child.channel as { ref?: () => void } | undefined)?.ref?.();
-}
-
-/** Resident memory of a process in bytes (Linux /proc), or undefined where that cannot be read. */
-function residentBytes(pid: number): number | undefined {
-  try {
-    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
-  } catch {
-    return undefined;
-  }
-}
+const unref = (w: Worker) => keepAlive(w.child, false);
+const ref = (w: Worker) => keepAlive(w.child, true);
 
 /**
  * Starts a child ahead of the first probe, so that its start (node and onnxruntime's native library,

@@ -25,9 +25,10 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { CompressError } from '../errors.js';
 import { humanSize } from '../limits.js';
+import { childEntry, keepAlive, residentBytes } from './child.js';
 import { probeLimits } from './isolate.js';
 
 /** A tensor as it crosses the process boundary (structured clone keeps typed arrays). */
@@ -90,31 +91,7 @@ interface Child {
 const idle: Child[] = [];
 let nextId = 1;
 
-function childEntry(): { file: string; execArgv: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  const ext = path.extname(here);
-  const file = path.join(path.dirname(here), `web-child${ext}`);
-  if (ext !== '.ts') return { file, execArgv: [] };
-  // Running from sources (tests, tsx): the child needs a TypeScript loader too.
-  const tsx = path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist', 'loader.mjs');
-  return { file, execArgv: ['--import', pathToFileURL(tsx).href] };
-}
-
-function setRef(c: Child, on: boolean): void {
-  if (on) c.proc.ref();
-  else c.proc.unref();
-  const ch = c.proc.channel as { ref?: () => void; unref?: () => void } | undefined;
-  if (on) ch?.ref?.();
-  else ch?.unref?.();
-}
-
-function residentBytes(pid: number): number | undefined {
-  try {
-    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
-  } catch {
-    return undefined;
-  }
-}
+const setRef = (c: Child, on: boolean) => keepAlive(c.proc, on);
 
 interface Limits {
   timeoutMs: number;
@@ -166,7 +143,7 @@ function request<T>(c: Child, message: Record<string, unknown>, limits: Limits):
 }
 
 function spawn(ort: OrtWebInfo, purpose: Purpose): Child {
-  const { file, execArgv } = childEntry();
+  const { file, execArgv } = childEntry('web-child');
   // No pipes: an open stdio pipe would keep the parent alive after its work is done.
   const flags = purpose === 'check' ? ['--liftoff-only'] : [];
   const proc = fork(file, [], { execArgv: [...execArgv, ...flags], serialization: 'advanced', stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });

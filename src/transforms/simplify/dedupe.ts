@@ -4,7 +4,7 @@
  * Initializers that are also graph inputs can be overridden at run time and are left alone.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { tensorBytes } from '../../onnx/tensor.js';
+import { lazyRange, tensorBytes } from '../../onnx/tensor.js';
 import type { ModelProto, TensorProto } from '../../onnx/types.js';
 import { copyModel, renameReads, type PassResult, type SimplifyPass } from './pass.js';
 
@@ -19,9 +19,7 @@ const key = (t: TensorProto, n: number, sample: number[]) => `${t.dataType}:${t.
 
 /** The sampled bytes of a tensor a lazy read left in its file, read one by one. */
 function sampleInFile(t: TensorProto): { n: number; sample: number[] } {
-  const get = (k: string) => t.externalData.find((e) => e.key === k)?.value;
-  const offset = Number(get('offset') ?? 0);
-  const n = Number(get('length') ?? 0);
+  const { offset, length: n } = lazyRange(t);
   const fd = openSync(t.lazyFile!, 'r');
   const one = Buffer.alloc(1);
   try {

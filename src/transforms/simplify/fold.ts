@@ -13,7 +13,7 @@
  */
 import { DataType } from '../../onnx/dtypes.js';
 import { GraphIndex, opsetVersion, topologicalSort } from '../../onnx/graph.js';
-import { makeTensor } from '../../onnx/tensor.js';
+import { lazyRange, makeTensor } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 import { forEachGraph, subgraphsOf } from '../../onnx/walk.js';
 import { evaluateNodes } from './evaluate.js';
@@ -43,7 +43,7 @@ function foldable(n: NodeProto): boolean {
   );
 }
 
-const bytesOf = (t: TensorProto) => (t.lazyFile ? Number(t.externalData.find((e) => e.key === 'length')?.value ?? 0) : (t.rawData?.byteLength ?? 0));
+const bytesOf = (t: TensorProto) => (t.lazyFile ? lazyRange(t).length : (t.rawData?.byteLength ?? 0));
 const isFloat = (t: TensorProto | undefined) => t?.dataType === DataType.FLOAT || t?.dataType === DataType.FLOAT16 || t?.dataType === DataType.BFLOAT16 || t?.dataType === DataType.DOUBLE;
 
 /** One round: returns the number of nodes folded. */

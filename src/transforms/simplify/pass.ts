@@ -8,6 +8,7 @@
 import { cloneModel } from '../../onnx/edit.js';
 import { GraphIndex, replaceUses } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/codec.js';
+import { lazyRange } from '../../onnx/tensor.js';
 import { forEachGraph, forEachTensor as forEachTensorOf, subgraphsOf } from '../../onnx/walk.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/types.js';
 
@@ -60,7 +61,7 @@ export function encodedSize(model: ModelProto): number {
   return encodeModel(out).byteLength;
 }
 
-const lazyLength = (t: TensorProto) => Number(t.externalData.find((e) => e.key === 'length')?.value ?? 0);
+const lazyLength = (t: TensorProto) => lazyRange(t).length;
 
 
 /** The one node reading `name`, when exactly one does and the value is not a graph output. */

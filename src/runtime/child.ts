@@ -1,0 +1,42 @@
+/**
+ * What the two pools of child processes share (src/runtime/isolate.ts runs onnxruntime-node,
+ * src/runtime/web.ts onnxruntime-web): where a child's entry file is, whether a child keeps the parent
+ * alive, and how much memory it holds.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/** The entry file `<name>.js` beside this module (`.ts` when running from sources, with tsx's loader). */
+export function childEntry(name: string): { file: string; execArgv: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const ext = path.extname(here);
+  const file = path.join(path.dirname(here), `${name}${ext}`);
+  if (ext !== '.ts') return { file, execArgv: [] };
+  // Running from sources (tests, tsx): the child needs a TypeScript loader too.
+  const tsx = path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist', 'loader.mjs');
+  return { file, execArgv: ['--import', pathToFileURL(tsx).href] };
+}
+
+/** Whether `child` (and its IPC channel) keeps the parent alive: only while it works for it. */
+export function keepAlive(child: ChildProcess, on: boolean): void {
+  const channel = child.channel as { ref?: () => void; unref?: () => void } | undefined;
+  if (on) {
+    child.ref();
+    channel?.ref?.();
+  } else {
+    child.unref();
+    channel?.unref?.();
+  }
+}
+
+/** Resident memory of a process in bytes (Linux /proc), or undefined where that cannot be read. */
+export function residentBytes(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+  } catch {
+    return undefined;
+  }
+}
