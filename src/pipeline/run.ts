@@ -83,7 +83,7 @@ export async function runBuild(
   const factories = await Promise.all(stepNames.map((name) => loadStep(name))); // fail before any work
   const recipeFile = opts.recipeFile ?? path.join(process.cwd(), 'compress.yaml');
   // Builds for the browser are run in onnxruntime-web too: its process starts now, while the steps run.
-  const web = planWebCheck(build, recipeFile, (m) => warn(m, 'web'));
+  const web = planWebCheck(build, recipeFile, (m) => warn(m, 'web'), k.source.bytes);
 
   let probed: Promise<void> | undefined;
   let sourceSpecs: InputSpec[] = []; // set by the read phase, before anything can await the probe

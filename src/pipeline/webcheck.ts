@@ -52,7 +52,7 @@ export interface WebCheckRun {
  * The web check of `build`, begun (its child and wasm runtime warm up while the steps run), or the
  * manifest entry that says why there is none.
  */
-export function planWebCheck(build: Build, recipeFile: string | undefined, warn: (m: string) => void): WebCheck | WebCheckEntry {
+export function planWebCheck(build: Build, recipeFile: string | undefined, warn: (m: string) => void, sourceBytes = 0): WebCheck | WebCheckEntry {
   const target = build.steps.quantize?.target ?? 'wasm';
   if (target === 'node') return { checked: false, reason: 'quantize.target is node: the model is not built for the browser' };
   if (build.webCheck === false) return { checked: false, reason: 'webCheck: false in the recipe' };
@@ -62,8 +62,17 @@ export function planWebCheck(build: Build, recipeFile: string | undefined, warn:
     warn(`web check: ${reason}`);
     return { checked: false, reason };
   }
-  prewarmWeb(ort);
+  prewarmWeb(ort, Math.round(sourceBytes * outputShare(build)));
   return { start: (file, input, inputName) => startRun(build, ort, file, input, inputName) };
+}
+
+/** About what share of the source's bytes the output will have (what the web check's child prepares for). */
+function outputShare(build: Build): number {
+  const q = build.steps.quantize;
+  if (!q) return 1;
+  if (q.dtype === 'float16') return 0.5;
+  if (q.dtype === 'int4' || q.dtype === 'uint4') return q.float16 ? 0.1 : 0.15;
+  return 0.25; // 8-bit, or a search between 4- and 8-bit
 }
 
 function startRun(build: Build, ort: OrtWebInfo, file: string, input: Sample, inputName: string): WebCheckRun {

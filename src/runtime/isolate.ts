@@ -14,7 +14,7 @@ import { statSync } from 'node:fs';
 import type { Tensor } from 'onnxruntime-node';
 import { CompressError, type ErrorLocation } from '../errors.js';
 import { humanSize, limit } from '../limits.js';
-import { childEntry, keepAlive, residentBytes } from './child.js';
+import { childEntry, childEnv, keepAlive, residentBytes } from './child.js';
 
 export interface ProbeOptions {
   /** Names the model in messages (a file path) and what the probe is for ("verify"). */
@@ -59,19 +59,6 @@ interface Worker {
 
 const idle: Worker[] = [];
 let nextId = 1;
-
-/**
- * The child's environment: glibc's malloc backs its large blocks with transparent huge pages where the
- * kernel allows them on request (THP "madvise"). The child's work is onnxruntime loading a whole model
- * into fresh memory, and on virtual machines, where each 4 KiB page fault is expensive, that fault cost
- * was most of the load time (113 MB read into fresh memory: 0.51 s with 4 KiB pages, 0.12 s with huge
- * pages). A user's own GLIBC_TUNABLES setting wins.
- */
-function childEnv(): NodeJS.ProcessEnv {
-  const tunables = process.env.GLIBC_TUNABLES;
-  if (tunables?.includes('glibc.malloc.hugetlb')) return process.env;
-  return { ...process.env, GLIBC_TUNABLES: tunables ? `${tunables}:glibc.malloc.hugetlb=1` : 'glibc.malloc.hugetlb=1' };
-}
 
 function spawnWorker(): Worker {
   const { file, execArgv } = childEntry('isolate-child');

@@ -14,7 +14,8 @@ import path from 'node:path';
 import { decodeModel, encodeModelToBytes } from '../onnx/codec.js';
 import { DataType } from '../onnx/dtypes.js';
 import { DataLocation, externalDataFile, externalRef } from '../onnx/external.js';
-import { makeGraph, makeModel, makeNode, makeValueInfo } from '../onnx/graph.js';
+import { makeAttribute, makeGraph, makeModel, makeNode, makeValueInfo } from '../onnx/graph.js';
+import { makeTensor } from '../onnx/tensor.js';
 import { forEachTensor } from '../onnx/walk.js';
 import { WEB_THREADS, type WireFeeds, type WireTensor } from './web.js';
 import { accuracyLevelNodes, nodesWithOp, unsupportedOp } from './web-compat.js';
@@ -58,6 +59,16 @@ function probeModelBytes(): Uint8Array {
   return encodeModelToBytes(makeModel(makeGraph('probe', [makeNode('Identity', ['x'], ['y'])], [io('x')], [io('y')])));
 }
 
+/**
+ * A model that fills a float32 tensor of the length it is given (ConstantOfShape) and reduces it to one
+ * number: running it touches that much wasm memory, which stays mapped once freed (see prewarmWeb).
+ */
+function fillModelBytes(): Uint8Array {
+  const one = makeTensor('one', DataType.FLOAT, [1], new Float32Array([1]));
+  const nodes = [makeNode('ConstantOfShape', ['shape'], ['x'], { attributes: [makeAttribute('value', one)] }), makeNode('ReduceMax', ['x'], ['y'], { attributes: [makeAttribute('keepdims', 0, true)] })];
+  return encodeModelToBytes(makeModel(makeGraph('fill', nodes, [makeValueInfo('shape', DataType.INT64, [1])], [makeValueInfo('y', DataType.FLOAT, [])])));
+}
+
 type Failure = { ok: false; stage: 'load' | 'run'; message: string; op?: string; domain?: string; nodes?: string[] };
 
 function failure(stage: 'load' | 'run', e: unknown, bytes: Uint8Array, file: string): Failure {
@@ -97,7 +108,7 @@ function toWire(outputs: Record<string, { type: string; dims: readonly number[];
 }
 
 const handlers = {
-  async init(m: { entry: string }) {
+  async init(m: { entry: string; reserveBytes?: number }) {
     const web = createRequire(m.entry)(m.entry) as OrtWeb;
     web.env.wasm.numThreads = WEB_THREADS;
     web.env.logLevel = 'error';
@@ -105,6 +116,16 @@ const handlers = {
     // The first session starts the wasm runtime (0.5–1 s): do it now, on a one-node model.
     const s = await web.InferenceSession.create(probeModelBytes(), { executionProviders: ['wasm'] });
     await s.release();
+    const floats = Math.floor((m.reserveBytes ?? 0) / 4);
+    if (floats > 0) {
+      try {
+        const fill = await web.InferenceSession.create(fillModelBytes(), { executionProviders: ['wasm'], graphOptimizationLevel: 'disabled' });
+        await fill.run({ shape: new web.Tensor('int64', BigInt64Array.from([BigInt(floats)]), [1]) });
+        await fill.release();
+      } catch {
+        // only a head start
+      }
+    }
     return { ok: true };
   },
 

@@ -28,7 +28,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CompressError } from '../errors.js';
 import { humanSize } from '../limits.js';
-import { childEntry, keepAlive, residentBytes } from './child.js';
+import { childEntry, childEnv, keepAlive, residentBytes } from './child.js';
 import { probeLimits } from './isolate.js';
 
 /** A tensor as it crosses the process boundary (structured clone keeps typed arrays). */
@@ -142,17 +142,26 @@ function request<T>(c: Child, message: Record<string, unknown>, limits: Limits):
   });
 }
 
-function spawn(ort: OrtWebInfo, purpose: Purpose): Child {
+/**
+ * V8 flags of a check child. `--single-threaded`: no V8 background threads (concurrent compilation and
+ * GC) for one load and one run — measured 1.1–1.6 → 0.84–1.15 s of CPU for starting onnxruntime-web,
+ * the same wall time; on a machine whose cores run the build and verification at the same time, that CPU
+ * is what the web check costs the build.
+ */
+const CHECK_FLAGS = ['--liftoff-only', '--single-threaded'];
+
+function spawn(ort: OrtWebInfo, purpose: Purpose, reserveBytes = 0): Child {
   const { file, execArgv } = childEntry('web-child');
   // No pipes: an open stdio pipe would keep the parent alive after its work is done.
-  const flags = purpose === 'check' ? ['--liftoff-only'] : [];
-  const proc = fork(file, [], { execArgv: [...execArgv, ...flags], serialization: 'advanced', stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  const flags = purpose === 'check' ? CHECK_FLAGS : [];
+  const proc = fork(file, [], { execArgv: [...execArgv, ...flags], env: childEnv(), serialization: 'advanced', stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
   const c: Child = { proc, entry: ort.entry, purpose, ready: Promise.resolve() };
   proc.on('exit', () => {
     const i = idle.indexOf(c);
     if (i >= 0) idle.splice(i, 1);
   });
-  c.ready = request<{ ok: boolean; message?: string }>(c, { kind: 'init', entry: ort.entry }, { timeoutMs: probeLimits(0).timeoutMs, memoryBytes: probeLimits(0).memoryBytes, phase: 'loading onnxruntime-web' }).then((r) => {
+  const limits = probeLimits(reserveBytes);
+  c.ready = request<{ ok: boolean; message?: string }>(c, { kind: 'init', entry: ort.entry, reserveBytes }, { ...limits, phase: 'loading onnxruntime-web' }).then((r) => {
     if (!r.ok) throw new CompressError('runtime', `onnxruntime-web does not start: ${r.message ?? 'unknown error'}`);
   });
   c.ready.catch(() => proc.kill());
@@ -171,13 +180,23 @@ function release(c: Child): void {
   if (c.proc.exitCode === null && c.proc.signalCode === null && !c.proc.killed) idle.push(c);
 }
 
+/** The most wasm memory a check child touches ahead of a model (`prewarmWeb`). */
+export const MAX_RESERVE_BYTES = 256 * 2 ** 20;
+
 /**
  * Starts a child and its wasm runtime now, so that a later `runWeb` finds it ready (the pipeline calls
  * this when a build starts; the steps run meanwhile). Does nothing when an idle child is there.
+ *
+ * `expectedBytes`, the size the output will have, lets the child touch about as much wasm memory as
+ * loading that model will use (2.5×, at most MAX_RESERVE_BYTES) and free it again: wasm memory never
+ * shrinks, so the model's load reuses pages already mapped instead of faulting in fresh ones. On a
+ * virtual machine where a page fault costs ~17 µs, that was most of the first load: 28 MB of int8
+ * weights loaded in 507–599 ms in a fresh child, 191–245 ms after 96 MB were touched (which took the
+ * child 363 ms, while the build's steps ran).
  */
-export function prewarmWeb(ort: OrtWebInfo): void {
+export function prewarmWeb(ort: OrtWebInfo, expectedBytes = 0): void {
   if (idle.some((c) => c.entry === ort.entry && c.purpose === 'check')) return;
-  const c = spawn(ort, 'check');
+  const c = spawn(ort, 'check', Math.min(MAX_RESERVE_BYTES, Math.round(expectedBytes * 2.5)));
   c.ready.catch(() => {}); // reported by the request that uses it
   idle.push(c);
 }
