@@ -1,20 +1,41 @@
 /** JSON-schema validation of a recipe, with ajv's errors turned into messages at the recipe's keys. */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv as AjvClass, ErrorObject, ValidateFunction } from 'ajv';
 import { isObject } from './objects.js';
 import type { Seg, Source } from './source.js';
 import { suggest } from './suggest.js';
 
 let compiled: ValidateFunction | undefined;
+const require = createRequire(import.meta.url);
 
-/** Compiled once per process, on first use: compiling costs far more than validating. */
+/**
+ * The recipe schema's validator, once per process. `npm run build` compiles it ahead of time into
+ * recipe-validator.cjs beside this file (scripts/recipe-validator.mjs, the same options as below):
+ * loading that takes ~12 ms, where importing ajv and compiling took ~100 ms of every run. From the
+ * sources (no such file) it is compiled here.
+ */
 export function validator(): ValidateFunction {
   if (compiled) return compiled;
+  try {
+    const generated = require('./recipe-validator.cjs') as { default?: ValidateFunction } & ValidateFunction;
+    compiled = generated.default ?? generated;
+    return compiled;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+  }
+  compiled = compileValidator();
+  return compiled;
+}
+
+/** Compiles the schema with ajv (what scripts/recipe-validator.mjs does ahead of time). */
+export function compileValidator(): ValidateFunction {
   const schemaFile = fileURLToPath(new URL('../../schemas/compress.schema.json', import.meta.url));
   // Compiling is much of a cold load's cost. The schema ships with the package and the tests meta-validate it,
   // so skip that here; compile each step definition once rather than inlined at its three uses; skip ajv's code
   // optimizer. Together these cut compile time by about 2/3, and validating a recipe takes a few ms either way.
+  const { Ajv } = require('ajv') as { Ajv: typeof AjvClass };
   const ajv = new Ajv({
     strict: true,
     allErrors: true,
@@ -26,8 +47,7 @@ export function validator(): ValidateFunction {
   });
   ajv.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' }); // editors show it; so do we
   ajv.addKeyword({ keyword: 'enumHints', schemaType: 'object' }); // value → why it is refused and what to write instead
-  compiled = ajv.compile(JSON.parse(readFileSync(schemaFile, 'utf8')));
-  return compiled;
+  return ajv.compile(JSON.parse(readFileSync(schemaFile, 'utf8')));
 }
 
 type SchemaNode = Record<string, unknown> & {
