@@ -2,7 +2,8 @@
  * What the plugin adds to `vite build` of examples/vite-app (npx tsx bench/vite-build.ts; run
  * `npm run build` first: the plugin is loaded from dist/, as an app would).
  *
- *   floor  the same app without the plugin: the model is imported as a plain `?url` asset
+ *   floor  the same app without the plugin: the model is imported as a plain `?url` asset (the app's
+ *          `virtual:onnx-compress` pickVariant answers with it)
  *   warm   the plugin with a filled cache (nothing to compress: the usual rebuild)
  *   cold   the plugin with an empty cache (quantize int8 + evaluation on 300 e-mails)
  *
@@ -37,14 +38,18 @@ const [mode, cacheDir, outDir, app, pluginUrl] = process.argv.slice(1);
 const t0 = performance.now();
 const { build } = await import('vite');
 const PREFIX = '\\0raw-model:';
+const VIRTUAL = '\\0raw-model-virtual';
 const floor = {
   name: 'raw-model',
   enforce: 'pre',
   resolveId(id, importer) {
+    if (id === 'virtual:onnx-compress') return VIRTUAL;
     if (!id.endsWith('?compress&meta') || !importer) return undefined;
     return PREFIX + new URL(id.slice(0, id.indexOf('?')), 'file://' + importer).pathname;
   },
   load(id) {
+    // The app's pickVariant, answered with the uncompressed model (the recipe's source) as a ?url asset.
+    if (id === VIRTUAL) return 'import url from ' + JSON.stringify(app + '/models/spam.onnx?url') + '; export async function pickVariant() { return { id: "spam", url, precision: "float32", target: "wasm", executionProvider: "wasm", device: {}, bytes: 0, sourceBytes: 0, brotli: 0 }; }';
     if (!id.startsWith(PREFIX)) return undefined;
     return 'import url from ' + JSON.stringify(id.slice(PREFIX.length) + '?url') + '; export default { url, manifest: {} };';
   },
