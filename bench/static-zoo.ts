@@ -19,7 +19,12 @@
  *   by one 8-bit step somewhere, which counts as agreement when the RMS difference is at most the
  *   build's own RMS error against float32), and its median in the same kind of rotation.
  *
- *   npx tsx bench/static-zoo.ts [--models a,b] [--seconds 12]   → stdout table + bench/out/static-zoo.json
+ *   npx tsx bench/static-zoo.ts [--models a,b] [--variants w8,su8mm,su8bud] [--seconds 12]   → stdout table + bench/out/static-zoo.json
+ *
+ * The `su8bud` variant is static uint8 minmax with a budget at the model's 8-bit cosine floor
+ * (`budget: { minCosine: <floor>, onFail: warn }`): the budget search then decides per layer whether its
+ * activations are 8-bit (docs/static-quantization.md), measured on the calibration samples, and the
+ * held-out figure says whether that choice holds on other data.
  *
  * With ORT_PYTHON set to a Python that has the onnxruntime and onnx packages, ONNX Runtime's own
  * quantize_static (bench/ort-quantize.py: QDQ, uint8 activations, int8 per-channel weights, MinMax; add
@@ -52,6 +57,7 @@ const fixtures = join(root, 'test/fixtures/zoo');
 const argv = process.argv.slice(2);
 const opt = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 const MODELS = opt('--models')?.split(',');
+const ONLY = opt('--variants')?.split(',');
 /** Seconds of interleaved timing per model and runtime. */
 const SECONDS = Number(opt('--seconds') ?? 12);
 const log = (m: string) => console.error(`static-zoo: ${m} (load ${loadAverage()})`);
@@ -87,20 +93,31 @@ interface Variant {
   id: string;
   label: string;
   quantize?: string;
+  /** A budget at the model's 8-bit cosine floor (the search decides activations per layer). */
+  budget?: boolean;
 }
-const VARIANTS: Variant[] = [
+const ALL_VARIANTS: Variant[] = [
   { id: 'fp32', label: 'float32' },
   { id: 'w8', label: 'int8 weight-only', quantize: '{ dtype: int8 }' },
   { id: 'su8mm', label: 'static uint8 minmax', quantize: '{ dtype: int8, activations: uint8, calibrate: minmax }' },
   { id: 'su8pc', label: 'static uint8 percentile', quantize: '{ dtype: int8, activations: uint8, calibrate: percentile }' },
   { id: 'su8en', label: 'static uint8 entropy', quantize: '{ dtype: int8, activations: uint8, calibrate: entropy }' },
   { id: 'si8mm', label: 'static int8 minmax', quantize: '{ dtype: int8, activations: int8, calibrate: minmax }' },
+  { id: 'su8bud', label: 'static uint8 minmax, budget at the floor', quantize: '{ dtype: int8, activations: uint8, calibrate: minmax }', budget: true },
 ];
+const VARIANTS = ALL_VARIANTS.filter((v) => !v.quantize || !ONLY || ONLY.includes(v.id));
 
 interface Manifest {
   output: { bytes: number; file: string };
   accuracy?: { metrics: { cosine: number; agreement: number; maxAbs: number } };
-  steps: { step: string; layers?: { activations?: string }[]; totals?: { static?: { layers: number; floatActivationLayers: number; guard?: { cosine: number; cosineAfter: number; kept: unknown[]; ms: number } } } }[];
+  steps: {
+    step: string;
+    layers?: { activations?: string }[];
+    totals?: {
+      static?: { layers: number; floatActivationLayers: number; guard?: { cosine: number; cosineAfter: number; kept: unknown[]; ms: number } };
+      search?: { met: boolean; runs: number; ms: { sensitivity: number; search: number }; activations?: { layers: number; eightBit: number }; points: { cosine: number }[]; chosen: number };
+    };
+  }[];
   warnings: string[];
 }
 
@@ -134,7 +151,7 @@ function recipe(m: ZooModel): string {
     `    calibration: { data: ${JSON.stringify(join(fixtures, m.calibration))}, samples: 128${carry} }`,
     `    evaluate: { ${ev}${carry} }`,
     '    variants:',
-    ...VARIANTS.filter((v) => v.quantize).map((v) => `      ${v.id}: { quantize: ${v.quantize} }`),
+    ...VARIANTS.filter((v) => v.quantize).map((v) => `      ${v.id}: { quantize: ${v.quantize}${v.budget ? `, budget: { minCosine: ${m.floors.eight.minCosine ?? 0.99}, onFail: warn }` : ''} }`),
     '',
   ].join('\n');
 }
@@ -199,6 +216,8 @@ async function benchModel(m: ZooModel, dir: string): Promise<{ rows: Row[]; floo
         const g = st.guard;
         if (g) row.guard = g.kept.length ? `${g.cosine.toFixed(4)} → ${g.cosineAfter.toFixed(4)}, ${g.kept.length} kept float, ${(g.ms / 1000).toFixed(0)} s` : `${g.cosine.toFixed(4)}`;
       }
+      const se = man.steps.find((s) => s.step === 'quantize')?.totals?.search;
+      if (se) row.guard = `search${se.met ? '' : ' (missed)'}: cosine ${se.points[se.chosen].cosine.toFixed(4)}, ${se.activations ? `${se.activations.eightBit} of ${se.activations.layers} 8-bit, ` : ''}${se.runs} runs, ${((se.ms.sensitivity + se.ms.search) / 1000).toFixed(0)} s`;
     }
     row.ops = await fusedOps(row.file);
   }
@@ -311,7 +330,7 @@ async function main(): Promise<void> {
           x.ops,
         ];
       });
-      md.push(markdownTable(['variant', 'bytes', '8-bit activation layers', 'held-out cosine vs fp32', 'guard on calibration (cosine all 8-bit → kept)', 'node median (p90)', 'vs fp32', 'wasm median (vs fp32)', 'wasm vs node: max |Δ|', 'onnxruntime runs it as'], table), '');
+      md.push(markdownTable(['variant', 'bytes', '8-bit activation layers', 'held-out cosine vs fp32', 'guard or budget search, on calibration', 'node median (p90)', 'vs fp32', 'wasm median (vs fp32)', 'wasm vs node: max |Δ|', 'onnxruntime runs it as'], table), '');
       for (const x of r.rows.filter((x) => x.id.startsWith('s') && x.id !== 'fp32')) {
         staticBuilds++;
         if (x.error || (floorCos !== undefined && !((x.cosine ?? 0) >= floorCos)) || (m.classes && floorAgr !== undefined && !((x.agreement ?? 0) >= floorAgr))) belowFloor.push(`${m.name} ${x.label}`);

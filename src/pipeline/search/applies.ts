@@ -7,9 +7,9 @@
  * searched.
  */
 import type { Budget } from '../../eval/types.js';
-import type { Build } from '../../recipe/types.js';
+import type { Build, QuantizeStep } from '../../recipe/types.js';
 
-export function accuracyLimitsOf(b: Budget): string[] {
+export function accuracyLimitsOf(b: Budget): ('maxAccuracyDrop' | 'minAgreement' | 'minCosine' | 'maxRelRms' | 'maxAbsError')[] {
   return (['maxAccuracyDrop', 'minAgreement', 'minCosine', 'maxRelRms', 'maxAbsError'] as const).filter((k) => b[k] !== undefined);
 }
 
@@ -22,8 +22,16 @@ export function searchApplies(build: Build): boolean {
   return (accuracyLimitsOf(b).length > 0 && build.evaluate !== undefined) || (b.maxBytes !== undefined && (build.calibration ?? build.evaluate) !== undefined);
 }
 
-/** Bumped when the search would choose differently for the same inputs. */
-const SEARCH_VERSION = 1;
+/**
+ * Whether the search also decides activation precision per layer: static quantization
+ * (`activations`) with accuracy limits (with maxBytes alone bytes decide, and activations cost none).
+ */
+export function searchesActivations(params: QuantizeStep, budget: Budget): boolean {
+  return params.activations !== undefined && accuracyLimitsOf(budget).length > 0;
+}
+
+/** Bumped when the search would choose differently for the same inputs (2: activation precision of static builds). */
+const SEARCH_VERSION = 2;
 
 /** What the search's outcome depends on beyond the step config and data (for the cache key; onFail is not). */
 export function searchKey(build: Build): Record<string, unknown> | undefined {

@@ -36,12 +36,20 @@ import type { QuantizeStep } from '../../recipe/types.js';
 import { carriedFeeds, nextState, type Carry } from '../../runtime/carry.js';
 import { openSession, runSession, sessionInputSpecs, type DeviceRequest } from '../../runtime/session.js';
 import { toFloat16Clamped } from '../../transforms/quantize/float16.js';
-import { planTarget, type FormEnv, type Plan } from '../../transforms/quantize/forms.js';
+import { planTarget, STATIC_KINDS, type FormEnv, type Plan } from '../../transforms/quantize/forms.js';
 import { splitAt } from '../../transforms/quantize/layout.js';
 import { predictedEnv } from '../../transforms/quantize/delivery.js';
 import { deliveredPrecision, paramsFor, type LayerPrecision } from '../../transforms/quantize/precision.js';
 import { selectWeights, type Target } from '../../transforms/quantize/select.js';
 import { quantizeWeight, type WeightQuant } from '../../transforms/quantize/weights.js';
+
+/**
+ * What the search sets per layer: a weight precision, or for static quantization (`activations`)
+ * `int8+a8`: int8 weights AND 8-bit activations (the layer fused into a QLinear kernel), where plain
+ * `int8` then means int8 weights with float activations (activations.ts).
+ */
+export type SearchChoice = LayerPrecision | 'int8+a8';
+export const A8 = 'int8+a8' as const;
 
 /** One layer the search can set: its weight, fp32 bytes, and per precision the stored bytes and what is delivered. */
 export interface SearchLayer {
@@ -51,12 +59,12 @@ export interface SearchLayer {
   feed: string;
   elements: number;
   /** Stored bytes per precision (estimate: codes, scales, zero points; no graph overhead). */
-  bytes: Partial<Record<LayerPrecision, number>>;
+  bytes: Partial<Record<SearchChoice, number>>;
   /** The precision actually delivered when this one is asked (a plan may fall back, e.g. Conv int4 → int8). */
-  delivered: Partial<Record<LayerPrecision, string>>;
+  delivered: Partial<Record<SearchChoice, string>>;
 }
 
-export type Assignment = Map<string, LayerPrecision>;
+export type Assignment = Map<string, SearchChoice>;
 
 /** Outputs of one run over all samples: per output, the values of every batch concatenated, and per-batch dims. */
 export interface RunOutputs {
@@ -157,7 +165,11 @@ export class FakeQuantModel {
     this.batches = batches;
   }
 
-  static async open(model: ModelProto, params: QuantizeStep, options: readonly LayerPrecision[], samples: Sample[], opts: { device?: DeviceRequest; minElements?: number; batch?: number; carry?: Carry } = {}): Promise<FakeQuantModel> {
+  /**
+   * `probe`: changes the lifted model before its session opens (the activation probes of a static
+   * search) and returns the inputs it added, which every run feeds through `run`'s `extra`.
+   */
+  static async open(model: ModelProto, params: QuantizeStep, options: readonly LayerPrecision[], samples: Sample[], opts: { device?: DeviceRequest; minElements?: number; batch?: number; carry?: Carry; probe?: (lifted: ModelProto) => string[] } = {}): Promise<FakeQuantModel> {
     const env = predictedEnv(model);
     const lifted = liftWeights(model, params, opts.minElements);
     const layers: SearchLayer[] = [];
@@ -178,8 +190,9 @@ export class FakeQuantModel {
       layers.push(layer);
       weights.set(feed, Float32Array.from(tensorFloat32(t.site.tensor)));
     }
+    const added = opts.probe?.(lifted.model) ?? [];
     const { session } = await openSession(encodeModelToBytes(lifted.model), { device: opts.device ?? 'cpu', intraOpThreads: 1 });
-    const feeds = new Set(layers.map((l) => l.feed));
+    const feeds = new Set([...layers.map((l) => l.feed), ...added]);
     const specs = sessionInputSpecs(session).filter((s) => !feeds.has(s.name));
     const carry = opts.carry && Object.keys(opts.carry).length ? opts.carry : undefined;
     const batches = batchesOf(samples, specs, opts.batch ?? 256, carry);
@@ -213,9 +226,9 @@ export class FakeQuantModel {
     return t;
   }
 
-  /** Runs every sample batch with the layers' weights as `assignment` says (unlisted: float32). */
-  async run(assignment: Assignment, feedOf: (layer: SearchLayer, p: LayerPrecision) => Tensor): Promise<RunOutputs> {
-    const weightFeeds: Record<string, Tensor> = {};
+  /** Runs every sample batch with the layers' weights as `assignment` says (unlisted: float32), and `extra` feeds. */
+  async run(assignment: Assignment, feedOf: (layer: SearchLayer, p: SearchChoice) => Tensor, extra: Record<string, Tensor> = {}): Promise<RunOutputs> {
+    const weightFeeds: Record<string, Tensor> = { ...extra };
     for (const l of this.layers) weightFeeds[l.feed] = feedOf(l, assignment.get(l.name) ?? 'float32');
     const out = await this.runAll((feeds) => runSession(this.session, { ...feeds, ...weightFeeds }));
     this.runs++;
@@ -274,7 +287,8 @@ function liftWeights(model: ModelProto, params: QuantizeStep, minElements?: numb
   const copy = cloneModel(model);
   const main = copy.graph!;
   const names = new NameScope(copy);
-  const selection = selectWeights(copy, { include: params.include, exclude: params.exclude, minElements });
+  // Static quantization fuses small Convs too, so the step selects them whatever their size: so does the search.
+  const selection = selectWeights(copy, { include: params.include, exclude: params.exclude, minElements, ...(params.activations && { anySize: STATIC_KINDS }) });
   const dropInits = new Map<GraphProto, Set<string>>();
   const dropNodes = new Set<NodeProto>();
   const layers: { target: Target; feed: string }[] = [];

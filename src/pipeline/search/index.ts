@@ -13,7 +13,8 @@ import { encodeModel, encodeModelToBytes } from '../../onnx/codec.js';
 import type { ModelProto } from '../../onnx/types.js';
 import type { Build, DataSpec } from '../../recipe/types.js';
 import type { StepReport } from '../../transforms/types.js';
-import { accuracyLimitsOf } from './applies.js';
+import type { ActivationSearch } from './activations.js';
+import { accuracyLimitsOf, searchesActivations } from './applies.js';
 import { searchPrecision, type SearchResult } from './search.js';
 
 export { searchApplies, searchKey } from './applies.js';
@@ -40,7 +41,14 @@ export async function searchForBuild(build: Build, model: ModelProto, ctx: Build
   const samples = await ctx.loadData(spec, build.evaluate?.labelKey);
   if (!samples.length) throw new CompressError('data', `${build.id}: no samples to search the quantization precision on`);
   const modelBytes = encodeModel(model).byteLength;
-  const result = await searchPrecision(model, {
+  // Static quantization with accuracy limits: activation precision per layer is searched too, on the
+  // static plan calibrated as the step calibrates it (activations.ts).
+  let act: ActivationSearch | undefined;
+  if (searchesActivations(params, budget) && ctx.calibration?.length) {
+    const { activationSearch } = await import('./activations.js');
+    act = await activationSearch(model, params, ctx.calibration, ctx.log);
+  }
+  const result = await searchPrecision(act?.space.model ?? model, {
     params,
     budget,
     output: budget.output ?? build.evaluate?.output,
@@ -49,8 +57,14 @@ export async function searchForBuild(build: Build, model: ModelProto, ctx: Build
     modelBytes,
     device: ctx.device,
     log: ctx.log,
+    ...(act && { activations: act }),
     build: async (p) => {
       const { quantizeStep } = await import('../../transforms/quantize/index.js');
+      // The check of a candidate is no delivery: strict judges the build the search chose, not its tries.
+      if (p.floatActivations && p.strict) {
+        const { strict: _, ...rest } = p;
+        p = rest;
+      }
       const r = await quantizeStep(p)(model, { file: build.source, original: model, ...(ctx.calibration && { calibration: ctx.calibration }), device: ctx.device, seed: 0, log: () => {} });
       return encodeModelToBytes(r.model);
     },
@@ -84,6 +98,7 @@ export function recordSearch(report: StepReport, r: SearchResult): void {
     assignment: r.assignment,
     fixed: r.fixed,
     layers: r.layers,
+    ...(r.activations && { activations: r.activations }),
   };
 }
 

@@ -21,7 +21,8 @@ import type { LayerPrecision, QuantizeStep } from '../../recipe/types.js';
 import type { DeviceRequest } from '../../runtime/session.js';
 import { predictedEnv } from '../../transforms/quantize/delivery.js';
 import { PRECISIONS, requestedPrecision } from '../../transforms/quantize/precision.js';
-import { FakeQuantModel, type Assignment, type RunOutputs, type SearchLayer } from './fake.js';
+import { floatReason, type ActivationSearch } from './activations.js';
+import { A8, FakeQuantModel, type Assignment, type RunOutputs, type SearchChoice, type SearchLayer } from './fake.js';
 import { damageKind, figuresOf, hasAccuracyLimits, meetsAccuracy, type Figures } from './figures.js';
 
 export interface SearchOptions {
@@ -51,6 +52,11 @@ export interface SearchOptions {
   carry?: Record<string, string>;
   /** Samples the per-layer sensitivity runs use (default: the first 64 of `samples`; the whole-model re-measures use all). */
   sensitivitySamples?: number;
+  /**
+   * Static quantization: activation precision per layer is searched too (activations.ts). `model` must
+   * then be the activation space's model.
+   */
+  activations?: ActivationSearch;
   log?: (message: string) => void;
 }
 
@@ -68,21 +74,23 @@ export interface SearchPoint {
   /** Meets the accuracy limits (maxBytes aside). */
   accurate: boolean;
   meets: boolean;
+  /** Static quantization: layers with 8-bit activations. */
+  activations8?: number;
 }
 
 export interface LayerSensitivity {
   name: string;
   /** Per candidate: estimated stored bytes, damage alone, and the budget's headline figure alone. */
-  bytes: Partial<Record<LayerPrecision, number>>;
-  damage: Partial<Record<LayerPrecision, number>>;
-  figure: Partial<Record<LayerPrecision, number>>;
-  chosen: LayerPrecision;
+  bytes: Partial<Record<SearchChoice, number>>;
+  damage: Partial<Record<SearchChoice, number>>;
+  figure: Partial<Record<SearchChoice, number>>;
+  chosen: SearchChoice;
 }
 
 export interface SearchResult {
   /** The step parameters to build with (layers filled in); the requested ones when they already meet the budget. */
   params: QuantizeStep;
-  assignment: Record<string, LayerPrecision>;
+  assignment: Record<string, SearchChoice>;
   met: boolean;
   /** Index of the chosen assignment in points. */
   chosen: number;
@@ -98,6 +106,8 @@ export interface SearchResult {
   sensitivitySamples: number;
   runs: number;
   ms: { sensitivity: number; search: number };
+  /** Static quantization: the activation type, the layers that could have 8-bit activations and how many of them the chosen assignment gives them. */
+  activations?: { type: 'uint8' | 'int8'; layers: number; eightBit: number; float: number; cannot: number };
 }
 
 const AUTO: LayerPrecision[] = ['int4:128', 'int4:32', 'int8', 'float16', 'float32'];
@@ -134,17 +144,28 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
   const candidates = opts.candidates ?? (params.dtype === 'auto' ? AUTO : candidatesFor(params));
   const nSens = Math.min(samples.length, Math.max(1, opts.sensitivitySamples ?? 64));
   const sensSamples = samples.slice(0, nSens);
-  const fq = await FakeQuantModel.open(model, params, candidates, samples, { device: opts.device, minElements: opts.minElements, ...(opts.carry && { carry: opts.carry }) });
+  const act = opts.activations;
+  const fq = await FakeQuantModel.open(model, params, candidates, samples, { device: opts.device, minElements: opts.minElements, ...(opts.carry && { carry: opts.carry }), ...(act && { probe: act.probe }) });
   // The same session, fed only the first nSens samples (their own batch), for the per-layer runs.
   const fqSens = nSens < samples.length ? fq.withSamples(sensSamples) : fq;
   try {
     const output = opts.output ?? fq.outputs[0];
     const env = predictedEnv(model);
-    const feedOf = (l: SearchLayer, p: LayerPrecision) => fq.weightFeed(l, p, params, env);
-    const ref = await fq.run(new Map(), feedOf);
-    const refSens = fqSens === fq ? ref : await fqSens.run(new Map(), feedOf);
-    const measure = async (a: Assignment): Promise<Figures> => figuresOf(ref, await fq.run(a, feedOf), output, samples, budget);
-    const measureAlone = async (a: Assignment): Promise<Figures> => figuresOf(refSens, await fqSens.run(a, feedOf), output, sensSamples, budget);
+    // int8+a8 is int8 weights (and 8-bit activations, switched on by act.feeds).
+    const feedOf = (l: SearchLayer, p: SearchChoice) => fq.weightFeed(l, p === A8 ? 'int8' : p, params, env);
+    const extra = (a: Assignment) => act?.feeds(a) ?? {};
+    const ref = await fq.run(new Map(), feedOf, extra(new Map()));
+    const refSens = fqSens === fq ? ref : await fqSens.run(new Map(), feedOf, extra(new Map()));
+    const measure = async (a: Assignment): Promise<Figures> => figuresOf(ref, await fq.run(a, feedOf, extra(a)), output, samples, budget);
+    const measureAlone = async (a: Assignment): Promise<Figures> => figuresOf(refSens, await fqSens.run(a, feedOf, extra(a)), output, sensSamples, budget);
+    // Static: the layers that can run as QLinear kernels get the int8+a8 choice, as large as int8.
+    const a8Layers = new Set(act?.space.layers ?? []);
+    for (const l of fq.layers) {
+      if (!a8Layers.has(l.name) || l.bytes.int8 === undefined) continue;
+      l.bytes[A8] = l.bytes.int8;
+      l.delivered[A8] = `int8+${act!.space.activations}`;
+    }
+    const rank = (p: SearchChoice) => (p === A8 ? -1 : PRECISIONS.indexOf(p));
     const fp32Bytes = fq.layers.reduce((s, l) => s + l.elements * 4, 0);
     const base = Math.max(0, opts.modelBytes - fp32Bytes);
     const which = headline(budget);
@@ -160,10 +181,11 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
     const accuracyLimits = hasAccuracyLimits(budget);
 
     // Each layer's candidates, cheapest first, without ones that deliver the same as a cheaper one.
-    const optionsOf = new Map<SearchLayer, LayerPrecision[]>();
+    const optionsOf = new Map<SearchLayer, SearchChoice[]>();
     for (const l of fq.layers) {
       const seen = new Set<string>();
-      const opts2 = [...candidates].sort((a, b) => l.bytes[a]! - l.bytes[b]! || PRECISIONS.indexOf(a) - PRECISIONS.indexOf(b)).filter((p) => {
+      const mine: SearchChoice[] = l.bytes[A8] !== undefined ? [A8, ...candidates] : [...candidates];
+      const opts2 = mine.sort((a, b) => l.bytes[a]! - l.bytes[b]! || rank(a) - rank(b)).filter((p) => {
         const d = l.delivered[p]!;
         if (seen.has(d)) return false;
         seen.add(d);
@@ -173,7 +195,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
     }
 
     // 1. Sensitivity.
-    log(`sensitivity: ${fq.layers.length} layers × ${candidates.length - (candidates.includes('float32') ? 1 : 0)} precisions on ${nSens} samples`);
+    log(`sensitivity: ${fq.layers.length} layers × ${candidates.length - (candidates.includes('float32') ? 1 : 0)} precisions${act ? ` (and ${a8Layers.size} with 8-bit activations)` : ''} on ${nSens} samples`);
     const sens: LayerSensitivity[] = [];
     for (const l of fq.layers) {
       const s: LayerSensitivity = { name: l.name, bytes: {}, damage: {}, figure: {}, chosen: optionsOf.get(l)![0] };
@@ -216,7 +238,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
       path.push(assignmentOf());
     }
     // A path that never reaches float32 everywhere ends with all-float32 as the safe last resort.
-    const widest = new Map(fq.layers.map((l) => [l.name, 'float32' as LayerPrecision]));
+    const widest: Assignment = new Map(fq.layers.map((l) => [l.name, 'float32']));
     if (candidates.includes('float32')) path.push(widest);
 
     // 3. Re-measure.
@@ -241,6 +263,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
         maxAbs: f.metrics.maxAbs,
         accurate: meetsAccuracy(f, aim),
         meets: false,
+        ...(act && { activations8: act.eightBit(a) }),
       };
       p.meets = p.accurate && (budget.maxBytes === undefined || bytes <= budget.maxBytes);
       measured.set(k, { point: points.length, a });
@@ -248,9 +271,34 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
       log(`${label}: ${bytes} bytes, ${which} ${figureOf(f, which).toPrecision(4)}${p.meets ? ' (meets the budget)' : ''}`);
       return p;
     };
-    const uniform = (p: LayerPrecision) => new Map(fq.layers.map((l) => [l.name, optionsOf.get(l)!.includes(p) ? p : optionsOf.get(l)![0]]));
+    const uniform = (p: SearchChoice): Assignment => new Map(fq.layers.map((l) => [l.name, optionsOf.get(l)!.includes(p) ? p : optionsOf.get(l)![0]]));
 
-    const paramsOf = (a: Assignment): QuantizeStep => ({ ...params, ...(params.dtype === 'auto' && { dtype: 'int8', granularity: 'per-channel' }), layers: Object.fromEntries(a) });
+    // Static: the layers whose activations the assignment keeps float, each with its figures alone.
+    const sensByName = new Map(sens.map((s) => [s.name, s]));
+    const floatActivations = (a: Assignment): Record<string, string> => {
+      const r: Record<string, string> = {};
+      for (const [name, c] of a) {
+        const s = sensByName.get(name);
+        if (c === 'int8' && a8Layers.has(name) && s) r[name] = floatReason(which, s.figure[A8], s.figure.int8, nSens, budget);
+      }
+      return r;
+    };
+    const paramsOf = (a: Assignment): QuantizeStep => ({
+      ...params,
+      ...(params.dtype === 'auto' && { dtype: 'int8', granularity: 'per-channel' }),
+      layers: Object.fromEntries([...a].map(([n, c]) => [n, c === A8 ? 'int8' : c])),
+      ...(act && { floatActivations: floatActivations(a) }),
+    });
+    // The requested build: with static activations searched, all 8-bit and the guard off.
+    const requestedParams: QuantizeStep = act ? { ...params, floatActivations: {} } : params;
+    // Which of two passing points is better: fewer bytes; for static quantization first more layers
+    // with 8-bit activations (what makes the model faster; their bytes are the same as int8's).
+    const better = (i: number, j: number): boolean => {
+      const p = points[i];
+      const q = points[j];
+      if (act && p.activations8 !== q.activations8) return (p.activations8 ?? 0) > (q.activations8 ?? 0);
+      return p.bytes < q.bytes;
+    };
     const real = new Set<number>();
     /** Re-measures point i with the real graph of its assignment; true when it still meets the budget. */
     const verify = async (i: number, a: Assignment, p2: QuantizeStep = paramsOf(a)): Promise<boolean> => {
@@ -269,10 +317,11 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
     };
 
     let bytesChoice = -1;
-    const requested = requestedPrecision(params);
+    const requested: SearchChoice | undefined = act ? A8 : requestedPrecision(params);
     if (requested) {
-      const first = await test(uniform(requested), `${requested} (requested)`);
-      if (first.meets && (!opts.build || (await verify(0, uniform(requested), params)))) return finish(params, {}, true, 0);
+      const label = act ? `int8, ${act.space.activations} activations (requested)` : `${requested} (requested)`;
+      const first = await test(uniform(requested), label);
+      if (first.meets && (!opts.build || (await verify(0, uniform(requested), requestedParams)))) return finish(requestedParams, {}, true, 0);
     } else {
       for (const p of candidates) if (p !== 'float32') await test(uniform(p), `${p} everywhere`);
     }
@@ -308,7 +357,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
     for (let guard = 0; opts.build && accuracyLimits && guard < 6; guard++) {
       let best = -1;
       points.forEach((p, i) => {
-        if (p.meets && (best < 0 || p.bytes < points[best].bytes)) best = i;
+        if (p.meets && (best < 0 || better(i, best))) best = i;
       });
       if (best < 0 || real.has(best)) break;
       const a = [...measured.values()].find((m) => m.point === best)!.a;
@@ -328,7 +377,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
     if (chosen < 0) {
       points.forEach((p, i) => {
         if (!p.meets) return;
-        if (chosen < 0 || (accuracyLimits ? p.bytes < points[chosen].bytes : p.damage < points[chosen].damage)) chosen = i;
+        if (chosen < 0 || (accuracyLimits ? better(i, chosen) : p.damage < points[chosen].damage)) chosen = i;
       });
     }
     const met = chosen >= 0;
@@ -338,7 +387,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
       const all = points.map((_, i) => i);
       const accurate = all.filter((i) => points[i].accurate);
       const fits = all.filter((i) => budget.maxBytes === undefined || points[i].bytes <= budget.maxBytes);
-      if (accurate.length) chosen = accurate.reduce((b, i) => (points[i].bytes < points[b].bytes ? i : b));
+      if (accurate.length) chosen = accurate.reduce((b, i) => (better(i, b) ? i : b));
       else if (fits.length) chosen = fits.reduce((b, i) => (points[i].damage < points[b].damage ? i : b));
       else chosen = all.reduce((b, i) => (points[i].bytes < points[b].bytes ? i : b));
     }
@@ -348,9 +397,10 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
     // Layers the search cannot set follow dtype: auto gives them int8.
     return finish(paramsOf(a), assignment, met, chosen);
 
-    function finish(p: QuantizeStep, assignment: Record<string, LayerPrecision>, met: boolean, chosen: number): SearchResult {
+    function finish(p: QuantizeStep, assignment: Record<string, SearchChoice>, met: boolean, chosen: number): SearchResult {
       if (!Object.keys(assignment).length) for (const s of sens) s.chosen = optionsOf.get(fq.layers.find((l) => l.name === s.name)!)![0];
       const t1 = performance.now();
+      const eightBit = act ? sens.filter((s) => s.chosen === A8).length : 0;
       return {
         params: p,
         assignment,
@@ -366,6 +416,7 @@ export async function searchPrecision(model: ModelProto, opts: SearchOptions): P
         sensitivitySamples: nSens,
         runs: fq.runs + (fqSens === fq ? 0 : fqSens.runs),
         ms: { sensitivity: Math.round(tSens - t0), search: Math.round(t1 - tSens) },
+        ...(act && { activations: { type: act.space.activations, layers: a8Layers.size, eightBit, float: a8Layers.size - eightBit, cannot: act.space.refused.size } }),
       };
     }
   } finally {

@@ -64,10 +64,19 @@ export interface QuantizeStep {
    * (static-guard.ts). 0 turns the guard off. Default STATIC_GUARD_COSINE.
    */
   activationCosine?: number;
+  /**
+   * Static quantization under a budget: layer name → why its activations stay float, set by the budget
+   * search (src/pipeline/search/, never written in a recipe). When present, the search has decided every
+   * layer's activations and the activation guard does not run; unlisted layers keep 8-bit activations.
+   */
+  floatActivations?: Record<string, string>;
 }
 
 /** The activation guard's default floor (quantize.activationCosine). */
 export const STATIC_GUARD_COSINE = 0.995;
+
+/** How the budget search's reasons for float activations begin (QuantizeStep.floatActivations). */
+export const SEARCH_REASON = 'kept float by the budget search';
 
 /** Why onnxruntime-web's WebGPU EP cannot run static int8 (shown in the recipe error). */
 export const WEBGPU_STATIC_REASON =

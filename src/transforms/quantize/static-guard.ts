@@ -64,6 +64,15 @@ interface Probe {
 /** The float model with a mask input per measured value (see the file comment). */
 function probeModel(model: ModelProto, measured: QuantizedValue[], codeType: number): { model: ModelProto; masks: Map<string, string> } {
   const m = cloneModel(model);
+  return { model: m, masks: addActivationProbes(m, measured, codeType) };
+}
+
+/**
+ * Rewrites `m` in place so that every measured value x reads x + mask·(DQ(Q(x)) − x), with its calibrated
+ * scale and zero point and one scalar float input per value (0: float, 1: 8-bit). Returns value → mask
+ * input. The budget search (src/pipeline/search/) adds the same probes to its fake-quant session.
+ */
+export function addActivationProbes(m: ModelProto, measured: QuantizedValue[], codeType: number): Map<string, string> {
   const g = m.graph!;
   const names = new NameScope(m);
   const producer = new Map<string, NodeProto>();
@@ -102,7 +111,7 @@ function probeModel(model: ModelProto, measured: QuantizedValue[], codeType: num
     else atStart.push(...nodes);
   }
   g.node = [...atStart, ...g.node.flatMap((n) => [n, ...(after.get(n) ?? [])])];
-  return { model: m, masks };
+  return masks;
 }
 
 /** Cosine over all samples of each float output, the smallest. */

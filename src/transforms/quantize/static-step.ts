@@ -6,13 +6,13 @@
 import { CompressError } from '../../errors.js';
 import type { ModelProto } from '../../onnx/types.js';
 import type { StepContext, StepReport } from '../types.js';
-import { STATIC_GUARD_COSINE, type QuantizeStep } from './config.js';
+import { SEARCH_REASON, STATIC_GUARD_COSINE, type QuantizeStep } from './config.js';
 import type { GuardReport } from './static-guard.js';
 import type { DequantizeOptions } from './dq.js';
 import type { GraphEdits } from './edits.js';
 import type { Plan } from './forms.js';
 import type { Target } from './select.js';
-import { calibrateStatic, planStatic, type Anchor, type StaticPlan } from './static.js';
+import { calibrateStatic, keepLayersFloat, planStatic, type Anchor, type StaticPlan } from './static.js';
 import { emitStatic, type StaticEmitStats } from './static-emit.js';
 import { channelView, type WeightQuant } from './weights.js';
 import { fitBias } from './static-bias.js';
@@ -39,10 +39,13 @@ export class StaticQuantization {
     if (!ctx.calibration?.length) throw new CompressError('data', 'quantize: activations got no calibration samples', { file: ctx.file });
     const t0 = performance.now();
     const plan = planStatic(model, targets, plans, params);
+    // The budget search decided which layers keep float activations: that replaces the guard.
+    if (params.floatActivations) keepLayersFloat(model, plan, params.floatActivations);
     ctx.log(`static ${params.activations}: calibrating ${plan.values.size} activations (${plan.calibrate}) over ${ctx.calibration.length} samples`);
     await calibrateStatic(model, plan, ctx.calibration, params, opts);
     const { guardStatic } = await import('./static-guard.js');
-    const guard = await guardStatic(model, plan, ctx.calibration, params.activationCosine ?? STATIC_GUARD_COSINE, { intraOpThreads: opts.intraOpThreads, log: ctx.log });
+    const floor = params.floatActivations ? 0 : (params.activationCosine ?? STATIC_GUARD_COSINE);
+    const guard = await guardStatic(model, plan, ctx.calibration, floor, { intraOpThreads: opts.intraOpThreads, log: ctx.log });
     return new StaticQuantization(plan, params, ctx.calibration.length, performance.now() - t0, guard);
   }
 
@@ -113,7 +116,8 @@ export class StaticQuantization {
     if (e.clampedBias) report.warnings.push(`static quantization: ${e.clampedBias} bias values clamped to the int32 range (a weight channel with a scale near 0)`);
     if (this.plan.refused.size) {
       const total = this.plan.refused.size + this.anchored.size;
-      const why = [...new Set(this.plan.refused.values())].join('; ');
+      // The search's reasons carry each layer's own figures (the per-layer table has them): named once here.
+      const why = [...new Set([...this.plan.refused.values()].map((r) => (r.startsWith(SEARCH_REASON) ? SEARCH_REASON : r)))].join('; ');
       const line = `static quantization: ${this.plan.refused.size} of ${total} layers keep float activations (${why}); see the per-layer table`;
       if (this.params.strict) throw new CompressError('compress', `quantize.strict: ${line}`);
       report.warnings.push(line);

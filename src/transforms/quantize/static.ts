@@ -157,6 +157,30 @@ export function keepFloat(model: ModelProto, plan: StaticPlan, kept: ReadonlySet
   for (const [n, a] of [...plan.anchors]) if (hit.has(a.target)) plan.anchors.delete(n);
   for (const t of hit) plan.refused.set(t, reason);
   for (const v of plan.values.values()) if (v.source === 'qop' && names.has(v.name)) plan.disabled.add(v.producer!);
+  replan(model, plan);
+  return [...hit];
+}
+
+/**
+ * Keeps the named layers' activations float, each for its own reason (the budget search's choice,
+ * QuantizeStep.floatActivations): their anchors are dropped and the values planned again for the
+ * anchors left. Returns the layers that were anchors.
+ */
+export function keepLayersFloat(model: ModelProto, plan: StaticPlan, reasons: Readonly<Record<string, string>>): Target[] {
+  const hit = new Set<Target>();
+  for (const [n, a] of [...plan.anchors]) {
+    const why = reasons[a.target.name];
+    if (why === undefined) continue;
+    plan.anchors.delete(n);
+    plan.refused.set(a.target, why);
+    hit.add(a.target);
+  }
+  if (hit.size) replan(model, plan);
+  return [...hit];
+}
+
+/** Plans the values again for the anchors and disabled ops left; calibrated parameters carry over by value name. */
+function replan(model: ModelProto, plan: StaticPlan): void {
   const old = plan.values;
   ({ values: plan.values, qops: plan.qops } = planValues(model, plan.index, plan.anchors, plan.disabled, plan.activations === 'uint8'));
   for (const v of plan.values.values()) {
@@ -164,7 +188,6 @@ export function keepFloat(model: ModelProto, plan: StaticPlan, kept: ReadonlySet
     if (o && v.source !== 'move') Object.assign(v, { params: o.params, channelNoise: o.channelNoise, channelAxis: o.channelAxis });
   }
   for (const v of plan.values.values()) if (v.source === 'move') v.params = rootOf(v).params;
-  return [...hit];
 }
 
 function rootOf(v: QuantizedValue): QuantizedValue {
