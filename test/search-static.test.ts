@@ -6,9 +6,10 @@
  * below the budget, so some layer must go float, and the search picks which (each layer's 8-bit
  * activations fake-quantized alone on the search samples), keeping the others 8-bit.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadFashionMnist } from '../bench/lib/fixtures.js';
 import { writeNpy } from '../bench/lib/npy.js';
@@ -76,6 +77,8 @@ interface Search {
 describe('the budget search decides activation precision per layer', () => {
   it('Fashion-MNIST CNN, entropy, minCosine 0.995: the most sensitive layer goes float, the others keep QLinear kernels; the budget holds on 9,000 held-out images', { timeout: 180_000 }, async () => {
     const [r] = await compressRecipe(await loadRecipe(recipe('bud', '{ dtype: int8, activations: uint8, calibrate: entropy }', '{ minCosine: 0.995 }')), { cacheDir: false });
+    const validate = new Ajv({ allErrors: true, allowUnionTypes: true }).compile(JSON.parse(readFileSync('schemas/manifest.schema.json', 'utf8')));
+    expect(validate(JSON.parse(JSON.stringify(r.manifest))), JSON.stringify(validate.errors)).toBe(true);
     const q = r.manifest.steps.find((s) => s.step === 'quantize')!;
     const search = q.totals!.search as Search;
     const acc = r.manifest.accuracy!;

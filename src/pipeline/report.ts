@@ -235,7 +235,9 @@ function activationsOf(l: object): string {
 
 /** The precision search's error for this layer alone at the precision it was asked for (undefined when no search ran). */
 function sensitivityOf(l: object): number | undefined {
-  const { requested, sensitivity } = l as { requested?: string; sensitivity?: Record<string, number> };
+  const { requested, sensitivity, activations } = l as { requested?: string; sensitivity?: Record<string, number>; activations?: string };
+  // A static layer with 8-bit activations was measured as the search's int8+a8 choice.
+  if (sensitivity && requested === 'int8' && activations && activations !== 'float32' && sensitivity['int8+a8'] !== undefined) return sensitivity['int8+a8'];
   return requested && sensitivity ? sensitivity[requested] : undefined;
 }
 
