@@ -1,8 +1,9 @@
 /**
  * The child side of src/runtime/isolate.ts: loads a model in onnxruntime (CPU) and runs it once on the
- * feeds it is sent. A native abort or a hang here ends or stalls only this process; the parent turns it
- * into a CompressError for that model. Messages (structured clone): { id, model, feeds, prepacking?,
- * floatActivations?, outputs? } in, { id, ok, stage?, message?, outputs? } out.
+ * feeds it is sent (or on each of a list of feeds). A native abort or a hang here ends or stalls only this
+ * process; the parent turns it into a CompressError for that model. Messages (structured clone): { id,
+ * model, feeds, prepacking?, floatActivations?, outputs?, optimization? } in, { id, ok, stage?, message?,
+ * outputs?, runs? } out.
  */
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
@@ -12,15 +13,23 @@ import { makeAttribute, makeGraph, makeModel, makeNode, makeValueInfo } from '..
 import { makeTensor } from '../onnx/tensor.js';
 import { openSession, runSession, trimOrtMessage } from './session.js';
 
+type Plain = Record<string, { type: string; dims: number[]; data: ort.Tensor['data'] }>;
+
 interface Job {
   id: number;
   model: Uint8Array | string;
-  feeds: Record<string, { type: string; dims: number[]; data: ort.Tensor['data'] }>;
+  /** A list: run each (a failed run is reported in its place) and send every run's outputs back. */
+  feeds: Plain | Plain[];
   prepacking?: boolean;
   floatActivations?: boolean;
   /** Send the outputs back. */
   outputs?: boolean;
+  optimization?: 'all' | 'disabled';
 }
+
+const tensors = (feeds: Plain) => Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims)]));
+const plain = (out: Record<string, ort.Tensor>): Plain => Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { type: t.type, dims: [...t.dims], data: t.data }]));
+
 
 // The parent went away (exited or was killed): nothing left to answer.
 process.on('disconnect', () => process.exit(0));
@@ -55,17 +64,28 @@ process.on('message', (job: Job) => {
     await warm;
     let stage = 'load';
     try {
-      const opened = await openSession(job.model, { device: 'cpu', prepacking: job.prepacking ?? true, floatActivations: job.floatActivations ?? false });
-      let outputs: Record<string, { type: string; dims: number[]; data: ort.Tensor['data'] }> | undefined;
+      const opened = await openSession(job.model, { device: 'cpu', prepacking: job.prepacking ?? true, floatActivations: job.floatActivations ?? false, optimization: job.optimization ?? 'all' });
+      let outputs: Plain | undefined;
+      let runs: ({ outputs: Plain } | { message: string })[] | undefined;
       try {
         stage = 'run';
-        const feeds = Object.fromEntries(Object.entries(job.feeds).map(([k, t]) => [k, new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims)]));
-        const out = await runSession(opened.session, feeds);
-        if (job.outputs) outputs = Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { type: t.type, dims: [...t.dims], data: t.data }]));
+        if (Array.isArray(job.feeds)) {
+          runs = [];
+          for (const f of job.feeds) {
+            try {
+              runs.push({ outputs: plain(await runSession(opened.session, tensors(f))) });
+            } catch (e) {
+              runs.push({ message: (e as Error | null)?.message ?? String(e) });
+            }
+          }
+        } else {
+          const out = await runSession(opened.session, tensors(job.feeds));
+          if (job.outputs) outputs = plain(out);
+        }
       } finally {
         await opened.session.release();
       }
-      process.send!({ id: job.id, ok: true, ...(outputs && { outputs }) });
+      process.send!({ id: job.id, ok: true, ...(outputs && { outputs }), ...(runs && { runs }) });
     } catch (e) {
       // onnxruntime's own words (without the temp file's path the parent never showed the user).
       const message = e instanceof CompressError && e.cause !== undefined ? trimOrtMessage(e.cause).replace(/^Load model from .* failed:\s*/, '') : ((e as Error | null)?.message ?? String(e));

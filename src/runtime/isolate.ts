@@ -28,6 +28,8 @@ export interface ProbeOptions {
   floatActivations?: boolean;
   /** Send the outputs back (the web check compares onnxruntime-web's with them). */
   outputs?: boolean;
+  /** Graph optimization level of the child's session (default 'all'). */
+  optimization?: 'all' | 'disabled';
 }
 
 /** An output as it crosses the process boundary. */
@@ -37,8 +39,14 @@ export interface PlainTensor {
   data: Tensor['data'];
 }
 
-/** What onnxruntime said when it failed without crashing (the caller's in-process run gives its own error). */
-export type ProbeResult = { ok: true; outputs?: Record<string, PlainTensor> } | { ok: false; stage: 'load' | 'run'; message: string };
+/** One run of a list of feeds (simplify's output check): its outputs, or what onnxruntime said. */
+export type RunOutcome = { outputs: Record<string, PlainTensor> } | { message: string };
+
+/**
+ * What onnxruntime said when it failed without crashing (the caller's in-process run gives its own error).
+ * Given a list of feeds, the model is loaded once and run on each; `runs` has every run's outcome.
+ */
+export type ProbeResult = { ok: true; outputs?: Record<string, PlainTensor>; runs?: RunOutcome[] } | { ok: false; stage: 'load' | 'run'; message: string };
 
 export function isolationEnabled(): boolean {
   return process.env.ONNX_COMPRESS_ISOLATE !== '0';
@@ -98,7 +106,7 @@ export function runningIsolatedPid(): number | undefined {
 }
 
 /** Loads and runs `model` once on `feeds` in a child process; see the file comment. */
-export async function probeIsolated(model: Uint8Array | string, feeds: Record<string, Tensor>, opts: ProbeOptions): Promise<ProbeResult> {
+export async function probeIsolated(model: Uint8Array | string, feeds: Record<string, Tensor> | Record<string, Tensor>[], opts: ProbeOptions): Promise<ProbeResult> {
   // A path is loaded by the child itself (with any external data beside it); bytes are sent over.
   const limits = probeLimits(typeof model === 'string' ? statSync(model).size : model.byteLength);
   const timeoutMs = opts.timeoutMs ?? limits.timeoutMs;
@@ -109,7 +117,8 @@ export async function probeIsolated(model: Uint8Array | string, feeds: Record<st
   running = w;
   ref(w);
   const id = nextId++;
-  const plain = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { type: t.type, dims: [...t.dims], data: t.data }]));
+  const toPlain = (f: Record<string, Tensor>) => Object.fromEntries(Object.entries(f).map(([k, t]) => [k, { type: t.type, dims: [...t.dims], data: t.data }]));
+  const plain = Array.isArray(feeds) ? feeds.map(toPlain) : toPlain(feeds);
   try {
     return await new Promise<ProbeResult>((resolve, reject) => {
       let settled = false;
@@ -131,15 +140,15 @@ export async function probeIsolated(model: Uint8Array | string, feeds: Record<st
         const rss = residentBytes(w.child.pid!);
         if (rss !== undefined && rss > memoryBytes) kill(`used more than ${humanSize(memoryBytes)} of memory on the model (set ONNX_COMPRESS_LIMIT_ISOLATE_MEMORY_BYTES to change the base)`);
       }, 100);
-      const onMessage = (m: { id: number; ok: boolean; stage?: 'load' | 'run'; message?: string; outputs?: Record<string, PlainTensor> }) => {
+      const onMessage = (m: { id: number; ok: boolean; stage?: 'load' | 'run'; message?: string; outputs?: Record<string, PlainTensor>; runs?: RunOutcome[] }) => {
         if (m.id !== id) return;
-        finish(() => resolve(m.ok ? { ok: true, ...(m.outputs && { outputs: m.outputs }) } : { ok: false, stage: m.stage ?? 'load', message: m.message ?? 'unknown error' }));
+        finish(() => resolve(m.ok ? { ok: true, ...(m.outputs && { outputs: m.outputs }), ...(m.runs && { runs: m.runs }) } : { ok: false, stage: m.stage ?? 'load', message: m.message ?? 'unknown error' }));
       };
       const onExit = (code: number | null, signal: string | null) =>
         finish(() => reject(new CompressError('runtime', `onnxruntime crashed on the model (during ${opts.phase}): the process ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`, where)));
       w.child.on('message', onMessage);
       w.child.on('exit', onExit);
-      w.child.send({ id, model, feeds: plain, prepacking: opts.prepacking ?? true, floatActivations: opts.floatActivations ?? false, outputs: opts.outputs ?? false }, (err) => {
+      w.child.send({ id, model, feeds: plain, prepacking: opts.prepacking ?? true, floatActivations: opts.floatActivations ?? false, outputs: opts.outputs ?? false, optimization: opts.optimization ?? 'all' }, (err) => {
         if (err) finish(() => reject(new CompressError('runtime', `cannot start the isolated onnxruntime process: ${err.message}`, where)));
       });
     });

@@ -15,16 +15,28 @@
  * optimizations disabled, per feed and output; a difference within NOISE_FACTOR times that is rounding.
  * The extra run happens only when something exceeds `tolerance`. A saturated output says little either
  * way (a bias error of 1 moved the saturated map by 1.3–226× the noise): calibration samples make the check.
+ *
+ * The runs happen in the isolated child (src/runtime/isolate.ts), each model loaded once and run on every
+ * feed there: a candidate that aborts or hangs onnxruntime fails the check with that reason (the step
+ * drops the pass at fault), and an original that does is a CompressError for the model — never the end
+ * of the build's process. The feeds and outputs cross the process boundary unchanged, and the child's
+ * session has the options used here before (one thread, pre-packing), so the values are the same.
+ * ONNX_COMPRESS_ISOLATE=0 runs them in this process.
  */
 import * as ort from 'onnxruntime-node';
+import { CompressError } from '../../errors.js';
 import { encodeModelToBytes } from '../../onnx/codec.js';
 import type { ModelProto } from '../../onnx/types.js';
 import { withLazyLoaded } from '../../onnx/lazy.js';
 import { withinInputBudget } from '../../limits.js';
 import { seededRandom } from '../../random.js';
+import { isolationEnabled, probeIsolated, type PlainTensor } from '../../runtime/isolate.js';
 import { createSession, inputSpecs } from '../../runtime/session.js';
 
 export type Feeds = Record<string, ort.Tensor>;
+/** Outputs of one run: onnxruntime's tensors, or their type, dims and data from the isolated child. */
+type Outputs = Record<string, ort.Tensor | PlainTensor>;
+type Optimization = 'all' | 'disabled';
 
 const SESSION: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: 1,
@@ -48,6 +60,8 @@ export interface CheckResult {
   failure?: string;
   /** Feeds both models ran on. */
   feeds: number;
+  /** onnxruntime crashed, hung or ran out of memory on the candidate (in the isolated child). */
+  crashed?: boolean;
 }
 
 /** Inputs from the model's declared types: symbolic dims = `symbolic`, floats in [0, 1), integers 0. */
@@ -94,7 +108,7 @@ interface Comparison {
   failure?: string;
 }
 
-function compare(name: string, a: ort.Tensor, b: ort.Tensor, tolerance: number): Comparison {
+function compare(name: string, a: ort.Tensor | PlainTensor, b: ort.Tensor | PlainTensor, tolerance: number): Comparison {
   if (a.type !== b.type || a.dims.join() !== b.dims.join()) {
     return { rel: Infinity, failure: `output "${name}" is ${b.type} [${b.dims.join(', ')}], was ${a.type} [${a.dims.join(', ')}]` };
   }
@@ -126,10 +140,20 @@ function compare(name: string, a: ort.Tensor, b: ort.Tensor, tolerance: number):
   return rel > tolerance ? { rel, diff, scale, failure: `output "${name}" differs by ${rel.toExponential(2)} relative (limit ${tolerance})` } : { rel, diff, scale };
 }
 
-async function runAll(bytes: Uint8Array, feeds: Feeds[], options = SESSION): Promise<(Record<string, ort.Tensor> | undefined)[]> {
-  const s = await createSession(bytes, options);
+/**
+ * The model's outputs on each feed (undefined where a run fails). Throws when onnxruntime cannot load the
+ * model (an Error), or crashes, hangs or runs out of memory on it in the isolated child (a CompressError
+ * of kind 'runtime', "onnxruntime crashed on the model (during <phase>): …").
+ */
+async function runAll(bytes: Uint8Array, feeds: Feeds[], optimization: Optimization, phase: string): Promise<(Outputs | undefined)[]> {
+  if (isolationEnabled()) {
+    const r = await probeIsolated(bytes, feeds, { phase, optimization, prepacking: true });
+    if (!r.ok) throw new Error(r.message);
+    return (r.runs ?? []).map((x) => ('outputs' in x ? x.outputs : undefined));
+  }
+  const s = await createSession(bytes, { ...SESSION, graphOptimizationLevel: optimization });
   try {
-    const out: (Record<string, ort.Tensor> | undefined)[] = [];
+    const out: (Outputs | undefined)[] = [];
     for (const f of feeds) {
       try {
         out.push((await s.run(f)) as Record<string, ort.Tensor>);
@@ -143,34 +167,52 @@ async function runAll(bytes: Uint8Array, feeds: Feeds[], options = SESSION): Pro
   }
 }
 
+/** Whether `e` is onnxruntime crashing, hanging or running out of memory in the isolated child. */
+const isNative = (e: unknown): e is CompressError => e instanceof CompressError && e.kind === 'runtime' && /^onnxruntime (crashed|timed out|used more than)/.test(e.message);
+
 /** Runs both models on every feed; the original's results can be reused across calls via `reference`. */
 export class OutputCheck {
-  private reference?: Promise<(Record<string, ort.Tensor> | undefined)[]>;
-  /** Per feed and output: the original's largest absolute difference from itself without graph optimizations. */
-  private noise?: Promise<(Record<string, number> | undefined)[]>;
+  private reference?: Promise<(Outputs | undefined)[]>;
+  /**
+   * Per feed and output: the original's largest absolute difference from itself without graph
+   * optimizations; or, where onnxruntime crashed on the original so configured, why.
+   */
+  private noise?: Promise<(Record<string, number> | undefined)[] | { crashed: string }>;
 
+  /** `file` names the original in the error for an original that crashes onnxruntime. */
   constructor(
     private readonly original: ModelProto,
     private readonly feeds: Feeds[],
     private readonly tolerance: number,
+    private readonly file?: string,
   ) {}
+
+  /** A crash of onnxruntime on the original: the model is at fault (bad input), not a pass. */
+  private sourceFault(e: CompressError): CompressError {
+    return new CompressError('model', e.message, this.file ? { file: this.file } : {}, { cause: e });
+  }
 
   async check(candidate: ModelProto): Promise<CheckResult> {
     // One session at a time: peak memory stays near one extra copy of the model. An original ORT cannot
     // load (or one too large for a single buffer) leaves nothing to compare against; the step says so.
     this.reference ??= (async () => {
       try {
-        return await runAll(encodeModelToBytes(withLazyLoaded(this.original)), this.feeds);
-      } catch {
+        return await runAll(encodeModelToBytes(withLazyLoaded(this.original)), this.feeds, 'all', "simplify's output check, on the source model");
+      } catch (e) {
+        if (isNative(e)) throw this.sourceFault(e);
+        if (e instanceof CompressError) throw e; // the child could not start, or the build's own probe of the source failed
         return this.feeds.map(() => undefined);
       }
     })();
     const ref = await this.reference;
     if (ref.every((r) => !r)) return { maxRelDiff: 0, feeds: 0 };
-    let got: (Record<string, ort.Tensor> | undefined)[];
+    let got: (Outputs | undefined)[];
     try {
-      got = await runAll(encodeModelToBytes(withLazyLoaded(candidate)), this.feeds);
+      got = await runAll(encodeModelToBytes(withLazyLoaded(candidate)), this.feeds, 'all', "simplify's output check");
     } catch (e) {
+      // A crash, hang or memory blow-up on the candidate is the pass's fault: the step drops it.
+      if (isNative(e)) return { maxRelDiff: Infinity, failure: e.message.replace(' on the model ', ' on the simplified model '), feeds: 0, crashed: true };
+      if (e instanceof CompressError) throw e;
       return { maxRelDiff: Infinity, failure: `onnxruntime cannot load the simplified model: ${(e as Error).message}`, feeds: 0 };
     }
     let maxRelDiff = 0;
@@ -188,7 +230,10 @@ export class OutputCheck {
         maxRelDiff = Math.max(maxRelDiff, c.rel);
         if (!c.failure) continue;
         if (c.diff === undefined || c.scale === undefined || !Number.isFinite(c.rel)) return { maxRelDiff, failure: c.failure, feeds };
-        const own = (await this.noiseOf(ref))[i]?.[name] ?? 0;
+        const noise = await this.noiseOf(ref);
+        // Without the original's own noise to hold the difference against, it stands as it is.
+        if (!Array.isArray(noise)) return { maxRelDiff, failure: `${c.failure.slice(0, -1)}; the original's own rounding noise is unknown: ${noise.crashed})`, feeds };
+        const own = noise[i]?.[name] ?? 0;
         const ownRel = own / Math.max(c.scale, Number.MIN_VALUE);
         noiseRelDiff = Math.max(noiseRelDiff ?? 0, ownRel);
         if (c.diff > NOISE_FACTOR * own) {
@@ -201,12 +246,15 @@ export class OutputCheck {
   }
 
   /** The original's rounding noise (see the file comment), measured once, on first need. */
-  private noiseOf(ref: (Record<string, ort.Tensor> | undefined)[]): Promise<(Record<string, number> | undefined)[]> {
+  private noiseOf(ref: (Outputs | undefined)[]): Promise<(Record<string, number> | undefined)[] | { crashed: string }> {
     this.noise ??= (async () => {
-      let plain: (Record<string, ort.Tensor> | undefined)[];
+      let plain: (Outputs | undefined)[];
       try {
-        plain = await runAll(encodeModelToBytes(withLazyLoaded(this.original)), this.feeds, { ...SESSION, graphOptimizationLevel: 'disabled' });
-      } catch {
+        plain = await runAll(encodeModelToBytes(withLazyLoaded(this.original)), this.feeds, 'disabled', "simplify's output check, on the source model without graph optimizations");
+      } catch (e) {
+        // The original runs with them (the reference run): a crash only without them blames no pass and
+        // does not fail the model; the difference is judged without the allowance.
+        if (isNative(e)) return { crashed: e.message };
         return this.feeds.map(() => undefined);
       }
       return ref.map((r, i) => {

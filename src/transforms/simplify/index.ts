@@ -3,9 +3,10 @@
  * Passes (one file each) run in rounds until a round changes nothing; each is Model → Model.
  *
  * Outputs never change beyond float rounding: the result runs next to the original in onnxruntime on
- * the verification feeds (check.ts). When they differ, the passes are replayed one at a time with a
- * check after each, and the pass that caused the difference is dropped (with a warning), or the build
- * fails (`onMismatch: error`).
+ * the verification feeds (check.ts, in the isolated child process). When they differ, or onnxruntime
+ * crashes or hangs on the result, the passes are replayed one at a time with a check after each, and the
+ * pass at fault is dropped (with a warning), or the build fails (`onMismatch: error`). An original that
+ * crashes onnxruntime there fails the build as bad input.
  */
 import { CompressError } from '../../errors.js';
 import type { ModelProto } from '../../onnx/types.js';
@@ -110,7 +111,7 @@ export function simplifyStep(params: SimplifyStep = SIMPLIFY_DEFAULTS): Step {
     const t0 = performance.now();
     const report: StepReport = { step: 'simplify', params: { ...params }, layers: [], skipped: [], warnings: [], ms: 0 };
     const passes = SIMPLIFY_PASSES.filter((p) => !params.skip.includes(p));
-    const check = new OutputCheck(model, feedsFor(model, ctx), params.tolerance);
+    const check = new OutputCheck(model, feedsFor(model, ctx), params.tolerance, ctx.file);
     let run = await runPasses(model, passes);
     let result = run.model;
     let maxRelDiff = 0;
@@ -121,7 +122,7 @@ export function simplifyStep(params: SimplifyStep = SIMPLIFY_DEFAULTS): Step {
       const c = await check.check(result);
       if (c.failure) {
         if (params.onMismatch === 'error') {
-          throw new CompressError('compress', `simplify changed the model's outputs: ${c.failure}`, { file: ctx.file });
+          throw new CompressError('compress', c.crashed ? `simplify made a model onnxruntime cannot run: ${c.failure}` : `simplify changed the model's outputs: ${c.failure}`, { file: ctx.file });
         }
         // Replay with a check after every pass to find the ones at fault.
         ctx.log(`the simplified model's outputs differ (${c.failure}); checking pass by pass`);
