@@ -108,6 +108,41 @@ const REGRESSIONS: Regression[] = [
     error: /web-strict\.onnx: web-strict: the source model does not load in the browser either: onnxruntime-web \(wasm\) cannot load the model: .*ShapeInferenceError/,
     exitCode: 2,
   },
+  {
+    id: 'shape-mismatch',
+    model: 'test/fixtures/spam-tinybert/model.onnx',
+    found: 'spam-tinybert with a Mul input rewired to a value of another shape and a Concat axis of 2^62, int8 (seed 20, case 199): the source loads (its dims are symbolic there) but fails to run; simplify\'s folds make the dims concrete and the output fails to load; blamed on the compression, exit 1',
+    steps: '    quantize: { dtype: int8 }\n',
+    edit: (m) => {
+      const g = m.graph!;
+      g.node.find((n) => n.name === '/enc/layers.1/Mul_1')!.input[1] = '/enc/layers.0/self_attn/Slice_output_0';
+      g.node.find((n) => n.name === '/enc/layers.1/self_attn/Concat_5')!.attribute.find((a) => a.name === 'axis')!.i = 2n ** 62n;
+    },
+    error: /shape-mismatch\.onnx: shape-mismatch: the source model fails to run in onnxruntime on the synthetic verification input: axis \d+ is not in valid range .* \(and the compressed model does not load: .*Incompatible dimensions\)$/,
+    exitCode: 2,
+  },
+  {
+    id: 'scan-body-no-outputs',
+    model: '/usr/share/libonnx-testdata/data/node/test_scan_sum/model.onnx',
+    found: 'ONNX\'s Scan test model with its body\'s outputs removed (8 of 600 Scan mutants, seed 20): the source loads and fails to run; simplify removes the body\'s unread nodes and onnxruntime then refuses the body at load ("subgraph has 0 inputs"); blamed on the compression, exit 1',
+    steps: '',
+    edit: (m) => {
+      m.graph!.node.find((n) => n.opType === 'Scan')!.attribute.find((a) => a.g)!.g!.output = [];
+    },
+    error: /scan-body-no-outputs\.onnx: scan-body-no-outputs: the source model fails to run in onnxruntime on the synthetic verification input: .*Subgraph in 'body' produces 0 outputs but Scan expects 2 \(and the compressed model does not load: .*subgraph inputs.*\)$/,
+    exitCode: 2,
+  },
+  {
+    id: 'scan9-body-no-outputs',
+    model: '/usr/share/libonnx-testdata/data/node/test_scan9_sum/model.onnx',
+    found: 'the same with Scan-9, int8',
+    steps: '    quantize: { dtype: int8 }\n',
+    edit: (m) => {
+      m.graph!.node.find((n) => n.opType === 'Scan')!.attribute.find((a) => a.g)!.g!.output = [];
+    },
+    error: /scan9-body-no-outputs\.onnx: scan9-body-no-outputs: the source model fails to run in onnxruntime on the synthetic verification input: .*produces 0 outputs but Scan expects 2/,
+    exitCode: 2,
+  },
 ];
 
 describe('fuzz findings, as regression cases (one recipe, many models)', () => {

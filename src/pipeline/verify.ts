@@ -110,14 +110,39 @@ function sourceError(build: Build, e: unknown): CompressError {
   return new CompressError('model', `${build.id}: the source model does not load in onnxruntime: ${reason}`, { file: displayPath(build.source) }, { cause: e });
 }
 
-/** Why the source model does not load in onnxruntime (CPU); undefined when it loads. */
-async function sourceLoadError(rt: Runtime, build: Build): Promise<CompressError | undefined> {
+/**
+ * The source model loads but fails to run on the input the compressed model was verified with, while
+ * the compressed model does not even load: the source fails the same check on the same input, so it is
+ * bad input (exit 2), not a failed compression. (A malformed source can load because onnxruntime checks
+ * shapes leniently where dims are symbolic or unknown, and fail only when run; simplify's folds make
+ * those shapes concrete, and the same fault then shows at load, e.g. a Scan body without outputs or a
+ * Mul of incompatible dims.)
+ */
+function sourceRunError(build: Build, input: string, source: unknown, output: unknown): CompressError {
+  const why = (e: unknown) => ((e as Error)?.message ?? String(e)).replace(/^onnxruntime failed to run the model[^:]*: /, '');
+  return new CompressError(
+    'model',
+    `${build.id}: the source model fails to run in onnxruntime on the ${input}: ${why(source)} (and the compressed model does not load: ${why(output)})`,
+    { file: displayPath(build.source) },
+    { cause: source },
+  );
+}
+
+/** Why the source model does not load or run on `input` in onnxruntime (CPU); undefined when it does both. */
+async function sourceFailure(rt: Runtime, build: Build, input: Sample, inputName: string, outputError: unknown): Promise<CompressError | undefined> {
+  let o: Awaited<ReturnType<Runtime['openSession']>>;
   try {
-    const o = await rt.openSession(build.source, { device: 'cpu', prepacking: false });
-    await o.session.release();
-    return undefined;
+    o = await rt.openSession(build.source, { device: 'cpu', prepacking: false });
   } catch (e) {
     return sourceError(build, e);
+  }
+  try {
+    await rt.runSession(o.session, input.feeds);
+    return undefined;
+  } catch (e) {
+    return sourceRunError(build, inputName, e, outputError);
+  } finally {
+    await o.session.release();
   }
 }
 
@@ -153,15 +178,17 @@ export async function verify(
   hooks: VerifyHooks = {},
 ): Promise<string> {
   const input = sample ?? hooks.synthetic ?? (await syntheticSample(specs, seed, displayPath(build.source)));
+  const inputName = sample ? 'first data sample' : 'synthetic verification input';
   const unverified = (e: unknown) =>
-    warn(`could not verify the output: the source model fails on the ${sample ? 'first data sample' : 'synthetic verification input'} too (${(e as Error)?.message ?? String(e)})`);
-  const fail = (what: string, e: unknown) => {
+    warn(`could not verify the output: the source model fails on the ${inputName} too (${(e as Error)?.message ?? String(e)})`);
+  const reasonOf = (what: string, e: unknown) => {
     // A load failure names the temp / cache file ORT read: the user's file is the source; say ORT's reason.
     const loadError = what === 'does not load' && e instanceof CompressError && e.cause !== undefined;
     const message = loadError ? rt.trimOrtMessage(e.cause) : ((e as Error).message ?? String(e));
-    const reason = message.replace(/^onnxruntime (cannot load the model|failed to run the model[^:]*): /, '').replace(/^Load model from .* failed:\s*/, '');
-    return new CompressError('compress', `${build.id}: the compressed model ${what} in onnxruntime: ${reason}`, { file: displayPath(build.source) }, { cause: e });
+    return message.replace(/^onnxruntime (cannot load the model|failed to run the model[^:]*): /, '').replace(/^Load model from .* failed:\s*/, '');
   };
+  const fail = (what: string, e: unknown) =>
+    new CompressError('compress', `${build.id}: the compressed model ${what} in onnxruntime: ${reasonOf(what, e)}`, { file: displayPath(build.source) }, { cause: e });
   let cpuOutputs = false;
   if (isolationEnabled()) {
     // In a child process: a model that aborts or hangs onnxruntime fails this build, not the process.
@@ -174,6 +201,8 @@ export async function verify(
       if (r.stage === 'load') {
         // A source that onnxruntime refuses is bad input (exit 2), named as such.
         if (!s.ok && s.stage === 'load') throw sourceError(build, new Error(s.message));
+        // One that loads but fails to run on this input fails the same check too: also bad input.
+        if (!s.ok) throw sourceRunError(build, inputName, new Error(s.message), new Error(r.message));
         throw fail('does not load', new Error(r.message));
       }
       // Does the source model run on this input? If not, the input is the problem, not the compression.
@@ -193,9 +222,9 @@ export async function verify(
   } catch (e) {
     // A device problem is not the compression's fault: report it as what it is.
     if (e instanceof CompressError && e.kind === 'runtime' && /GPU|execution provider/i.test(e.message)) throw e;
-    // Nor is a source that onnxruntime refuses too: that is bad input (exit 2), named as such.
-    const sourceFailure = await sourceLoadError(rt, build);
-    if (sourceFailure) throw sourceFailure;
+    // Nor is a source that onnxruntime refuses, or cannot run on this input: bad input (exit 2), named as such.
+    const bad = await sourceFailure(rt, build, input, inputName, new Error(reasonOf('does not load', e)));
+    if (bad) throw bad;
     throw fail('does not load', e);
   }
   for (const w of opened.warnings) warn(w);

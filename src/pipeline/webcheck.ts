@@ -97,11 +97,12 @@ function startRun(build: Build, ort: OrtWebInfo, file: string, input: Sample, in
           warn(`web check: ${reason}`);
           return { ...base, checked: false, loads: true, reason };
         }
-        // The source itself failing the same way in onnxruntime-web (a malformed model that
-        // onnxruntime-node's lenient shape checks let through) is bad input (exit 2), not the compression.
+        // The source itself failing in onnxruntime-web on the same input (a malformed model that
+        // onnxruntime-node's lenient shape checks let through) is bad input (exit 2), not the compression,
+        // whether it fails to load or, where the output does not load, to run.
         // An op onnxruntime-web has no kernel for keeps its own message and advice (exit 1).
         const source = r.op ? undefined : await runWeb(ort, build.source, feeds).catch(() => undefined);
-        if (source && !source.ok && (source.stage === 'load' || r.stage === 'run')) {
+        if (source && !source.ok) {
           throw new CompressError(
             'model',
             `${build.id}: the source model does not ${source.stage} in the browser either: ${describeWebFailure(source)}`,
