@@ -175,7 +175,7 @@ export function corpusCases(): CorpusCase[] {
   for (const v of numbers) {
     // runs: 0 is valid (no timed runs); samples: 0 is not.
     if (v !== '0') add('huge samples/runs', `evaluate.runs ${v}`, { recipe: M(`    evaluate: { data: random, runs: ${v} }\n`) });
-    add('huge samples/runs', `calibration.samples ${v}`, { recipe: M(`    calibration: { data: random, samples: ${v} }\n    quantize: { dtype: int8, mode: static }\n`) });
+    add('huge samples/runs', `calibration.samples ${v}`, { recipe: M(`    calibration: { data: random, samples: ${v} }\n    quantize: { dtype: int8, activations: uint8 }\n`) });
     add('huge samples/runs', `evaluate.samples ${v}`, { recipe: M(`    evaluate: { data: random, samples: ${v} }\n`) });
     add('huge samples/runs', `distill.steps ${v}`, { recipe: M(`    distill: { data: random, steps: ${v} }\n`) });
   }
@@ -235,7 +235,7 @@ export function corpusCases(): CorpusCase[] {
     add('data modules', `evaluate: ${name}`, { recipe: M('    evaluate: { data: data.mjs }\n'), files: { 'data.mjs': code } });
   }
   for (const [name, code] of modules.slice(0, 16)) {
-    add('data modules', `calibration: ${name}`, { recipe: M('    calibration: { data: data.mjs }\n    quantize: { dtype: int8, mode: static }\n'), files: { 'data.mjs': code } });
+    add('data modules', `calibration: ${name}`, { recipe: M('    calibration: { data: data.mjs }\n    quantize: { dtype: int8, activations: uint8 }\n'), files: { 'data.mjs': code } });
   }
   add('data modules', 'a never-settling promise with a timer pending (bounded by DATA_MODULE_MS)', {
     recipe: M('    evaluate: { data: data.mjs }\n'),
@@ -326,7 +326,7 @@ export function corpusCases(): CorpusCase[] {
     ['evaluate data .jsonl is a FIFO', M('    evaluate: { data: data.jsonl }\n'), (d) => mkfifo(path.join(d, 'data.jsonl'))],
     ['evaluate data .npz is a FIFO', M('    evaluate: { data: data.npz }\n'), (d) => mkfifo(path.join(d, 'data.npz'))],
     ['evaluate data .npy is a FIFO', M('    evaluate: { data: data.npy }\n'), (d) => mkfifo(path.join(d, 'data.npy'))],
-    ['calibration data .jsonl is a FIFO', M('    calibration: { data: data.jsonl }\n    quantize: { dtype: int8, mode: static }\n'), (d) => mkfifo(path.join(d, 'data.jsonl'))],
+    ['calibration data .jsonl is a FIFO', M('    calibration: { data: data.jsonl }\n    quantize: { dtype: int8, activations: uint8 }\n'), (d) => mkfifo(path.join(d, 'data.jsonl'))],
     ['a FIFO inside a data folder', M('    evaluate: { data: d }\n'), (d) => { mkdirSync(path.join(d, 'd')); mkfifo(path.join(d, 'd', 'image.npy')); }],
     ['distill teacher is a FIFO', M('    distill: { data: random, steps: 1, teacher: t.onnx }\n'), (d) => mkfifo(path.join(d, 't.onnx'))],
     ['source is /dev/zero', M('', 'm', '/dev/zero'), () => {}],

@@ -38,17 +38,17 @@ export function unknownInputMessage(name: string, inputs: InputSpec[], what = 'i
 /** Checks a value's shape against the input's dims; symbolic dims must agree across the inputs of one sample. */
 function checkShape(spec: InputSpec, dims: readonly number[], w: Where, symbols: Map<string, { size: number; input: string }>): void {
   if (spec.dims.length === 0) return; // no shape information
-  const expect = fmtDims(spec.dims);
+  const expect = () => fmtDims(spec.dims); // for messages only: per sample, only on failure
   if (dims.length !== spec.dims.length) {
     const hint =
       dims.length === spec.dims.length - 1 && (typeof spec.dims[0] === 'string' || spec.dims[0] === 1)
         ? ' (a sample is the feeds of one model call: add the batch axis, e.g. [[…]] for a batch of 1)'
         : '';
-    fail(w, `input "${spec.name}" has shape ${fmtDims(dims)} (rank ${dims.length}) but the model expects ${expect} (rank ${spec.dims.length})${hint}`);
+    fail(w, `input "${spec.name}" has shape ${fmtDims(dims)} (rank ${dims.length}) but the model expects ${expect()} (rank ${spec.dims.length})${hint}`);
   }
   spec.dims.forEach((d, i) => {
     if (typeof d === 'number') {
-      if (dims[i] !== d) fail(w, `input "${spec.name}" has shape ${fmtDims(dims)} but the model expects ${expect} (dim ${i} must be ${d})`);
+      if (dims[i] !== d) fail(w, `input "${spec.name}" has shape ${fmtDims(dims)} but the model expects ${expect()} (dim ${i} must be ${d})`);
     } else if (d !== '?') {
       const seen = symbols.get(d);
       if (!seen) symbols.set(d, { size: dims[i], input: spec.name });
@@ -167,7 +167,11 @@ function valueToTensor(value: unknown, spec: InputSpec, w: Where, symbols: Map<s
     dims = nestedShape(value);
     const maxDepth = limit('JSON_DEPTH');
     if (dims.length > maxDepth) fail(w, `input "${spec.name}" nests arrays ${dims.length} deep, over the limit of ${maxDepth} (set ONNX_COMPRESS_LIMIT_JSON_DEPTH to change it)`);
+    // The shape (from the first elements) is checked before every value is converted: a line of
+    // 4 million numbers for a 784-value input is refused without walking them all.
+    checkShape(spec, dims, w, symbols);
     data = flattenNested(value, dims, info, spec.type, spec.name, w);
+    return new ort.Tensor(spec.type as 'float32', data as Float32Array, dims);
   } else if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
     const t = typedArrayType(value, spec.type);
     if (!t) fail(w, `input "${spec.name}": unsupported typed array ${value.constructor.name}`);

@@ -28,6 +28,7 @@ import { present, writeResult } from './present.js';
 import type { CompressResult } from './result.js';
 import { OutputFile } from './output.js';
 import { runBuild } from './run.js';
+import { readsData } from './webcheck.js';
 import type { Device } from '../device.js';
 
 export interface PipelineOptions {
@@ -194,8 +195,9 @@ async function produce(build: Build, opts: PipelineOptions, k: KeyInfo, cache: M
     if (hit === 'corrupt') emit({ kind: 'warning', step: 'cache', message: `cache entry ${k.key.slice(0, 12)} is incomplete or corrupt; rebuilding it` });
   }
   compressions++;
-  // Verification runs in the isolated child: start one now, while this process reads the source.
-  (await import('../runtime/isolate.js')).warmIsolatedPool();
+  // Verification runs in the isolated child: start one now, while this process reads the source —
+  // unless the build reads data, which can fail first (runBuild starts it once they are loaded; see planWebCheck).
+  if (!readsData(build)) (await import('../runtime/isolate.js')).warmIsolatedPool();
   const { output, manifest, inCache } = await runBuild(build, opts, k, cache, emit, t0);
   if (cache && inCache) {
     try {

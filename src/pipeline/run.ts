@@ -32,6 +32,7 @@ import { mostlyFloat32, probeSource, syntheticSample, verify, type Runtime } fro
 import { measureWebLatency, planWebCheck, type WebCheckRun } from './webcheck.js';
 import type { Device } from '../device.js';
 import { withSessionGate } from '../runtime/gate.js';
+import { warmIsolatedPool } from '../runtime/isolate.js';
 import { isBuiltIn, loadStep } from '../transforms/registry.js';
 
 export interface RunOptions {
@@ -82,8 +83,13 @@ export async function runBuild(
   const stepNames = STEP_ORDER.filter((s) => build.steps[s] !== undefined);
   const factories = await Promise.all(stepNames.map((name) => loadStep(name))); // fail before any work
   const recipeFile = opts.recipeFile ?? path.join(process.cwd(), 'compress.yaml');
-  // Builds for the browser are run in onnxruntime-web too: its process starts now, while the steps run.
+  // Builds for the browser are run in onnxruntime-web too: its process starts now, while the steps run
+  // (once the data are loaded, for a build that reads data: `warm`).
   const web = planWebCheck(build, recipeFile, (m) => warn(m, 'web'), k.source.bytes);
+  const warm = () => {
+    warmIsolatedPool();
+    if ('start' in web) web.prewarm();
+  };
 
   let probed: Promise<void> | undefined;
   let sourceSpecs: InputSpec[] = []; // set by the read phase, before anything can await the probe
@@ -164,6 +170,7 @@ export async function runBuild(
     // Random training data is made inside the step: a missing size in shapes is found here, with its line:col.
     if (distill?.data === 'random') await loadRaw('distill', { data: 'random', samples: 1, ...(distill.shapes && { shapes: distill.shapes }) });
     const calibration = stepNames.length && build.calibration ? await phase('calibration', () => loadData(build.calibration!)) : undefined;
+    if (!build.evaluate) warm();
 
     // Steps, in order.
     let model: ModelProto | undefined = source.working;
@@ -224,6 +231,7 @@ export async function runBuild(
 
   try {
     const evalSamples = build.evaluate ? await phase('data', () => loadRaw('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;
+    warm();
     const sample = calibration?.[0] ?? evalSamples?.[0];
     // The web check runs the same input in onnxruntime-web while verification runs it in onnxruntime-node.
     let webRun: WebCheckRun | undefined;
