@@ -4,7 +4,7 @@
  * FIFOs, symlink escapes, NUL and over-long names, outputs over sources and manifests, data modules that
  * throw null / never settle / exit, deep JSONL, broken models), each run through the real command.
  *
- *   npm run fuzz -- --corpus [--class name] [--limit-ms 5000] [--rss-mb 1024] [--out dir]
+ *   npm run fuzz -- --corpus [--class name] [--limit-ms 5000] [--rss-mb 1024] [--out dir] [--compare other/cli.js]
  *
  * A case passes when the command exits 1 or 2 within --limit-ms of CPU time (wall time is reported too: on
  * a shared machine it says more about the load than the case; a case past it in wall time is timed twice)
@@ -12,7 +12,9 @@
  * place (file:line:col, byte offset, sample) and no "internal error" or stack trace, its peak RSS (the
  * largest process, onnxruntime's isolation child included) is at most --rss-mb, no input file changed,
  * and no written file holds the secret that symlink cases point at. `/usr/bin/time` gives RSS and CPU time.
- * Results: <out>/corpus.json (every case) and a per-class table on stdout.
+ * Results: <out>/corpus.json (every case) and a per-class table on stdout. With --compare, every case is
+ * also run with that CLI (a copy of an older build), alternately first and second so both see the same
+ * load, and the table gives that CLI's figures before this one's (findings are this CLI's).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -566,6 +568,8 @@ export function runCorpusCase(c: CorpusCase, cliFile: string, limitMs: number, r
 
 export interface CorpusArgs {
   cli: string;
+  /** Another CLI run on every case too (before → after figures). */
+  compare?: string;
   limitMs: number;
   rssMb: number;
   out: string;
@@ -575,12 +579,42 @@ export interface CorpusArgs {
 export interface CorpusSummary {
   cases: number;
   findings: number;
-  byClass: Record<string, { cases: number; exit1: number; exit2: number; findings: number; maxMs: number; maxCpuMs: number; maxRssMiB: number }>;
+  byClass: Record<string, ClassFigures & { before?: ClassFigures }>;
   maxMs: number;
   maxCpuMs: number;
   maxRssMiB: number;
   loadavg: { start: number[]; end: number[] };
   outcomes: CorpusOutcome[];
+  /** With --compare: the other CLI's outcomes, case by case. */
+  before?: CorpusOutcome[];
+}
+
+interface ClassFigures {
+  cases: number;
+  exit1: number;
+  exit2: number;
+  findings: number;
+  maxMs: number;
+  maxCpuMs: number;
+  maxRssMiB: number;
+  /** Wall time of all its cases. */
+  totalMs: number;
+}
+
+function figures(outcomes: CorpusOutcome[]): Record<string, ClassFigures> {
+  const byClass: Record<string, ClassFigures> = {};
+  for (const o of outcomes) {
+    const b = (byClass[o.cls] ??= { cases: 0, exit1: 0, exit2: 0, findings: 0, maxMs: 0, maxCpuMs: 0, maxRssMiB: 0, totalMs: 0 });
+    b.cases++;
+    if (o.status === 1) b.exit1++;
+    if (o.status === 2) b.exit2++;
+    if (o.finding) b.findings++;
+    b.maxMs = Math.max(b.maxMs, o.ms);
+    b.maxCpuMs = Math.max(b.maxCpuMs, o.cpuMs ?? 0);
+    b.maxRssMiB = Math.max(b.maxRssMiB, Math.round((o.rssBytes ?? 0) / 2 ** 20));
+    b.totalMs += o.ms;
+  }
+  return byClass;
 }
 
 export function runCorpus(a: CorpusArgs, log: (line: string) => void = console.log): CorpusSummary {
@@ -590,27 +624,26 @@ export function runCorpus(a: CorpusArgs, log: (line: string) => void = console.l
   const start = loadavg().map((x) => Math.round(x * 100) / 100);
   const cases = corpusCases().filter((c) => !a.only || c.cls === a.only || c.name.includes(a.only));
   const outcomes: CorpusOutcome[] = [];
-  for (const [i, c] of cases.entries()) {
-    let o = runCorpusCase(c, cli, a.limitMs, a.rssMb * 2 ** 20);
+  const before: CorpusOutcome[] = [];
+  const other = a.compare ? path.resolve(a.compare) : undefined;
+  if (other && !existsSync(other)) throw new Error(`${other} is missing`);
+  const timed = (c: CorpusCase, file: string) => {
+    const o = runCorpusCase(c, file, a.limitMs, a.rssMb * 2 ** 20);
     // Past the time limit in wall time only: timed once more (the machine may be shared), the faster kept.
-    if (!o.finding && o.ms > a.limitMs) {
-      const again = runCorpusCase(c, cli, a.limitMs, a.rssMb * 2 ** 20);
-      if (again.ms < o.ms) o = again;
-    }
+    if (o.finding || o.ms <= a.limitMs) return o;
+    const again = runCorpusCase(c, file, a.limitMs, a.rssMb * 2 ** 20);
+    return again.ms < o.ms ? again : o;
+  };
+  for (const [i, c] of cases.entries()) {
+    // With --compare: the other CLI first on even cases, second on odd ones.
+    if (other && i % 2 === 0) before.push(timed(c, other));
+    const o = timed(c, cli);
+    if (other && i % 2 === 1) before.push(timed(c, other));
     outcomes.push(o);
     if (o.finding) log(`#${i} ${c.cls} / ${c.name}: FINDING ${o.finding} (exit ${o.status ?? o.signal}, ${o.ms} ms) — ${o.message.slice(0, 300)}`);
   }
-  const byClass: CorpusSummary['byClass'] = {};
-  for (const o of outcomes) {
-    const b = (byClass[o.cls] ??= { cases: 0, exit1: 0, exit2: 0, findings: 0, maxMs: 0, maxCpuMs: 0, maxRssMiB: 0 });
-    b.cases++;
-    if (o.status === 1) b.exit1++;
-    if (o.status === 2) b.exit2++;
-    if (o.finding) b.findings++;
-    b.maxMs = Math.max(b.maxMs, o.ms);
-    b.maxCpuMs = Math.max(b.maxCpuMs, o.cpuMs ?? 0);
-    b.maxRssMiB = Math.max(b.maxRssMiB, Math.round((o.rssBytes ?? 0) / 2 ** 20));
-  }
+  const byClass: CorpusSummary['byClass'] = figures(outcomes);
+  if (other) for (const [k, f] of Object.entries(figures(before))) byClass[k].before = f;
   const s: CorpusSummary = {
     cases: outcomes.length,
     findings: outcomes.filter((o) => o.finding).length,
@@ -621,9 +654,16 @@ export function runCorpus(a: CorpusArgs, log: (line: string) => void = console.l
     loadavg: { start, end: loadavg().map((x) => Math.round(x * 100) / 100) },
     outcomes,
   };
+  if (other) s.before = before;
   writeFileSync(path.join(a.out, 'corpus.json'), JSON.stringify(s, null, 2));
-  log('class | cases | exit 1 | exit 2 | findings | max wall ms | max CPU ms | max RSS MiB');
-  for (const [k, b] of Object.entries(byClass)) log(`${k} | ${b.cases} | ${b.exit1} | ${b.exit2} | ${b.findings} | ${b.maxMs} | ${b.maxCpuMs} | ${b.maxRssMiB}`);
-  log(`${s.cases} cases, ${s.findings} findings; max ${s.maxMs} ms wall, ${s.maxCpuMs} ms CPU, ${s.maxRssMiB} MiB RSS; load ${start[0]} → ${s.loadavg.end[0]}; ${path.join(a.out, 'corpus.json')}`);
+  const was = (b: ClassFigures | undefined, x: number) => (b ? `${x} → ` : '');
+  log(`class | cases | exit 1 | exit 2 | findings | max wall ms | max CPU ms | max RSS MiB | total wall ms${other ? ` (${a.compare} → ${a.cli})` : ''}`);
+  for (const [k, b] of Object.entries(byClass)) {
+    const p = b.before;
+    log(`${k} | ${b.cases} | ${b.exit1} | ${b.exit2} | ${b.findings} | ${was(p, p?.maxMs ?? 0)}${b.maxMs} | ${was(p, p?.maxCpuMs ?? 0)}${b.maxCpuMs} | ${was(p, p?.maxRssMiB ?? 0)}${b.maxRssMiB} | ${was(p, p?.totalMs ?? 0)}${b.totalMs}`);
+  }
+  const total = (os: CorpusOutcome[]) => os.reduce((t, o) => t + o.ms, 0);
+  const then = other ? ` (${a.compare}: max ${Math.max(...before.map((o) => o.ms))} ms wall, ${Math.max(...before.map((o) => o.cpuMs ?? 0))} ms CPU, ${total(before)} ms in all)` : '';
+  log(`${s.cases} cases, ${s.findings} findings; max ${s.maxMs} ms wall, ${s.maxCpuMs} ms CPU, ${s.maxRssMiB} MiB RSS, ${total(outcomes)} ms in all${then}; load ${start[0]} → ${s.loadavg.end[0]}; ${path.join(a.out, 'corpus.json')}`);
   return s;
 }

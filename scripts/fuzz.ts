@@ -3,7 +3,7 @@
  *
  *   npm run fuzz -- [--cases N] [--seed S] [--timeout-ms T] [--models a.onnx,b.onnx] [--out dir] [--keep]
  *   npm run fuzz -- --batch 50 --cases 10000 [--cli path/to/cli.js] [...]   (mutants only, many per process: scripts/fuzz-batch.ts)
- *   npm run fuzz -- --corpus [--class name] [--limit-ms 5000] [--rss-mb 1024]   (the bad-recipe / bad-data corpus: scripts/fuzz-corpus.ts)
+ *   npm run fuzz -- --corpus [--class name] [--limit-ms 5000] [--rss-mb 1024] [--compare other/cli.js]   (the bad-recipe / bad-data corpus: scripts/fuzz-corpus.ts)
  *
  * Each case is either a field-aware mutant of a real model (input dims, element types, raw_data
  * lengths, attributes, op types, graph outputs, external-data entries, subgraphs, random bytes) built
@@ -39,6 +39,8 @@ export interface Args {
   /** Run the bad-recipe / bad-data corpus (scripts/fuzz-corpus.ts) instead. */
   corpus: boolean;
   only?: string;
+  /** Corpus: another CLI (an older build) run on every case too, alternately, for before → after figures. */
+  compare?: string;
   limitMs: number;
   rssMb: number;
 }
@@ -70,6 +72,7 @@ export function parse(argv: string[]): Args {
       case '--cli': a.cli = v(); break;
       case '--corpus': a.corpus = true; break;
       case '--class': a.only = v(); break;
+      case '--compare': a.compare = v(); break;
       case '--limit-ms': a.limitMs = Number(v()); break;
       case '--rss-mb': a.rssMb = Number(v()); break;
       case '--out': a.out = v(); break;
@@ -210,7 +213,7 @@ export function runFuzz(a: Args, log: (line: string) => void = console.log): Sum
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
   const a = parse(process.argv.slice(2));
   const findings = a.corpus
-    ? runCorpus({ cli: a.cli ?? 'dist/cli.js', limitMs: a.limitMs, rssMb: a.rssMb, out: a.out === 'bench/out/fuzz' ? 'bench/out/corpus' : a.out, ...(a.only && { only: a.only }) }).findings
+    ? runCorpus({ cli: a.cli ?? 'dist/cli.js', limitMs: a.limitMs, rssMb: a.rssMb, out: a.out === 'bench/out/fuzz' ? 'bench/out/corpus' : a.out, ...(a.only && { only: a.only }), ...(a.compare && { compare: a.compare }) }).findings
     : a.batch
     ? runBatched({ cases: a.cases, batch: a.batch, seed: a.seed, timeoutMs: a.timeoutMs, isolateMs: a.isolateMs, models: a.models, out: a.out === 'bench/out/fuzz' ? batchDefaults().out : a.out, ...(a.cli && { cli: a.cli }) }).findings.length
     : runFuzz(a).findings;

@@ -54,8 +54,8 @@ export interface WebCheckRun {
  * The web check of `build`, begun (its child and wasm runtime warm up while the steps run), or the
  * manifest entry that says why there is none. A build that reads calibration or evaluation data warms
  * the child only once they are loaded (`prewarm`): data that fail to load end the build first, and a
- * child started for nothing would compete with that failure for the CPU (a corpus case of bad data took
- * 2.6–3.4 s without the two child processes, 3.0–5.2 s with them).
+ * child started for nothing would compete with that failure for the CPU (the corpus's infinite data
+ * module took 2.6–3.4 s of wall time without the two child processes, 3.0–5.2 s with them, load 2–3).
  */
 export function planWebCheck(build: Build, recipeFile: string | undefined, warn: (m: string) => void, sourceBytes = 0): WebCheck | WebCheckEntry {
   const target = build.steps.quantize?.target ?? 'wasm';

@@ -30,7 +30,6 @@ interface Job {
 const tensors = (feeds: Plain) => Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims)]));
 const plain = (out: Record<string, ort.Tensor>): Plain => Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { type: t.type, dims: [...t.dims], data: t.data }]));
 
-
 // The parent went away (exited or was killed): nothing left to answer.
 process.on('disconnect', () => process.exit(0));
 
