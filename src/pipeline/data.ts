@@ -58,9 +58,3 @@ export async function locatedData<T>(build: Build, section: DataSection, spec: D
     throw new CompressError('data', `${key.replace(/^steps\./, '')}: random data: ${message}`, locate(build, key, recipeFile), { cause: e });
   }
 }
-
-/** Evaluation data that hold no sample fail evaluation (eval/evaluate.ts): said as soon as they are loaded, before more work. */
-export function someSamples<T>(samples: T[]): T[] {
-  if (samples.length === 0) throw new CompressError('data', 'no samples to evaluate on');
-  return samples;
-}

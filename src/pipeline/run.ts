@@ -22,7 +22,7 @@ import { TOOL_NAME, toolVersion } from '../version.js';
 import type { ModelCache } from './cache.js';
 import type { EventBody } from './events.js';
 import type { KeyInfo } from './key.js';
-import { checkCarry, locatedData, someSamples, type DataSection } from './data.js';
+import { checkCarry, locatedData, type DataSection } from './data.js';
 import { SIZE_SETTINGS, type Manifest } from './manifest.js';
 import { collectGarbage } from './memory.js';
 import { hashChunks, OutputFile } from './output.js';
@@ -230,7 +230,7 @@ export async function runBuild(
   collectGarbage();
 
   try {
-    const evalSamples = build.evaluate ? await phase('data', async () => someSamples(await loadRaw('evaluate', build.evaluate!, build.evaluate!.labelKey))) : undefined;
+    const evalSamples = build.evaluate ? await phase('data', () => loadRaw('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;
     warm();
     const sample = calibration?.[0] ?? evalSamples?.[0];
     // The web check runs the same input in onnxruntime-web while verification runs it in onnxruntime-node.
