@@ -3,13 +3,26 @@
  * write (temp file + rename, chunks written with writev so tensors are never joined in memory), and
  * external data on both sides.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writevSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, mkdtempSync, openSync, readSync, renameSync, rmSync, writevSync } from 'node:fs';
+import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { CompressError } from '../errors.js';
 import { decodeModelFile, encodeModel, MAX_MESSAGE_BYTES, type Encoded } from './codec.js';
 import { loadExternalData, moveToExternalData, type ExternalDataPlan } from './external.js';
 import { openRegularFile } from './paths.js';
 import type { ModelProto } from './types.js';
+
+let tempDir: string | undefined;
+
+/** This process's folder under os.tmpdir() for files only it reads (made on first use, removed at exit). */
+export function processTempDir(): string {
+  if (!tempDir) {
+    tempDir = mkdtempSync(join(os.tmpdir(), 'onnx-compress-'));
+    const dir = tempDir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return tempDir;
+}
 
 export interface ReadOptions {
   /** Load tensors stored in side files into memory (default true). */

@@ -12,12 +12,11 @@
  * off would otherwise fill the folder).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, mkdtempSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
-import os from 'node:os';
+import { closeSync, copyFileSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CompressError } from '../errors.js';
 import type { Encoded } from '../onnx/codec.js';
-import { readFileBytes, writeChunksAtomic } from '../onnx/io.js';
+import { processTempDir, readFileBytes, writeChunksAtomic } from '../onnx/io.js';
 import type { StatCache } from './hash.js';
 
 /** sha256 of an encoding, chunk by chunk (no joined copy). */
@@ -49,17 +48,6 @@ export function hashFileStreamed(file: string): string | undefined {
   } finally {
     closeSync(fd);
   }
-}
-
-let tempDir: string | undefined;
-
-function processTempDir(): string {
-  if (!tempDir) {
-    tempDir = mkdtempSync(join(os.tmpdir(), 'onnx-compress-'));
-    const dir = tempDir;
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
-  return tempDir;
 }
 
 const unlinkWhenCollected = new FinalizationRegistry<string>((file) => rmSync(file, { force: true }));
