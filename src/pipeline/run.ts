@@ -170,6 +170,10 @@ export async function runBuild(
     // Random training data is made inside the step: a missing size in shapes is found here, with its line:col.
     if (distill?.data === 'random') await loadRaw('distill', { data: 'random', samples: 1, ...(distill.shapes && { shapes: distill.shapes }) });
     const calibration = stepNames.length && build.calibration ? await phase('calibration', () => loadData(build.calibration!)) : undefined;
+    // The isolation child (verification's) starts here in every build; onnxruntime-web's, the costlier
+    // start (~0.8 s of CPU), waits for the evaluation data of a build that has some (their check is
+    // awaited after evaluation, which its start then overlaps).
+    warmIsolatedPool();
     if (!build.evaluate) warm();
 
     // Steps, in order.
@@ -250,7 +254,6 @@ export async function runBuild(
       ),
     );
     emit({ kind: 'verify', device: usedDevice });
-    const webCheck = webRun ? await phase('web', () => webRun.finish(reference, (m) => warn(m, 'web'))) : 'start' in web ? undefined : web;
 
     let accuracy: EvalReport | undefined;
     let webLatency: Awaited<ReturnType<typeof measureWebLatency>>;
@@ -270,6 +273,8 @@ export async function runBuild(
       }
     }
 
+    // After evaluation: the web check's child, started with the evaluation data, ran beside it.
+    const webCheck = webRun ? await phase('web', () => webRun.finish(reference, (m) => warn(m, 'web'))) : 'start' in web ? undefined : web;
     const [beforeStats, afterStats] = await phase('sizes', () => Promise.all([before, after]));
     emit({ kind: 'measure', before: beforeStats, after: afterStats, ...(accuracy && { accuracy }) });
     timings.total = elapsed();
