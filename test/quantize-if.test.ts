@@ -7,8 +7,9 @@
  */
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtypes.js';
+import { relativeRms } from '../src/eval/metrics.js';
+import { runModel } from './ort-graph.js';
 import { makeAttribute, makeNode } from '../src/onnx/graph.js';
 import { makeTensor } from '../src/onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../src/onnx/types.js';
@@ -66,26 +67,8 @@ function ifModel(thenWeight: string, elseWeight: string, outerReader = false): M
   };
 }
 
-async function run(m: ModelProto, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
-  // Default session options: the optimizer tries the DequantizeLinear → MatMulNBits fusion that failed.
-  const s = await ort.InferenceSession.create(encodeModelToBytes(m));
-  try {
-    const r = await s.run(feeds);
-    return Object.fromEntries(Object.entries(r).map(([k, t]) => [k, t.data as Float32Array]));
-  } finally {
-    await s.release();
-  }
-}
-
-function relRms(a: Float32Array, b: Float32Array): number {
-  let e = 0;
-  let r = 0;
-  for (let i = 0; i < a.length; i++) {
-    e += (a[i] - b[i]) ** 2;
-    r += a[i] ** 2;
-  }
-  return Math.sqrt(e / r);
-}
+// Default session options: the optimizer tries the DequantizeLinear → MatMulNBits fusion that failed.
+const run = (m: ModelProto, feeds: Record<string, ort.Tensor>) => runModel(m, feeds);
 
 const CASES: [string, () => ModelProto, string][] = [
   ['both branches read the outer weight W', () => ifModel('W', 'W'), 'dequantized once in the outer graph'],
@@ -114,7 +97,7 @@ describe('8-bit weights read inside If branches from the outer scope', () => {
           const feeds = { cond: new ort.Tensor('bool', Uint8Array.of(cond), []), x: new ort.Tensor('float32', randn(3 * K, 9 + cond), [3, K]) };
           const ref = await run(m, feeds);
           const got = await run(out, feeds);
-          for (const k of Object.keys(ref)) expect(relRms(ref[k], got[k]), `${k}, cond ${cond}`).toBeLessThan(0.02);
+          for (const k of Object.keys(ref)) expect(relativeRms(ref[k], got[k]), `${k}, cond ${cond}`).toBeLessThan(0.02);
         }
       });
     }

@@ -12,6 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CompressError } from '../src/errors.js';
 import { encodeModelToBytes } from '../src/onnx/codec.js';
 import { DataType } from '../src/onnx/dtypes.js';
+import { relativeRms } from '../src/eval/metrics.js';
+import { runModel } from './ort-graph.js';
 import { makeAttribute, makeNode } from '../src/onnx/graph.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { makeTensor, tensorFloat32 } from '../src/onnx/tensor.js';
@@ -92,29 +94,9 @@ function ctx(m: ModelProto, extra: Partial<StepContext> = {}): StepContext {
 }
 
 /** Runs a model; `exact` keeps ORT from fusing DequantizeLinear → MatMul into int8-activation MatMulNBits. */
-async function run(m: ModelProto, feeds: Record<string, ort.Tensor>, exact = false): Promise<Record<string, Float32Array>> {
-  const s = await ort.InferenceSession.create(encodeModelToBytes(m), {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    ...(exact && { extra: { session: { qdq_matmulnbits_accuracy_level: '1' } } }),
-  });
-  try {
-    const r = await s.run(feeds);
-    return Object.fromEntries(Object.entries(r).map(([k, t]) => [k, t.data as Float32Array]));
-  } finally {
-    await s.release();
-  }
-}
+const run = (m: ModelProto, feeds: Record<string, ort.Tensor>, exact = false) =>
+  runModel(m, feeds, { intraOpNumThreads: 1, interOpNumThreads: 1, ...(exact && { extra: { session: { qdq_matmulnbits_accuracy_level: '1' } } }) });
 
-function relRms(a: Float32Array, b: Float32Array): number {
-  let e = 0;
-  let r = 0;
-  for (let i = 0; i < a.length; i++) {
-    e += (a[i] - b[i]) ** 2;
-    r += a[i] ** 2;
-  }
-  return Math.sqrt(e / r);
-}
 
 function ops(m: ModelProto): string[] {
   return allGraphs(m).flatMap((g) => g.node.map((n) => n.opType ?? ''));
@@ -198,8 +180,8 @@ describe('op forms run in onnxruntime and agree with each other', () => {
       expect(ops(model)).toContain(want);
       expect(report.layers.map((l) => l.weight).sort()).toEqual(['emb', 'w1', 'w2', 'w3']);
       const got = await run(model, x.feeds);
-      expect(relRms(ref.y, got.y)).toBeLessThan(0.02);
-      expect(relRms(ref.z, got.z)).toBeLessThan(0.02);
+      expect(relativeRms(ref.y, got.y)).toBeLessThan(0.02);
+      expect(relativeRms(ref.z, got.z)).toBeLessThan(0.02);
     }
   });
 
@@ -216,9 +198,9 @@ describe('op forms run in onnxruntime and agree with each other', () => {
     expect(dq.report.warnings.join(' ')).toMatch(/raised from 17 to 21/);
     const a = await run(nbits.model, x.feeds, true);
     const b = await run(dq.model, x.feeds, true);
-    expect(relRms(b.y, a.y)).toBeLessThan(1e-5);
-    expect(relRms(b.z, a.z)).toBeLessThan(1e-5);
-    expect(relRms(ref.y, a.y)).toBeLessThan(0.15);
+    expect(relativeRms(b.y, a.y)).toBeLessThan(1e-5);
+    expect(relativeRms(b.z, a.z)).toBeLessThan(1e-5);
+    expect(relativeRms(ref.y, a.y)).toBeLessThan(0.15);
     for (const l of nbits.report.layers) {
       expect(l.dtypeAfter).toBe('int4');
       expect(l.bytesAfter).toBeLessThan(l.bytesBefore / 5);
@@ -233,7 +215,7 @@ describe('op forms run in onnxruntime and agree with each other', () => {
     for (const p of [{ dtype: 'uint4', granularity: 64, symmetric: false }, { dtype: 'uint8', symmetric: false }, { dtype: 'uint8', symmetric: false, target: 'node' }] as const) {
       const { model } = await q(p, m);
       const got = await run(model, x.feeds);
-      expect(relRms(ref.y, got.y)).toBeLessThan(p.dtype === 'uint4' ? 0.15 : 0.02);
+      expect(relativeRms(ref.y, got.y)).toBeLessThan(p.dtype === 'uint4' ? 0.15 : 0.02);
     }
   });
 
@@ -275,10 +257,10 @@ describe('op forms run in onnxruntime and agree with each other', () => {
     expect(dq.report.layers.map((l) => l.op)).toEqual(['Conv', 'ConvTranspose']);
     const axes = dq.model.graph!.node.filter((n) => n.opType === 'DequantizeLinear').map((n) => Number(n.attribute.find((a) => a.name === 'axis')!.i));
     expect(axes).toEqual([0, 1]);
-    expect(relRms(ref.y, (await run(dq.model, feeds)).y)).toBeLessThan(0.02);
+    expect(relativeRms(ref.y, (await run(dq.model, feeds)).y)).toBeLessThan(0.02);
     const dyn = await q({ format: 'dynamic' }, m);
     expect(ops(dyn.model)).toContain('ConvInteger');
-    expect(relRms(ref.y, (await run(dyn.model, feeds)).y)).toBeLessThan(0.03);
+    expect(relativeRms(ref.y, (await run(dyn.model, feeds)).y)).toBeLessThan(0.03);
     // The original bias initializer is not left behind unused.
     expect(dyn.model.graph!.initializer.map((t) => t.name)).not.toContain('w');
     expect(dyn.model.graph!.initializer.map((t) => t.name)).not.toContain('b');
@@ -335,7 +317,7 @@ describe('weight selection', () => {
     expect(report.layers.map((l) => l.name).sort()).toEqual(['else_mm', 'then_mm']);
     const then = out.graph!.node[0].attribute[0].g!;
     expect(then.node.map((n) => n.opType)).toEqual(['Constant', 'Constant', 'DequantizeLinear', 'MatMul']);
-    expect(relRms(ref.y, (await run(out, feeds)).y)).toBeLessThan(0.02);
+    expect(relativeRms(ref.y, (await run(out, feeds)).y)).toBeLessThan(0.02);
   });
 });
 
@@ -388,7 +370,7 @@ describe('float16', () => {
     expect(got.y.every(Number.isFinite)).toBe(true);
     // Constants beyond float16's range (infinities too) become ±65504.
     expect(Array.from(got.hy)).toEqual([65504, -65504, 65504, -65504]);
-    expect(relRms(ref.y, got.y)).toBeLessThan(1e-3);
+    expect(relativeRms(ref.y, got.y)).toBeLessThan(1e-3);
     expect(Array.from(got.r)).toEqual(Array.from(ref.r));
     expect(out.graph!.input[0].type!.tensorType!.elemType).toBe(DataType.FLOAT);
     expect(out.graph!.output.map((o) => o.type!.tensorType!.elemType)).toEqual([DataType.FLOAT, DataType.FLOAT, DataType.FLOAT]);
@@ -407,7 +389,7 @@ describe('float16', () => {
     const { model: out } = await q({ dtype: 'int4', granularity: 32, float16: true }, m);
     const ref = await run(m, idsSample().feeds);
     const got = await run(out, idsSample().feeds);
-    expect(relRms(ref.y, got.y)).toBeLessThan(0.15);
+    expect(relativeRms(ref.y, got.y)).toBeLessThan(0.15);
     const scales = out.graph!.initializer.filter((t) => t.name?.endsWith('_scales'));
     expect(scales.length).toBeGreaterThan(0);
     expect(scales.every((t) => t.dataType === DataType.FLOAT16)).toBe(true);
