@@ -21,9 +21,9 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { deflateRawSync } from 'node:zlib';
 import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
 import { classifyMessage, killGroupAfter } from './fuzz-mutate.js';
+import { zip } from '../test/zip-writer.js';
 
 const FMNIST = path.resolve('test/fixtures/fmnist-cnn/model.onnx');
 const SECRET = 'CORPUS-SECRET-7f3a9c';
@@ -60,46 +60,6 @@ function npy(header: string, data: Uint8Array = new Uint8Array(0), version = 1):
   if (version === 1) head.writeUInt16LE(h.length, 8);
   else head.writeUInt32LE(h.length, 8);
   return Buffer.concat([head, Buffer.from(h, 'latin1'), data]);
-}
-
-/** A zip of entries (stored or deflated), with the declared sizes optionally lying. */
-function zip(entries: { name: string; data: Uint8Array; method?: 0 | 8; declared?: number; crc?: number }[]): Uint8Array {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const e of entries) {
-    const body = e.method === 8 || e.method === undefined ? deflateRawSync(e.data) : Buffer.from(e.data);
-    const name = Buffer.from(e.name);
-    const size = e.declared ?? e.data.length;
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(e.method ?? 8, 8);
-    local.writeUInt32LE(e.crc ?? 0, 14);
-    local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(size >>> 0, 22);
-    local.writeUInt16LE(name.length, 26);
-    const cd = Buffer.alloc(46);
-    cd.writeUInt32LE(0x02014b50, 0);
-    cd.writeUInt16LE(20, 6);
-    cd.writeUInt16LE(e.method ?? 8, 10);
-    cd.writeUInt32LE(e.crc ?? 0, 16);
-    cd.writeUInt32LE(body.length, 20);
-    cd.writeUInt32LE(size >>> 0, 24);
-    cd.writeUInt16LE(name.length, 28);
-    cd.writeUInt32LE(offset, 42);
-    locals.push(local, name, body);
-    centrals.push(cd, name);
-    offset += 30 + name.length + body.length;
-  }
-  const cdBytes = Buffer.concat(centrals);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(entries.length, 8);
-  eocd.writeUInt16LE(entries.length, 10);
-  eocd.writeUInt32LE(cdBytes.length, 12);
-  eocd.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cdBytes, eocd]);
 }
 
 const f32 = (n: number) => new Uint8Array(new Float32Array(n).fill(0.5).buffer);

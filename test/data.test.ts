@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deflateRawSync } from 'node:zlib';
 import { DATA_FORMATS, dataExtensions, dataFormatOf, loadSamples, type DataFormat, type InputSpec } from '../src/data/index.js';
 import { loadRecipe } from '../src/recipe/index.js';
+import { zip } from './zip-writer.js';
 
 const MODEL = new URL('./fixtures/fmnist-cnn/model.onnx', import.meta.url).pathname;
 const X_INPUTS: InputSpec[] = [{ name: 'x', type: 'float32', dims: ['batch', 3] }];
@@ -38,31 +38,7 @@ function npy(): Uint8Array {
 }
 
 /** An .npz holding one deflated entry "x.npy". */
-function npz(): Uint8Array {
-  const data = npy();
-  const comp = deflateRawSync(data);
-  const name = Buffer.from('x.npy');
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4);
-  local.writeUInt16LE(8, 8);
-  local.writeUInt32LE(comp.length, 18);
-  local.writeUInt32LE(data.length, 22);
-  local.writeUInt16LE(name.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE(8, 10);
-  central.writeUInt32LE(comp.length, 20);
-  central.writeUInt32LE(data.length, 24);
-  central.writeUInt16LE(name.length, 28);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(1, 8);
-  end.writeUInt16LE(1, 10);
-  end.writeUInt32LE(46 + name.length, 12);
-  end.writeUInt32LE(30 + name.length + comp.length, 16);
-  return Buffer.concat([local, name, comp, central, name, end]);
-}
+const npz = (): Uint8Array => zip([{ name: 'x.npy', data: npy() }]);
 
 const items = JSON.stringify(ROWS.map((r) => ({ inputs: { x: [r] } })));
 

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deflateRawSync } from 'node:zlib';
 import { CompressError } from '../src/errors.js';
 import { DataType } from '../src/onnx/dtypes.js';
 import { readModel } from '../src/onnx/io.js';
@@ -15,6 +14,7 @@ import { evaluateModels, type EvalReport } from '../src/eval/evaluate.js';
 import { loadFashionMnist, loadSpamTestSet, spamTokenize } from '../bench/lib/fixtures.js';
 import { accuracy, compareOutputs, latencyStats } from '../src/eval/metrics.js';
 import type { InputSpec } from '../src/data/types.js';
+import { zip } from './zip-writer.js';
 
 const F = new URL('./fixtures/', import.meta.url).pathname;
 const SPAM_MODEL = `${F}spam-tinybert/model.onnx`;
@@ -78,41 +78,6 @@ const NPZ_DEFLATE =
 const NPY_FORTRAN =
   'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBUcnVlLCAnc2hhcGUnOiAoMiwgMyksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAAAAAAAAAAAAOg/AAAAAAAA0D8AAAAAAADwPwAAAAAAAOA/AAAAAAAA9D8=';
 
-/** A minimal zip writer (deflate), to build .npz files with chosen names. */
-function zip(entries: Record<string, Uint8Array>): Uint8Array {
-  const locals: Buffer[] = [];
-  const central: Buffer[] = [];
-  let offset = 0;
-  for (const [name, data] of Object.entries(entries)) {
-    const comp = deflateRawSync(data);
-    const n = Buffer.from(name);
-    const lh = Buffer.alloc(30);
-    lh.writeUInt32LE(0x04034b50, 0);
-    lh.writeUInt16LE(20, 4);
-    lh.writeUInt16LE(8, 8);
-    lh.writeUInt32LE(comp.length, 18);
-    lh.writeUInt32LE(data.length, 22);
-    lh.writeUInt16LE(n.length, 26);
-    const ch = Buffer.alloc(46);
-    ch.writeUInt32LE(0x02014b50, 0);
-    ch.writeUInt16LE(8, 10);
-    ch.writeUInt32LE(comp.length, 20);
-    ch.writeUInt32LE(data.length, 24);
-    ch.writeUInt16LE(n.length, 28);
-    ch.writeUInt32LE(offset, 42);
-    locals.push(lh, n, comp);
-    central.push(ch, n);
-    offset += 30 + n.length + comp.length;
-  }
-  const cd = Buffer.concat(central);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(Object.keys(entries).length, 8);
-  end.writeUInt16LE(Object.keys(entries).length, 10);
-  end.writeUInt32LE(cd.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, end]);
-}
 
 // -------------------------------------------------------------------------------------- accuracy
 
@@ -306,11 +271,11 @@ describe('loadSamples', () => {
     expect(f[1].feeds.attention_mask.type).toBe('int64');
     expect(f[1].label).toBe(1);
     // An npz with a misspelled array name, and one whose sample shape does not fit.
-    const wrong = write('wrong.npz', zip({ 'imgae.npy': npy('<f4', [2, 1, 28, 28], new Float32Array(2 * 784)) }));
+    const wrong = write('wrong.npz', zip([{ name: 'imgae.npy', data: npy('<f4', [2, 1, 28, 28], new Float32Array(2 * 784)) }]));
     expect((await dataError(loadSamples({ data: wrong }, FM_INPUTS))).message).toBe(
       `${wrong}: array "imgae": array "imgae" is not an input of the model (did you mean "image"?); its inputs are "image" (or "label" for labels)`,
     );
-    const shape = write('shape.npz', zip({ 'image.npy': npy('<f4', [2, 2, 28, 28], new Float32Array(4 * 784)) }));
+    const shape = write('shape.npz', zip([{ name: 'image.npy', data: npy('<f4', [2, 2, 28, 28], new Float32Array(4 * 784)) }]));
     expect((await dataError(loadSamples({ data: shape }, FM_INPUTS))).message).toBe(
       `${shape}: array "image": shape (2, 2, 28, 28) gives samples of shape [1, 2, 28, 28] but the model's input "image" is [batch, 1, 28, 28] (dim 1 must be 1)`,
     );

@@ -18,6 +18,7 @@ import { resolveOptions } from '../src/plugin/options.js';
 import { modelMiddleware } from '../src/plugin/dev.js';
 import { sweepStaleTemps } from '../src/pipeline/temps.js';
 import { cli } from './cli-run.js';
+import { zip } from './zip-writer.js';
 
 const FMNIST = resolve('test/fixtures/fmnist-cnn/model.onnx');
 
@@ -426,31 +427,9 @@ describe('bounded work', () => {
   });
 });
 
-/** A one-entry zip (deflate) with the declared sizes given. */
-function zipWith(name: string, compressed: Buffer, size: number, method = 8): Buffer {
-  const nameBuf = Buffer.from(name);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(method, 8);
-  local.writeUInt32LE(compressed.length, 18);
-  local.writeUInt32LE(size, 22);
-  local.writeUInt16LE(nameBuf.length, 26);
-  const cd = Buffer.alloc(46);
-  cd.writeUInt32LE(0x02014b50, 0);
-  cd.writeUInt16LE(method, 10);
-  cd.writeUInt32LE(compressed.length, 20);
-  cd.writeUInt32LE(size, 24);
-  cd.writeUInt16LE(nameBuf.length, 28);
-  cd.writeUInt32LE(0, 42);
-  const cdOffset = 30 + nameBuf.length + compressed.length;
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(1, 8);
-  eocd.writeUInt16LE(1, 10);
-  eocd.writeUInt32LE(46 + nameBuf.length, 12);
-  eocd.writeUInt32LE(cdOffset, 16);
-  return Buffer.concat([local, nameBuf, compressed, cd, nameBuf, eocd]);
-}
+/** A one-entry zip whose stored body is `compressed` as given, declaring `size` uncompressed bytes. */
+const zipWith = (name: string, compressed: Buffer, size: number, method = 8): Buffer =>
+  Buffer.from(zip([{ name, data: new Uint8Array(0), body: compressed, declared: size, method }]));
 
 describe('typed errors for malformed data and models', () => {
   it('npz: a zip bomb, an entry that lies about its size, and truncated archives are data errors with a byte offset', async () => {
