@@ -16,6 +16,7 @@ import { DataType } from '../onnx/dtypes.js';
 import { DataLocation, externalDataFile, externalRef } from '../onnx/external.js';
 import { makeAttribute, makeGraph, makeModel, makeNode, makeValueInfo } from '../onnx/graph.js';
 import { makeTensor } from '../onnx/tensor.js';
+import type { ModelProto } from '../onnx/types.js';
 import { forEachTensor } from '../onnx/walk.js';
 import { WEB_THREADS, type WireFeeds, type WireTensor } from './web.js';
 import { accuracyLevelNodes, nodesWithOp, unsupportedOp } from './web-compat.js';
@@ -40,9 +41,9 @@ function message(e: unknown): string {
  * Session options: onnxruntime-web's defaults, and the external data files a model names, resolved and
  * confined to its folder as everywhere else (src/onnx/external.ts).
  */
-function sessionOptions(file: string, bytes: Uint8Array, allowedDirs: readonly string[]): Parameters<OrtWeb['InferenceSession']['create']>[1] {
+function sessionOptions(file: string, model: ModelProto, allowedDirs: readonly string[]): Parameters<OrtWeb['InferenceSession']['create']>[1] {
   const external = new Set<string>();
-  forEachTensor(decodeModel(bytes, file), (t) => {
+  forEachTensor(model, (t) => {
     if (t.dataLocation === DataLocation.EXTERNAL) external.add(externalRef(t, file).location);
   });
   const dir = path.dirname(file);
@@ -71,13 +72,13 @@ function fillModelBytes(): Uint8Array {
 
 type Failure = { ok: false; stage: 'load' | 'run'; message: string; op?: string; domain?: string; nodes?: string[] };
 
-function failure(stage: 'load' | 'run', e: unknown, bytes: Uint8Array, file: string): Failure {
+function failure(stage: 'load' | 'run', e: unknown, bytes: Uint8Array, file: string, model?: ModelProto): Failure {
   const text = message(e);
   const op = unsupportedOp(text);
   let nodes: string[] | undefined;
   if (op) {
     try {
-      nodes = nodesWithOp(decodeModel(bytes, file), op.op, op.domain);
+      nodes = nodesWithOp(model ?? decodeModel(bytes, file), op.op, op.domain);
     } catch {
       // the names are a courtesy
     }
@@ -85,10 +86,12 @@ function failure(stage: 'load' | 'run', e: unknown, bytes: Uint8Array, file: str
   return { ok: false, stage, message: text, ...op, ...(nodes && { nodes }) };
 }
 
-async function open(file: string, allowedDirs: readonly string[] = []): Promise<{ session: Session; bytes: Uint8Array } | Failure> {
+/** The model's bytes, decoded once (external data to hand over, then the checks on it), and its session. */
+async function open(file: string, allowedDirs: readonly string[] = []): Promise<{ session: Session; bytes: Uint8Array; model: ModelProto } | Failure> {
   const bytes = readFileSync(file);
   try {
-    return { session: await ort!.InferenceSession.create(bytes, sessionOptions(file, bytes, allowedDirs)), bytes };
+    const model = decodeModel(bytes, file);
+    return { session: await ort!.InferenceSession.create(bytes, sessionOptions(file, model, allowedDirs)), bytes, model };
   } catch (e) {
     return failure('load', e, bytes, file);
   }
@@ -140,10 +143,10 @@ const handlers = {
       try {
         outputs = toWire(await o.session.run(toWeb(m.feeds)));
       } catch (e) {
-        return failure('run', e, o.bytes, m.model);
+        return failure('run', e, o.bytes, m.model, o.model);
       }
       const runMs = performance.now() - t1;
-      return { ok: true, outputs, loadMs, runMs, accuracyLevelNodes: accuracyLevelNodes(decodeModel(o.bytes, m.model)) };
+      return { ok: true, outputs, loadMs, runMs, accuracyLevelNodes: accuracyLevelNodes(o.model) };
     } finally {
       await o.session.release();
     }
@@ -176,7 +179,7 @@ const handlers = {
         try {
           await time(comp.session, fc, counted ? timesC : undefined);
         } catch (e) {
-          return failure('run', e, comp.bytes, m.compressed);
+          return failure('run', e, comp.bytes, m.compressed, comp.model);
         }
         return undefined;
       };
