@@ -116,12 +116,21 @@ export function readModelLazy(file: string, opts: LazyReadOptions = {}): ModelPr
       const out: Chunks = [];
       let external: { offset: number; length: number } | undefined;
       let pos = start;
+      // Fields copied byte for byte are copied in runs (one read per run, not per field: a message of
+      // millions of small fields must not cost a read each).
+      let run = start;
+      const flush = (upTo: number) => {
+        if (upTo > run) out.push(f.slice(run, upTo - run));
+      };
       while (pos < end) {
         const fieldStart = pos;
         const [tag, p1] = f.varint(pos);
         pos = p1;
         const field = Math.floor(tag / 8);
         const wire = tag & 7;
+        // As the decoder would say, but now: a run of zero bytes is a field-0 varint per byte, and
+        // skimming 65 MB of them took minutes before the decoder got to see the first.
+        if (field === 0) throw new CompressError('model', 'field number 0', { file, offset: fieldStart });
         if (wire === 0) [, pos] = f.varint(pos);
         else if (wire === 1) pos += 8;
         else if (wire === 5) pos += 4;
@@ -132,16 +141,21 @@ export function readModelLazy(file: string, opts: LazyReadOptions = {}): ModelPr
           if (pos > end) throw new CompressError('model', 'a length-delimited field runs past its message', { file, offset: fieldStart });
           const nested = NESTED[kind][field];
           if (nested) {
+            flush(fieldStart);
             out.push(...lenField(field, skim(nested, payload, pos)));
+            run = pos;
             continue;
           }
           if (kind === 'tensor' && field === 9 && len >= threshold) {
+            flush(fieldStart);
             external = { offset: payload, length: len };
+            run = pos;
             continue;
           }
         } else throw new CompressError('model', `unsupported wire type ${wire}`, { file, offset: fieldStart });
-        out.push(f.slice(fieldStart, pos - fieldStart));
+        if (pos > end) throw new CompressError('model', 'a field runs past its message', { file, offset: fieldStart });
       }
+      flush(end);
       if (external) {
         for (const [k, v] of [['location', location], ['offset', String(external.offset)], ['length', String(external.length)]]) out.push(...lenField(13, strEntry(k, v)));
         out.push(varintBytes(14 << 3), varintBytes(1));

@@ -28,7 +28,7 @@ import { collectGarbage } from './memory.js';
 import { hashChunks, OutputFile } from './output.js';
 import { latencyEntry, measureAccuracy, outputSizes, sourceSizes } from './measure.js';
 import { displayPath } from './present.js';
-import { mostlyFloat32, probeSource, syntheticSample, verify, type Runtime } from './verify.js';
+import { prepackingPays, probeSource, syntheticSample, verify, type Runtime } from './verify.js';
 import { measureWebLatency, planWebCheck, type WebCheckRun } from './webcheck.js';
 import type { Device } from '../device.js';
 import { withSessionGate } from '../runtime/gate.js';
@@ -224,7 +224,7 @@ export async function runBuild(
     const outputSha = hashChunks(encoded.chunks);
     const after = outputSizes(k, encoded.chunks, outputSha, model, before);
     const outputBytes = encoded.byteLength;
-    const prepacking = !mostlyFloat32(model);
+    const prepacking = prepackingPays(model);
     const { output, inCache } = await phase('write', () => writeOutput(encoded!, outputSha, k, cache, (m) => warn(m, 'cache')));
     // Closures made here (loadRaw, promise callbacks) keep this scope alive: clear what pins buffers.
     source = model = encoded = undefined;

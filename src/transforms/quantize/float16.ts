@@ -76,37 +76,48 @@ const TYPE_AGNOSTIC_INPUT = new Set(['Cast', 'Shape', 'Size']);
 
 /** float32 → float16 bits, clamped to ±65504 (infinities included), written into a new Uint16Array. */
 export function toFloat16Clamped(src: Float32Array): Uint16Array {
-  const out = float32ArrayToFloat16(src, new Uint16Array(src.length), 'clamp');
-  for (let i = 0; i < out.length; i++) {
-    const h = out[i];
-    if ((h & 0x7fff) === 0x7c00) out[i] = h === 0x7c00 ? 0x7bff : 0xfbff;
-  }
-  return out;
+  return toFloat16Measured(src).values;
 }
 
-let scratch = new Float32Array(0);
+const CHUNK = 16384;
+const backChunk = new Float32Array(CHUNK);
+
+/**
+ * toFloat16Clamped and the relative RMS error of the conversion, in one pass over `src`: a chunk at a
+ * time is converted, read back and compared while it is in cache (no weight-sized scratch buffer).
+ */
+export function toFloat16Measured(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): { values: Uint16Array; error: number } {
+  let e = 0;
+  let r = 0;
+  for (let start = 0; start < src.length; start += CHUNK) {
+    const end = Math.min(src.length, start + CHUNK);
+    const h = float32ArrayToFloat16(src.subarray(start, end), dst.subarray(start, end), 'clamp');
+    for (let i = 0; i < h.length; i++) {
+      const b = h[i];
+      if ((b & 0x7fff) === 0x7c00) h[i] = b === 0x7c00 ? 0x7bff : 0xfbff;
+    }
+    const back = float16ToFloat32Array(h, backChunk);
+    for (let i = 0, j = start; j < end; i++, j++) {
+      const x = src[j];
+      const d = x - back[i];
+      e += d * d;
+      r += x * x;
+    }
+  }
+  return { values: dst, error: r > 0 && Number.isFinite(e) ? Math.sqrt(e / r) : 0 };
+}
 
 /** Converts a float32 tensor in place; returns sizes and the relative RMS error of the conversion. */
 function convertTensor(t: TensorProto, read: (t: TensorProto) => Float32Array = tensorFloat32): { before: number; after: number; error: number } {
   const v = read(t);
-  const h = toFloat16Clamped(v);
-  if (scratch.length < v.length) scratch = new Float32Array(v.length);
-  const back = float16ToFloat32Array(h, scratch.subarray(0, v.length));
-  let e = 0;
-  let r = 0;
-  for (let i = 0; i < v.length; i++) {
-    const x = v[i];
-    const d = x - back[i];
-    e += d * d;
-    r += x * x;
-  }
+  const { values: h, error } = toFloat16Measured(v);
   const converted = makeTensor(t.name ?? '', FLOAT16, dimsOf(t), h);
   t.dataType = FLOAT16;
   t.rawData = converted.rawData;
   t.floatData = undefined;
   t.dataLocation = undefined;
   t.externalData = [];
-  return { before: v.length * 4, after: h.length * 2, error: r > 0 && Number.isFinite(e) ? Math.sqrt(e / r) : 0 };
+  return { before: v.length * 4, after: h.length * 2, error };
 }
 
 function isKeptByRule(node: NodeProto, keep: Set<string>, opset: number): boolean {

@@ -9,7 +9,6 @@ import { dirname } from 'node:path';
 import { CompressError } from '../../errors.js';
 import type { MatrixEngine } from '../../linalg/engine.js';
 import { cloneModel } from '../../onnx/edit.js';
-import { float16ToFloat32Array } from '../../onnx/float16.js';
 import { ensureOpset, indexModel, NameScope, opsetVersion } from '../../onnx/graph.js';
 import type { GraphProto, ModelProto, TensorProto } from '../../onnx/types.js';
 import { forEachTensor } from '../../onnx/walk.js';
@@ -19,7 +18,7 @@ import { emitDequantize, type Emitted } from './dq.js';
 import { askedPrecision, deliverySummary, planPrecision, sizeAwarePlan, wantedOpset } from './delivery.js';
 import { emitConvInteger, emitMatMulInteger } from './dynamic.js';
 import { GraphEdits } from './edits.js';
-import { convertToFloat16, DEFAULT_KEEP_FLOAT32_OPS, toFloat16Clamped } from './float16.js';
+import { convertToFloat16, DEFAULT_KEEP_FLOAT32_OPS } from './float16.js';
 import { planTarget, STATIC_KINDS, type FormEnv, type Plan } from './forms.js';
 import { emitGatherBlockQuantized } from './gather.js';
 import { gptqQuantize } from './gptq.js';
@@ -192,7 +191,7 @@ async function quantizeWeights(
         const w = read(t.site.tensor); // valid until the next read: used up within this iteration
         const e = emitFloat16Weight(t, w, edits);
         report.layers.push(Object.assign(
-          { name: t.name, op: t.op, weight: t.weight, shape: t.shape, dtypeBefore: 'float32', dtypeAfter: e.dtypeAfter, bytesBefore: w.length * 4, bytesAfter: e.bytesAfter, error: float16Error(w), errorKind: 'weight' as const },
+          { name: t.name, op: t.op, weight: t.weight, shape: t.shape, dtypeBefore: 'float32', dtypeAfter: e.dtypeAfter, bytesBefore: w.length * 4, bytesAfter: e.bytesAfter, error: e.error, errorKind: 'weight' as const },
           { form: 'cast', requested: 'float16', delivered: 'float16' },
         ));
         ctx.progress?.((++done / selection.targets.length) * 0.95);
@@ -267,18 +266,6 @@ async function quantizeWeights(
   }
 }
 
-/** Relative RMS error of storing a weight as float16. */
-function float16Error(w: Float32Array): number {
-  const back = float16ToFloat32Array(toFloat16Clamped(w));
-  let e = 0;
-  let r = 0;
-  for (let i = 0; i < w.length; i++) {
-    const d = w[i] - back[i];
-    e += d * d;
-    r += w[i] * w[i];
-  }
-  return r > 0 ? Math.sqrt(e / r) : 0;
-}
 
 /**
  * MatMulNBits accuracy_level: 4 (int8 activations, ORT's fastest CPU path with AVX-512 VNNI/AVX2) for

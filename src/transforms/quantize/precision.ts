@@ -15,7 +15,7 @@ import type { GraphProto, NodeProto } from '../../onnx/types.js';
 import type { LayerPrecision, QuantizeStep } from './config.js';
 import type { Emitted } from './dq.js';
 import type { GraphEdits } from './edits.js';
-import { toFloat16Clamped } from './float16.js';
+import { toFloat16Measured } from './float16.js';
 import type { Target } from './select.js';
 
 export type { LayerPrecision };
@@ -62,8 +62,8 @@ export function deliveredPrecision(bits: 4 | 8, granularity: 'per-tensor' | 'per
  * Stores a weight as float16 with a Cast back to float32 before its readers (one Cast per graph that
  * reads it, placed before the first reader, as DequantizeLinear is in dq.ts).
  */
-export function emitFloat16Weight(t: Target, w: Float32Array, edits: GraphEdits): Emitted {
-  const h = toFloat16Clamped(w);
+export function emitFloat16Weight(t: Target, w: Float32Array, edits: GraphEdits): Emitted & { error: number } {
+  const { values: h, error } = toFloat16Measured(w);
   const name = edits.addTensor(t.site, `${t.weight}_float16`, makeTensor('', DataType.FLOAT16, t.shape, h));
   const firstUse = new Map<GraphProto, NodeProto>();
   for (const u of t.uses) if (!firstUse.has(u.graph)) firstUse.set(u.graph, u.node);
@@ -73,5 +73,5 @@ export function emitFloat16Weight(t: Target, w: Float32Array, edits: GraphEdits)
     for (const u of t.uses) if (u.graph === graph) u.node.input[u.input] = out;
   }
   edits.removeWeight(t.site);
-  return { bytesAfter: h.length * 2, dtypeAfter: 'float16' };
+  return { bytesAfter: h.length * 2, dtypeAfter: 'float16', error };
 }
