@@ -47,70 +47,29 @@ export interface PruneResult {
 
 /**
  * Keeps the elements of `values` whose key is not among the k smallest (over all arrays together)
- * and zeroes the rest: one histogram pass over the top 16 key bits, then one pass that writes the
- * output, zeroing keys below the chosen bin and collecting the bin's elements; those are ordered by
- * (low bits, position) and the smallest zeroed until exactly k are gone.
+ * and zeroes the rest: radixSelect finds the k-th smallest key T and how many keys are below it, then one
+ * pass writes the output: keys below T zeroed, keys above kept, and of the keys equal to T the first
+ * (k − below) in storage order (array by array) zeroed.
  */
 function zeroSmallest(keys: Uint32Array[], values: Float32Array[], k: number, mask = ABS, inPlace = false): PruneResult[] {
-  const hist = new Uint32Array(65536);
-  for (const a of keys) histogram(a, mask, hist);
-  let below = 0;
-  let b = 0;
-  if (k <= 0) b = -1;
-  else {
-    for (; b < 65536; b++) {
-      if (below + hist[b] >= k) break;
-      below += hist[b];
-    }
-  }
-  // Elements of the threshold bin, packed as low16·2^36 + (offset of the array + position): exact in a
-  // double, and sorting the numbers orders them by (low bits, array, position).
-  const bin: number[] = [];
-  const offsets: number[] = [];
-  let offset = 0;
-  for (const w of values) {
-    offsets.push(offset);
-    offset += w.length;
-  }
-  const stats = values.map(() => ({ zeros: 0, removed: 0, total: 0 }));
-  const outputs = values.map((w, a) => writePass(w, keys[a], mask, b, offsets[a], bin, stats[a], inPlace ? w : new Float32Array(w.length)));
-  const sorted = Float64Array.from(bin).sort();
-  for (let j = 0; j < k - below && j < sorted.length; j++) {
-    const flat = sorted[j] % 2 ** 36;
-    let a = 0;
-    while (a + 1 < offsets.length && offsets[a + 1] <= flat) a++;
-    const i = flat - offsets[a];
-    const x = outputs[a][i];
-    if (x !== 0) stats[a].zeros++;
-    stats[a].removed += x * x;
-    outputs[a][i] = 0;
-  }
-  return outputs.map((out, a) => ({ values: out, zeros: stats[a].zeros, weightError: stats[a].total > 0 ? Math.sqrt(stats[a].removed / stats[a].total) : 0 }));
-}
-
-function histogram(a: Uint32Array, mask: number, hist: Uint32Array): void {
-  for (let i = 0; i < a.length; i++) hist[(a[i] & mask) >>> 16]++;
+  // T = −1 when nothing goes: every key (≥ 0 once masked) is above it.
+  const sel = k > 0 ? radixSelect(keys, k, mask) : undefined;
+  const threshold = { bits: sel ? sel.bits : -1, ties: sel ? k - sel.below : 0 };
+  return values.map((w, a) => writePass(w, keys[a], mask, threshold, inPlace ? w : new Float32Array(w.length)));
 }
 
 /**
- * Copies w into `out` (which may be w itself), zeroing keys whose top bits are below bin b and
- * collecting those in bin b (see zeroSmallest). Branch-free on the keep/drop decision (it is a coin flip
- * at 50 %, and mispredicted branches tripled the time): the output bits are the input bits masked by 0
- * or ~0. In place (out = w, keys = w's bits) is safe: element i's value and bin are read before it is
- * written, and a zeroed element is below the bin, so the reads after the write see nothing it changed.
+ * Copies w into `out` (which may be w itself), zeroing the elements whose key is below `t.bits`, and
+ * `t.ties` of those equal to it (counting them down). Branch-free on the keep/drop decision (it is a
+ * coin flip at 50 %, and mispredicted branches tripled the time): the output bits are the input bits
+ * masked by 0 or ~0; only the rare key equal to the threshold takes a branch. In place (out = w, keys =
+ * w's bits) is safe: element i's key and value are read before it is written.
  */
-function writePass(
-  w: Float32Array,
-  key: Uint32Array,
-  mask: number,
-  b: number,
-  offset: number,
-  bin: number[],
-  stats: { zeros: number; removed: number; total: number },
-  out: Float32Array,
-): Float32Array {
+function writePass(w: Float32Array, key: Uint32Array, mask: number, t: { bits: number; ties: number }, out: Float32Array): PruneResult {
   const wb = new Uint32Array(w.buffer, w.byteOffset, w.length);
   const ob = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  const bits = t.bits;
+  let ties = t.ties;
   let dropped = 0;
   let zerosKept = 0;
   let removed = 0;
@@ -118,19 +77,22 @@ function writePass(
   for (let i = 0; i < w.length; i++) {
     const x = w[i];
     const x2 = x * x;
-    const hi = (key[i] & mask) >>> 16;
-    const keep = ((hi - b) >> 31) + 1; // 1 when hi ≥ b
+    const kv = key[i] & mask;
+    // Keys are < 2^31 once masked, so bits − kv fits an int32: its sign bit says kv > bits.
+    let keep = ((bits - kv) >>> 31) & 1;
+    if (kv === bits) {
+      keep = ties > 0 ? 0 : 1;
+      ties -= 1 - keep;
+    }
+    const zero = (wb[i] & 0x7fffffff) === 0;
     ob[i] = wb[i] & -keep;
     total += x2;
     removed += x2 * (1 - keep);
     dropped += 1 - keep;
-    if (hi === b) bin.push((key[i] & 0xffff) * 2 ** 36 + offset + i);
-    if ((wb[i] & 0x7fffffff) === 0) zerosKept += keep;
+    if (zero) zerosKept += keep;
   }
-  stats.zeros = dropped + zerosKept;
-  stats.removed = removed;
-  stats.total = total;
-  return out;
+  t.ties = ties;
+  return { values: out, zeros: dropped + zerosKept, weightError: total > 0 ? Math.sqrt(removed / total) : 0 };
 }
 
 function bitsOf(a: Float32Array): Uint32Array {
