@@ -200,7 +200,9 @@ export function quantizeBlocks(rows: Float32Array, R: number, K: number, block: 
 /**
  * quantizeBlocks of the transpose: `x` is [K, N] row-major (MatMul's B), blocks run down each column,
  * and codes come out in rows layout [N, K] (scales/zeros [N, ceil(K / block)]) without transposing the
- * floats first. Each block of rows is read twice, row by row (min/max per column, then codes).
+ * floats first. Block by block, column by column: a column's block is read twice (min/max, then codes)
+ * from cache lines the next columns read too, and its codes are written contiguously (writing them
+ * row by row, K bytes apart, was 15 % slower).
  */
 export function quantizeBlocksColumns(x: Float32Array, K: number, N: number, block: number, bits: Bits, symmetric: boolean): Quantized {
   const nb = Math.ceil(K / block);
@@ -208,44 +210,35 @@ export function quantizeBlocksColumns(x: Float32Array, K: number, N: number, blo
   const zeros = new Uint8Array(N * nb);
   const codes = new Uint8Array(N * K);
   const qmax = (1 << bits) - 1;
-  const lo = new Float32Array(N);
-  const hi = new Float32Array(N);
-  const inv = new Float32Array(N);
-  const zh = new Float32Array(N);
-  const s = new Float32Array(N);
-  const z = new Float32Array(N);
   const p = new Float64Array(2);
   let sqErr = 0;
   let sqRef = 0;
   for (let b = 0; b < nb; b++) {
     const k0 = b * block;
     const k1 = Math.min(k0 + block, K);
-    lo.set(x.subarray(k0 * N, k0 * N + N));
-    hi.set(lo);
-    for (let k = k0 + 1; k < k1; k++) {
-      const row = k * N;
-      for (let n = 0; n < N; n++) {
-        const v = x[row + n];
-        if (v < lo[n]) lo[n] = v;
-        if (v > hi[n]) hi[n] = v;
-      }
-    }
     for (let n = 0; n < N; n++) {
-      groupParams(lo[n], hi[n], bits, symmetric, p);
-      scales[n * nb + b] = s[n] = p[0];
-      zeros[n * nb + b] = z[n] = p[1];
-      inv[n] = 1 / s[n];
-      zh[n] = p[1] + 0.5;
-    }
-    for (let k = k0; k < k1; k++) {
-      const row = k * N;
-      for (let n = 0, at = k; n < N; n++, at += K) {
-        const v = x[row + n];
-        let q = (v * inv[n] + zh[n]) | 0;
+      let lo = x[k0 * N + n];
+      let hi = lo;
+      for (let i = (k0 + 1) * N + n, end = k1 * N; i < end; i += N) {
+        const v = x[i];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+      }
+      groupParams(lo, hi, bits, symmetric, p);
+      const s = p[0];
+      const z = p[1];
+      scales[n * nb + b] = s;
+      zeros[n * nb + b] = z;
+      // float32 like the stored scale, as every quantizer here computes codes
+      const inv = Math.fround(1 / s);
+      const zh = Math.fround(z + 0.5);
+      for (let i = k0 * N + n, at = n * K + k0, end = n * K + k1; at < end; i += N, at++) {
+        const v = x[i];
+        let q = (v * inv + zh) | 0;
         if (q < 0) q = 0;
         else if (q > qmax) q = qmax;
         codes[at] = q;
-        const d = v - (q - z[n]) * s[n];
+        const d = v - (q - z) * s;
         sqErr += d * d;
         sqRef += v * v;
       }
