@@ -22,7 +22,10 @@
  * onnxruntime-web (the web check of every browser build). --no-simplify adds `simplify: false` to each,
  * to see the named step alone; --no-web-check adds `webCheck: false`.
  *
- *   npx tsx bench/build.ts [--runs 3] [--cases int8,int4,fp16,prune,hit] [--no-simplify] [--no-web-check] [--keep]
+ * --compare <cli.js> runs another build of the command (e.g. a checkout of an earlier commit, built) in the
+ * same rounds, interleaved, and adds its wall time beside each case: before / after under the same load.
+ *
+ *   npx tsx bench/build.ts [--runs 3] [--cases int8,int4,fp16,prune,hit] [--no-simplify] [--no-web-check] [--compare old/dist/cli.js] [--keep]
  *
  * Writes bench/out/build.json ({ markdown, targets, … }).
  */
@@ -43,6 +46,7 @@ const opt = (name: string) => {
 };
 const RUNS = Number(opt('--runs') ?? 3);
 const CASES = (opt('--cases') ?? 'int8,int4,fp16,prune,hit').split(',');
+const COMPARE = opt('--compare') ? path.resolve(opt('--compare')!) : undefined;
 const SIMPLIFY = (argv.includes('--no-simplify') ? '    simplify: false\n' : '') + (argv.includes('--no-web-check') ? '    webCheck: false\n' : '');
 
 interface Case {
@@ -123,6 +127,7 @@ async function main(): Promise<void> {
 
   const user = new Map<string, Row>(cases.map((c) => [c.id, rowOf()]));
   const step = new Map<string, Row>(cases.map((c) => [c.id, rowOf()]));
+  const before = new Map<string, Row>(cases.map((c) => [c.id, rowOf()]));
   const copy = { small: rowOf(), large: rowOf() };
   const hit = { build: rowOf(), validate: rowOf() };
   const wantHit = CASES.includes('hit');
@@ -150,6 +155,12 @@ async function main(): Promise<void> {
       row.wall.push(u.wallMs);
       row.rss.push(u.peakRssBytes);
       row.phases.push(JSON.parse(readFileSync(path.join(dir, 'out', 'm.manifest.json'), 'utf8')).timings);
+      if (COMPARE) {
+        const b = await measureProcess([process.execPath, COMPARE, 'build', '--no-cache', '--quiet', '--out', 'out-compare'], { cwd: dir });
+        check(b, `build ${c.id} (${COMPARE})`);
+        before.get(c.id)!.wall.push(b.wallMs);
+        before.get(c.id)!.rss.push(b.peakRssBytes);
+      }
       const s = await measureProcess([process.execPath, path.join(dir, 'step.mjs'), files[c.model], path.join(dir, 'step-out.onnx')], { cwd: dir });
       check(s, `step-only ${c.id}`);
       step.get(c.id)!.wall.push(s.wallMs);
@@ -183,7 +194,16 @@ async function main(): Promise<void> {
     const st = summarize(step.get(c.id)!.wall);
     const sr = summarize(step.get(c.id)!.rss);
     const cp = summarize(copy[c.model].wall);
-    rows.push([`${c.label}, ${(input / 1e6).toFixed(0)} MB`, range(w, fmtMs), range(r, mib), fmtMs(cp.median), `${fmtMs(st.median)}, ${mib(sr.median)}`]);
+    const b = COMPARE ? summarize(before.get(c.id)!.wall) : undefined;
+    const br = COMPARE ? summarize(before.get(c.id)!.rss) : undefined;
+    rows.push([
+      `${c.label}, ${(input / 1e6).toFixed(0)} MB`,
+      range(w, fmtMs),
+      range(r, mib),
+      ...(b && br ? [`${range(b, fmtMs)}, ${mib(br.median)}`] : []),
+      fmtMs(cp.median),
+      `${fmtMs(st.median)}, ${mib(sr.median)}`,
+    ]);
     targets.push({ what: `build --no-cache: ${c.label}, ${(input / 1e6).toFixed(0)} MB (whole process)`, target: `≤ ${fmtMs(c.targetMs)}`, value: range(w, fmtMs), floor: `file copy ${fmtMs(cp.median)}`, met: w.median <= c.targetMs });
     targets.push({ what: `build --no-cache: ${c.label} peak RSS`, target: `≤ ${mib(rssLimit)} (1.5 × input + 100 MB)`, value: range(r, mib), floor: `file copy ${mib(summarize(copy[c.model].rss).median)}`, met: r.median <= rssLimit });
   }
@@ -204,7 +224,11 @@ async function main(): Promise<void> {
   const markdown = [
     `User's path: \`node dist/cli.js build --no-cache\`, whole process (node start to exit), medians of ${RUNS} runs with min–max; ${SIMPLIFY ? `recipes with ${SIMPLIFY.trim().split('\n').map((l) => `\`${l.trim()}\``).join(', ')}; ` : ''}${m.cpu}, load ${loadAverage()} at the end.`,
     '',
-    markdownTable(['recipe, model', 'wall', 'peak RSS', 'floor: file copy', 'step only (read → step → write; not the user\'s path)'], rows, ['left', 'right', 'right', 'right', 'right']),
+    markdownTable(
+      ['recipe, model', 'wall', 'peak RSS', ...(COMPARE ? [`compared: ${path.relative(ROOT, COMPARE)} (wall, RSS)`] : []), 'floor: file copy', 'step only (read → step → write; not the user\'s path)'],
+      rows,
+      ['left', 'right', 'right', ...(COMPARE ? ['right' as const] : []), 'right', 'right'],
+    ),
     '',
     'Phases of the build (manifest timings, medians; sizes run in zlib threads during verify, this is what was left to wait for):',
     '',
@@ -212,7 +236,7 @@ async function main(): Promise<void> {
     hitText,
     markdownTable(['what', 'target', 'value', 'floor', ''], targets.map((t) => [t.what, t.target, t.value, t.floor ?? '', mark(t.met)]), ['left', 'left', 'left', 'left', 'left']),
   ].join('\n');
-  writeFileSync(path.join(outDir, 'build.json'), JSON.stringify({ runs: RUNS, bytes, user: Object.fromEntries(user), step: Object.fromEntries(step), copy, hit, targets, markdown }, null, 2));
+  writeFileSync(path.join(outDir, 'build.json'), JSON.stringify({ runs: RUNS, bytes, user: Object.fromEntries(user), step: Object.fromEntries(step), ...(COMPARE && { compare: { cli: COMPARE, rows: Object.fromEntries(before) } }), copy, hit, targets, markdown }, null, 2));
   console.log(markdown);
   if (!argv.includes('--keep')) rmSync(tmp, { recursive: true, force: true });
   else console.error(`kept ${tmp}`);
