@@ -28,6 +28,7 @@ function machine(files: Record<string, string | number>, over: Partial<Machine> 
   return {
     platform: 'linux',
     env: {},
+    execArgv: [],
     cwd: '/p',
     read: (f) => system[f] ?? (typeof files[f] === 'string' ? (files[f] as string) : undefined),
     size: (f) => (typeof files[f] === 'number' ? (files[f] as number) : undefined),
@@ -65,7 +66,7 @@ describe('which models a command reads', () => {
     expect(modelBytes(['build', 'missing.yaml'], m)).toBe(0);
   });
 
-  it('relaunches only for enough bytes, on Linux with glibc and THP on request, when the tunable is not set', () => {
+  it('relaunches only for enough bytes, on Linux with glibc and THP on request, when the tunable is not set and nobody debugs this process', () => {
     const files = { '/p/compress.yaml': 'models:\n  a:\n    source: a.onnx\n', '/p/a.onnx': BIG };
     expect(shouldRelaunch(['build'], machine(files))).toBe(true);
     expect(shouldRelaunch(['build'], machine({ ...files, '/p/a.onnx': BIG - 1 }))).toBe(false);
@@ -73,6 +74,9 @@ describe('which models a command reads', () => {
     expect(shouldRelaunch(['build'], machine(files, { platform: 'darwin' }))).toBe(false);
     expect(shouldRelaunch(['build'], machine(files, { env: { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' } }))).toBe(false);
     expect(shouldRelaunch(['build'], machine(files, { env: { GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' } }))).toBe(true);
+    expect(shouldRelaunch(['build'], machine(files, { execArgv: ['--inspect-brk'] }))).toBe(false);
+    expect(shouldRelaunch(['build'], machine(files, { execArgv: ['--cpu-prof', '--cpu-prof-dir=/tmp/p'] }))).toBe(false);
+    expect(shouldRelaunch(['build'], machine(files, { execArgv: ['--max-old-space-size=4096'] }))).toBe(true);
     const thp = (mode: string) => machine(files, { read: (f) => (f.endsWith('/enabled') ? mode : machine(files).read(f)) });
     expect(shouldRelaunch(['build'], thp('[always] madvise never'))).toBe(false);
     expect(shouldRelaunch(['build'], thp('always madvise [never]'))).toBe(false);
@@ -95,7 +99,7 @@ function driver(dir: string, childBody: string): string {
     `import { relaunched } from ${JSON.stringify(src)};
 const recipe = ${JSON.stringify('models:\n  m:\n    source: m.onnx\n')};
 const read = (f) => (f.endsWith('/enabled') ? 'always [madvise] never' : f === '/proc/self/maps' ? '/usr/lib/libc.so.6' : recipe);
-const machine = { platform: 'linux', env: {}, cwd: ${JSON.stringify(dir)}, read, size: () => ${BIG} };
+const machine = { platform: 'linux', env: {}, execArgv: [], cwd: ${JSON.stringify(dir)}, read, size: () => ${BIG} };
 const code = await relaunched(['build'], { script: ${JSON.stringify(join(dir, 'child.mjs'))}, machine });
 process.exit(code === undefined ? 99 : code);
 `,

@@ -15,7 +15,8 @@
  * - the kernel gives huge pages on request (THP mode "madvise"; with "always" malloc gets them anyway,
  *   with "never" not at all), and the C library is glibc (the tunable means nothing to others);
  * - GLIBC_TUNABLES does not set glibc.malloc.hugetlb already (a user's own setting wins, and the
- *   relaunched process finds its own and runs the command).
+ *   relaunched process finds its own and runs the command), and Node was not started to debug or
+ *   profile this process (--inspect, --cpu-prof …).
  *
  * The relaunched process shares stdin, stdout and stderr; SIGINT, SIGTERM and SIGHUP sent to this one are
  * passed on, and this one then exits as the child did (its exit code, or the same signal). Bundler
@@ -35,6 +36,8 @@ export const RELAUNCH_MIN_BYTES = 64 * 2 ** 20;
 export interface Machine {
   platform: NodeJS.Platform;
   env: NodeJS.ProcessEnv;
+  /** Node's own flags for this process. */
+  execArgv: readonly string[];
   cwd: string;
   /** A file's text, or undefined when it cannot be read. */
   read(file: string): string | undefined;
@@ -45,6 +48,7 @@ export interface Machine {
 const thisMachine = (): Machine => ({
   platform: process.platform,
   env: process.env,
+  execArgv: process.execArgv,
   cwd: process.cwd(),
   read: (file) => {
     try {
@@ -94,6 +98,8 @@ export function modelBytes(argv: readonly string[], m: Machine): number {
 /** Whether a relaunch with glibc.malloc.hugetlb=1 would give this command huge pages it has not got. */
 export function shouldRelaunch(argv: readonly string[], m: Machine = thisMachine()): boolean {
   if (m.platform !== 'linux' || m.env.GLIBC_TUNABLES?.includes('glibc.malloc.hugetlb')) return false;
+  // Someone debugging or profiling this process wants the work done in it.
+  if (m.execArgv.some((a) => /^--(inspect|debug|cpu-prof|heap-prof|prof\b)/.test(a))) return false;
   if (!/\[madvise\]/.test(m.read('/sys/kernel/mm/transparent_hugepage/enabled') ?? '')) return false;
   if (!/\/libc\.so\.6$/m.test(m.read('/proc/self/maps') ?? '')) return false;
   return modelBytes(argv, m) >= RELAUNCH_MIN_BYTES;
