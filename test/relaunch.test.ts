@@ -31,7 +31,7 @@ function machine(files: Record<string, string | number>, over: Partial<Machine> 
     execArgv: [],
     cwd: '/p',
     read: (f) => system[f] ?? (typeof files[f] === 'string' ? (files[f] as string) : undefined),
-    size: (f) => (typeof files[f] === 'number' ? (files[f] as number) : undefined),
+    size: (f) => (typeof files[f] === 'number' ? (files[f] as number) : typeof files[f] === 'string' ? (files[f] as string).length : undefined),
     ...over,
   };
 }
@@ -64,6 +64,11 @@ describe('which models a command reads', () => {
     expect(modelBytes(['inspect', 'in.onnx'], m)).toBe(0);
     expect(modelBytes(['build', '--no-such-option'], m)).toBe(0); // the command reports the usage error
     expect(modelBytes(['build', 'missing.yaml'], m)).toBe(0);
+    // Read only when it is a regular file within the recipe limit (a FIFO or /dev/zero has no size here).
+    const read = (f: string) => (f === '/p/compress.yaml' ? 'models:\n  a: { source: ./a.onnx }\n' : undefined);
+    expect(modelBytes(['build'], { ...m, read, size: (f) => (f === '/p/a.onnx' ? 100 : undefined) })).toBe(0);
+    expect(modelBytes(['build'], { ...m, read, size: (f) => (f === '/p/a.onnx' ? 100 : f === '/p/compress.yaml' ? 256 * 1024 + 1 : undefined) })).toBe(0);
+    expect(modelBytes(['build'], { ...m, read, size: (f) => (f === '/p/a.onnx' ? 100 : f === '/p/compress.yaml' ? 40 : undefined) })).toBe(100);
   });
 
   it('relaunches only for enough bytes, on Linux with glibc and THP on request, when the tunable is not set and nobody debugs this process', () => {
@@ -99,7 +104,7 @@ function driver(dir: string, childBody: string): string {
     `import { relaunched } from ${JSON.stringify(src)};
 const recipe = ${JSON.stringify('models:\n  m:\n    source: m.onnx\n')};
 const read = (f) => (f.endsWith('/enabled') ? 'always [madvise] never' : f === '/proc/self/maps' ? '/usr/lib/libc.so.6' : recipe);
-const machine = { platform: 'linux', env: {}, execArgv: [], cwd: ${JSON.stringify(dir)}, read, size: () => ${BIG} };
+const machine = { platform: 'linux', env: {}, execArgv: [], cwd: ${JSON.stringify(dir)}, read, size: (f) => (f.endsWith('.yaml') ? recipe.length : ${BIG}) };
 const code = await relaunched(['build'], { script: ${JSON.stringify(join(dir, 'child.mjs'))}, machine });
 process.exit(code === undefined ? 99 : code);
 `,
@@ -153,5 +158,18 @@ describe('the relaunched process', () => {
     const lines = r.stderr.split('\n').filter((l) => l.includes('field number 0'));
     expect(lines).toEqual([`onnx-compress: big: ${join(dir, 'big.onnx')} (byte 0): field number 0`]);
     expect(existsSync(join(dir, 'out', 'big.onnx'))).toBe(false);
+  });
+
+  // The decision reads the recipe before the command checks it: a FIFO (no writer) would block it, and
+  // /dev/zero never end (both were 60 s timeouts of the corpus until the read was limited to regular files).
+  it.runIf(existsSync('dist/cli.js') && process.platform === 'linux')('`build` of a recipe that is a FIFO or /dev/zero: exit 2 at once, the recipe named', () => {
+    const dir = mkdtempSync(join(tmp, 'fifo-'));
+    expect(spawnSync('mkfifo', [join(dir, 'compress.yaml')]).status).toBe(0);
+    for (const recipe of [join(dir, 'compress.yaml'), '/dev/zero']) {
+      const r = spawnSync(process.execPath, [resolve('dist/cli.js'), 'build', recipe, '--no-cache', '--quiet', '--out', 'out'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+      expect(r.signal).toBe(null);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(recipe === '/dev/zero' ? '/dev/zero' : 'compress.yaml');
+    }
   });
 });

@@ -26,6 +26,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
+import { limit } from '../limits.js';
 import { childEnv } from '../runtime/child.js';
 import { parseArgs } from './args.js';
 import { build as buildSpec, repack as repackSpec } from './specs.js';
@@ -84,6 +85,10 @@ export function modelBytes(argv: readonly string[], m: Machine): number {
   try {
     if (command === 'build') {
       const recipe = path.resolve(m.cwd, parseArgs(buildSpec, rest).positionals[0] ?? 'compress.yaml');
+      // Only a regular file within the recipe size limit is read (a FIFO would block, /dev/zero never end,
+      // a 200 MB recipe cost 3 s and 400 MB): the command itself reports any other.
+      const size = m.size(recipe);
+      if (size === undefined || size > limit('RECIPE_BYTES')) return 0;
       files = recipeSources(m.read(recipe) ?? '').map((s) => path.resolve(path.dirname(recipe), s));
     } else if (command === 'repack') {
       const input = parseArgs(repackSpec, rest).positionals[0];
