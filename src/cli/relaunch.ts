@@ -5,9 +5,10 @@
  * 4 KiB pages: reading, pruning or converting and writing a model touches several times its size in new
  * memory, and each first touch of a page traps to the hypervisor. glibc's malloc backs its large blocks
  * with transparent huge pages when asked (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), but reads that setting
- * only when a process starts. Measured on a 2-core VM, `build --no-cache` with webCheck off, medians of
- * 3: magnitude prune of a 378 MB model 7.55 s → 4.42 s; a second Node start costs ~0.13 s there. So the
- * command relaunches itself when
+ * only when a process starts. Measured on a 2-core VM, whole `build --no-cache` processes with webCheck
+ * off, with and without the tunable: magnitude prune of a 378 MB model 7.55 → 4.42 s (medians of 3);
+ * `repack` of it 2.46 → 1.77 s (medians of 5); a second Node start costs ~0.12 s there. So the command
+ * relaunches itself when
  *
  * - it is `build` or `repack` and the models it reads add up to RELAUNCH_MIN_BYTES or more (a build: the
  *   `source:` files its recipe names, from a quick scan of the recipe's text, not a parse: a miss only
@@ -20,7 +21,7 @@
  *
  * The relaunched process shares stdin, stdout and stderr; SIGINT, SIGTERM and SIGHUP sent to this one are
  * passed on, and this one then exits as the child did (its exit code, or the same signal). Bundler
- * plugins run in the bundler's process, which cannot be relaunched: see docs/limits.md.
+ * plugins run in the bundler's process, which cannot be relaunched: see docs/facts.md.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
