@@ -19,12 +19,9 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const BIG = RELAUNCH_MIN_BYTES;
 
-/** A machine that would relaunch for a big enough model: Linux, glibc, THP on request. */
+/** A machine that would relaunch for a big enough model: Linux, glibc 2.36, THP on request. */
 function machine(files: Record<string, string | number>, over: Partial<Machine> = {}): Machine {
-  const system: Record<string, string> = {
-    '/sys/kernel/mm/transparent_hugepage/enabled': 'always [madvise] never\n',
-    '/proc/self/maps': '7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n',
-  };
+  const system: Record<string, string> = { '/sys/kernel/mm/transparent_hugepage/enabled': 'always [madvise] never\n' };
   return {
     platform: 'linux',
     env: {},
@@ -32,6 +29,7 @@ function machine(files: Record<string, string | number>, over: Partial<Machine> 
     cwd: '/p',
     read: (f) => system[f] ?? (typeof files[f] === 'string' ? (files[f] as string) : undefined),
     size: (f) => (typeof files[f] === 'number' ? (files[f] as number) : typeof files[f] === 'string' ? (files[f] as string).length : undefined),
+    glibc: () => '2.36',
     ...over,
   };
 }
@@ -71,7 +69,7 @@ describe('which models a command reads', () => {
     expect(modelBytes(['build'], { ...m, read, size: (f) => (f === '/p/a.onnx' ? 100 : f === '/p/compress.yaml' ? 40 : undefined) })).toBe(100);
   });
 
-  it('relaunches only for enough bytes, on Linux with glibc and THP on request, when the tunable is not set and nobody debugs this process', () => {
+  it('relaunches only for enough bytes, on Linux with glibc ≥ 2.35 and THP on request, when the tunable is not set and nobody debugs this process', () => {
     const files = { '/p/compress.yaml': 'models:\n  a:\n    source: a.onnx\n', '/p/a.onnx': BIG };
     expect(shouldRelaunch(['build'], machine(files))).toBe(true);
     expect(shouldRelaunch(['build'], machine({ ...files, '/p/a.onnx': BIG - 1 }))).toBe(false);
@@ -85,8 +83,9 @@ describe('which models a command reads', () => {
     const thp = (mode: string) => machine(files, { read: (f) => (f.endsWith('/enabled') ? mode : machine(files).read(f)) });
     expect(shouldRelaunch(['build'], thp('[always] madvise never'))).toBe(false);
     expect(shouldRelaunch(['build'], thp('always madvise [never]'))).toBe(false);
-    const musl = machine(files, { read: (f) => (f === '/proc/self/maps' ? '7f00-7f01 r-xp 0 0 1 /lib/ld-musl-x86_64.so.1\n' : machine(files).read(f)) });
-    expect(shouldRelaunch(['build'], musl)).toBe(false);
+    expect(shouldRelaunch(['build'], machine(files, { glibc: () => undefined }))).toBe(false); // musl
+    expect(shouldRelaunch(['build'], machine(files, { glibc: () => '2.31' }))).toBe(false); // no such tunable yet
+    expect(shouldRelaunch(['build'], machine(files, { glibc: () => '2.35' }))).toBe(true);
   });
 });
 
@@ -103,8 +102,8 @@ function driver(dir: string, childBody: string): string {
     join(dir, 'driver.mts'),
     `import { relaunched } from ${JSON.stringify(src)};
 const recipe = ${JSON.stringify('models:\n  m:\n    source: m.onnx\n')};
-const read = (f) => (f.endsWith('/enabled') ? 'always [madvise] never' : f === '/proc/self/maps' ? '/usr/lib/libc.so.6' : recipe);
-const machine = { platform: 'linux', env: {}, execArgv: [], cwd: ${JSON.stringify(dir)}, read, size: (f) => (f.endsWith('.yaml') ? recipe.length : ${BIG}) };
+const read = (f) => (f.endsWith('/enabled') ? 'always [madvise] never' : recipe);
+const machine = { platform: 'linux', env: {}, execArgv: [], cwd: ${JSON.stringify(dir)}, read, size: (f) => (f.endsWith('.yaml') ? recipe.length : ${BIG}), glibc: () => '2.36' };
 const code = await relaunched(['build'], { script: ${JSON.stringify(join(dir, 'child.mjs'))}, machine });
 process.exit(code === undefined ? 99 : code);
 `,

@@ -14,7 +14,8 @@
  *   `source:` files its recipe names, from a quick scan of the recipe's text, not a parse: a miss only
  *   costs speed; a repack: its input model);
  * - the kernel gives huge pages on request (THP mode "madvise"; with "always" malloc gets them anyway,
- *   with "never" not at all), and the C library is glibc (the tunable means nothing to others);
+ *   with "never" not at all), and the C library is glibc 2.35 or later (older ones and others ignore the
+ *   tunable);
  * - GLIBC_TUNABLES does not set glibc.malloc.hugetlb already (a user's own setting wins, and the
  *   relaunched process finds its own and runs the command), and Node was not started to debug or
  *   profile this process (--inspect, --cpu-prof …).
@@ -45,6 +46,8 @@ export interface Machine {
   read(file: string): string | undefined;
   /** A file's size, or undefined when it is not a file. */
   size(file: string): number | undefined;
+  /** The running glibc's version ("2.36"), undefined under another C library. */
+  glibc(): string | undefined;
 }
 
 const thisMachine = (): Machine => ({
@@ -67,7 +70,15 @@ const thisMachine = (): Machine => ({
       return undefined;
     }
   },
+  // ~8 ms (a diagnostic report): asked last, only when everything else says relaunch.
+  glibc: () => (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime,
 });
+
+/** glibc.malloc.hugetlb exists from glibc 2.35 on; older ones ignore it. */
+function hasHugetlbTunable(version: string | undefined): boolean {
+  const [major, minor] = (version ?? '').split('.').map(Number);
+  return major > 2 || (major === 2 && minor >= 35);
+}
 
 /** `source:` values in a recipe's text (block or flow style, plain or quoted); globs are left out. */
 export function recipeSources(text: string): string[] {
@@ -107,8 +118,7 @@ export function shouldRelaunch(argv: readonly string[], m: Machine = thisMachine
   // Someone debugging or profiling this process wants the work done in it.
   if (m.execArgv.some((a) => /^--(inspect|debug|cpu-prof|heap-prof|prof\b)/.test(a))) return false;
   if (!/\[madvise\]/.test(m.read('/sys/kernel/mm/transparent_hugepage/enabled') ?? '')) return false;
-  if (!/\/libc\.so\.6$/m.test(m.read('/proc/self/maps') ?? '')) return false;
-  return modelBytes(argv, m) >= RELAUNCH_MIN_BYTES;
+  return modelBytes(argv, m) >= RELAUNCH_MIN_BYTES && hasHugetlbTunable(m.glibc());
 }
 
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
