@@ -243,6 +243,24 @@ describe('cache key', () => {
     expect((await compressBuild(build, { cacheDir: p.cacheDir })).cached).toBe(false);
   });
 
+  // From 64 MiB on, the files are found by a skim of the model's structure, not a search of its bytes.
+  it('follows external data files of a large source too, and a large source without any names none', async () => {
+    const p = await project(PLAIN);
+    const src = join(p.dir, 'big.onnx');
+    writeModel(decodeModel(readFileSync(FMNIST)), join(p.dir, 'ext.onnx'), { externalData: true });
+    // ext.onnx's tensors reference ext.onnx.data; a 65 MiB tensor inline makes the file large.
+    const model = decodeModel(readFileSync(join(p.dir, 'ext.onnx')));
+    model.graph!.initializer.push(makeTensor('ballast', 1, [65 * 2 ** 18], new Float32Array(65 * 2 ** 18)));
+    writeFileSync(src, encodeModelToBytes(model));
+    expect(statSync(src).size).toBeGreaterThan(64 * 2 ** 20);
+    writeFileSync(join(p.dir, 'compress.yaml'), PLAIN.replace('fmnist.onnx', 'big.onnx'));
+    const build = (await loadRecipe(join(p.dir, 'compress.yaml'))).builds[0];
+    expect((await computeKey(build, new StatCache())).deps).toEqual(['ext.onnx.data']);
+    model.graph!.initializer = model.graph!.initializer.filter((t) => t.dataLocation !== 1);
+    writeFileSync(src, encodeModelToBytes(model));
+    expect((await computeKey(build, new StatCache())).deps).toEqual([]);
+  });
+
   it('depends on the calibration data bytes, not their path', async () => {
     const recipe = WITH_QUANT('    calibration: { data: eval.jsonl, samples: 4 }\n');
     const p1 = await project(recipe);

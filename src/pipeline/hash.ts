@@ -110,9 +110,9 @@ function statOrThrow(file: string): Stats {
 /**
  * Streams a file through sha256 in 1 MiB synchronous reads. Synchronous on purpose: libuv's thread pool
  * (which fs streams use) is often busy with other builds' gzip/brotli jobs, and a cache hit must not
- * wait behind them.
+ * wait behind them. `onChunk` sees every chunk (e.g. to look for a byte pattern).
  */
-function streamHash(file: string): string {
+function streamHash(file: string, onChunk?: (chunk: Buffer) => void): string {
   const h = createHash('sha256');
   let fd: number | undefined;
   try {
@@ -121,7 +121,9 @@ function streamHash(file: string): string {
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
-      h.update(buf.subarray(0, n));
+      const chunk = buf.subarray(0, n);
+      h.update(chunk);
+      onChunk?.(chunk);
     }
   } catch (e) {
     throw new CompressError('io', `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
@@ -138,21 +140,36 @@ export function sha256(bytes: Uint8Array | string): string {
 export interface FileHash {
   sha256: string;
   bytes: number;
+  /** Only for hashModel: whether the file may reference external data (a "location" key occurs in it). */
+  mayReferenceExternal?: boolean;
   entry?: StatEntry;
 }
 
 /** sha256 of a file, from the stat cache when the file is unchanged. */
-export async function hashFile(file: string, stats: StatCache): Promise<FileHash> {
+export async function hashFile(file: string, stats: StatCache, opts: { scanExternal?: boolean } = {}): Promise<FileHash> {
   const st = statOrThrow(file);
   if (!st.isFile()) throw new CompressError('io', `expected a file, found ${describeStat(st)}`, { file });
   const known = stats.lookup(file, st);
-  if (known) return { sha256: known.sha256, bytes: st.size, entry: known };
+  if (known && (!opts.scanExternal || known.deps)) return { sha256: known.sha256, bytes: st.size, entry: known };
   const hashedAt = Date.now();
-  const sha = streamHash(file);
+  let found = false;
+  let tail: Buffer = Buffer.alloc(0);
+  const needle = Buffer.from('location');
+  const sha = streamHash(
+    file,
+    opts.scanExternal
+      ? (chunk) => {
+          if (found) return;
+          const window = tail.length ? Buffer.concat([tail, chunk.subarray(0, needle.length)]) : undefined;
+          if ((window && window.includes(needle)) || chunk.includes(needle)) found = true;
+          tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - needle.length + 1))); // the buffer is reused
+        }
+      : undefined,
+  );
   const after = statOrThrow(file);
   // Changed while we read it: return the hash but do not remember it.
-  if (after.size === st.size && after.mtimeMs === st.mtimeMs && after.ino === st.ino) stats.record(file, st, sha, hashedAt);
-  return { sha256: sha, bytes: st.size, entry: stats.lookup(file, after) ?? undefined };
+  if (after.size === st.size && after.mtimeMs === st.mtimeMs && after.ino === st.ino) stats.record(file, st, sha, hashedAt, known?.deps);
+  return { sha256: sha, bytes: st.size, mayReferenceExternal: found, entry: stats.lookup(file, after) ?? undefined };
 }
 
 /** A folder's hash: every file below it (sorted, by relative path) with its content hash. */
