@@ -2,7 +2,8 @@
  * The fast paths of a build give the same results as the plain ones:
  * - magnitude pruning in place (StepContext.inPlace) equals the copying path, byte for byte, and really
  *   writes into the input's bytes;
- * - quantization on worker threads (the compiled CLI, dist/) writes the same file as on one thread;
+ * - quantization and magnitude pruning on worker threads (the compiled CLI, dist/) write the same file
+ *   and the same layer reports as on one thread;
  * - a quantize-only build (read lazily) writes the same model as a step run on an eager read.
  * Timings and memory of these paths are measured by bench/build.ts, not here.
  */
@@ -72,5 +73,20 @@ describe('fast paths', () => {
       expect(outs[0].length).toBeGreaterThan(1_000_000);
       expect(outs[1].equals(outs[0])).toBe(true);
     }
+  });
+
+  it('magnitude pruning on worker threads (compiled CLI) writes the same file and report as one thread', () => {
+    const cli = resolve('dist/cli.js');
+    writeFileSync(join(tmp, 'prune.yaml'), 'models:\n  big:\n    source: ./big.onnx\n    device: cpu\n    simplify: false\n    webCheck: false\n    prune: { method: magnitude, rate: 0.5 }\n');
+    const outs = ['1', '3'].map((threads) => {
+      const out = join(tmp, `prune-${threads}`);
+      const r = spawnSync(process.execPath, [cli, 'build', 'prune.yaml', '--no-cache', '--quiet', '--out', out], { cwd: tmp, env: { ...process.env, ONNX_COMPRESS_THREADS: threads }, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return { model: readFileSync(join(out, 'big.onnx')), layers: JSON.parse(readFileSync(join(out, 'big.manifest.json'), 'utf8')).steps[0].layers };
+    });
+    expect(outs[0].model.length).toBeGreaterThan(20_000_000);
+    expect(outs[1].model.equals(outs[0].model)).toBe(true);
+    expect(outs[1].layers).toEqual(outs[0].layers);
+    expect(outs[0].layers.every((l: { sparsity: number }) => Math.abs(l.sparsity - 0.5) < 1e-6)).toBe(true);
   });
 });

@@ -32,6 +32,7 @@ import { layerBias, layerBiasSite, readCount, replaceWeight, selectLayers, type 
 import { modelSize } from './size.js';
 import { collectStats, featureNorms, layerInputRequest, layerOutputError, matrix64, MAX_GRAM_FEATURES, outputEnergy, statsKey, type FeatureStats, type StatsRequest } from './stats.js';
 import { pruneMagnitude, pruneMagnitudeInPlace, pruneWandaGlobal, pruneWandaRows, wandaScores, type PruneResult } from './unstructured.js';
+import { pruneInPlaceParallel, type Pruned } from './parallel.js';
 
 export { globMatch, selectLayers } from './select.js';
 export { cloneModel } from '../../onnx/edit.js';
@@ -219,32 +220,41 @@ function zeroedLayerReport(l: Layer, n: number, sparsity: number, error: number,
 
 /**
  * Magnitude pruning per layer, in the bytes the model was read into (ctx.inPlace): one weight at a time,
- * through a scratch buffer only for weights whose bytes are not 4-aligned in the file. Memory stays at
- * the model's size instead of three times it (source, float copies, pruned copies).
+ * through a scratch buffer only for weights whose bytes are not 4-aligned in the file, on worker threads
+ * too where that pays (parallel.ts). Memory stays at the model's size instead of three times it (source,
+ * float copies, pruned copies).
  */
-function pruneInPlace(env: Env, layers: Layer[]): Record<string, unknown> {
-  layers.forEach((l, i) => {
+async function pruneInPlace(env: Env, layers: Layer[]): Promise<Record<string, unknown>> {
+  // float_data and other encodings: a new tensor of raw bytes first, as the copying path makes.
+  const raws = layers.map((l) => {
     const t = l.site.tensor;
     const n = l.dims.reduce((a, b) => a * b, 1);
-    const raw = t.rawData;
-    let w: Float32Array;
-    let copied = false;
-    if (raw && raw.byteLength === n * 4 && raw.byteOffset % 4 === 0) w = new Float32Array(raw.buffer, raw.byteOffset, n);
-    else if (raw && raw.byteLength === n * 4) {
-      if (scratch.length < n) scratch = new Float32Array(n);
-      w = scratch.subarray(0, n);
-      new Uint8Array(w.buffer, 0, n * 4).set(raw);
-      copied = true;
-    } else {
-      // float_data and other encodings: a new tensor, as the copying path does.
-      w = tensorFloat32(t).slice();
-      replaceWeight(l.site, makeTensor(t.name ?? l.weightName, DataType.FLOAT, l.dims, w));
-    }
+    if (t.rawData && t.rawData.byteLength === n * 4) return t.rawData;
+    const w = tensorFloat32(t).slice();
+    replaceWeight(l.site, makeTensor(t.name ?? l.weightName, DataType.FLOAT, l.dims, w));
+    return l.site.tensor.rawData!;
+  });
+  const local = (i: number): Pruned => {
+    const raw = raws[i];
+    const n = raw.byteLength / 4;
+    if (raw.byteOffset % 4 === 0) return pruneMagnitudeInPlace(new Float32Array(raw.buffer, raw.byteOffset, n), env.params.rate);
+    if (scratch.length < n) scratch = new Float32Array(n);
+    const w = scratch.subarray(0, n);
+    new Uint8Array(w.buffer, 0, n * 4).set(raw);
     const r = pruneMagnitudeInPlace(w, env.params.rate);
-    if (copied) raw!.set(new Uint8Array(w.buffer, 0, n * 4));
-    const entry = zeroedLayerReport(l, n, r.zeros / n, r.weightError, 'weight');
-    env.report.layers.push(entry);
-    env.ctx.progress?.((i + 1) / layers.length);
+    raw.set(new Uint8Array(w.buffer, 0, n * 4));
+    return r;
+  };
+  let finished = 0;
+  const progress = () => env.ctx.progress?.(++finished / layers.length);
+  const results = (await pruneInPlaceParallel(raws, env.params.rate, local, progress)) ?? layers.map((_, i) => {
+    const r = local(i);
+    progress();
+    return r;
+  });
+  layers.forEach((l, i) => {
+    const n = raws[i].byteLength / 4;
+    env.report.layers.push(zeroedLayerReport(l, n, results[i].zeros / n, results[i].weightError, 'weight'));
   });
   return {};
 }

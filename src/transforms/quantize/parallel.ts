@@ -14,7 +14,6 @@
  * thread count (1: no workers; 2 on a 2-core machine: one worker).
  */
 import { existsSync } from 'node:fs';
-import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -23,6 +22,8 @@ import type { TensorProto } from '../../onnx/types.js';
 import type { Plan } from './forms.js';
 import type { Target } from './select.js';
 import { quantizeWeight, type WeightQuant } from './weights.js';
+import { threadCount } from '../threads.js';
+
 
 /** Below this many bytes of weights one thread is faster than starting workers (~30–50 ms each). */
 export const MIN_PARALLEL_BYTES = 16 * 2 ** 20;
@@ -38,12 +39,6 @@ export interface WeightJob {
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 
-export function threadCount(): number {
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  const set = Number(process.env.ONNX_COMPRESS_THREADS);
-  if (Number.isInteger(set) && set > 0) return Math.min(set, cores);
-  return cores >= 4 ? cores : 1;
-}
 
 function byteSize(t: TensorProto): number {
   if (t.rawData) return t.rawData.byteLength;
