@@ -48,7 +48,7 @@ function stableStringify(v: unknown): string {
 const SKIM_FROM = 64 * 2 ** 20;
 
 /** The external data files (relative to the model's folder) that `model`'s tensors reference. */
-function referencedFiles(model: ModelProto, file: string, allowedDirs: readonly string[]): string[] {
+function referencedFiles(model: ModelProto, file: string, allowedDirs: readonly string[] = []): string[] {
   const deps = new Set<string>();
   forEachTensor(model, (t) => {
     if (t.dataLocation !== DataLocation.EXTERNAL || t.lazyFile) return; // lazyFile: a payload left in the model file itself
@@ -86,11 +86,9 @@ export async function computeKey(build: Build, stats: StatCache): Promise<KeyInf
   const src = await hashFile(build.source, stats, { scanExternal: !skim });
   let deps = src.entry?.deps;
   if (!deps) {
-    const found = skim
-      ? skimmedDeps(build.source, build.externalDataDirs)
-      : src.mayReferenceExternal
-        ? referencedFiles(decodeModelFile(readFileBytes(build.source), build.source), build.source, build.externalDataDirs ?? [])
-        : [];
+    let found: string[] | undefined = [];
+    if (skim) found = skimmedDeps(build.source, build.externalDataDirs);
+    else if (src.mayReferenceExternal) found = referencedFiles(decodeModelFile(readFileBytes(build.source), build.source), build.source, build.externalDataDirs);
     if (found) stats.setDeps(build.source, found);
     deps = found ?? [];
   }

@@ -74,9 +74,14 @@ export interface Float16Result {
 /** Ops whose inputs may be any type: they never need a Cast in front. */
 const TYPE_AGNOSTIC_INPUT = new Set(['Cast', 'Shape', 'Size']);
 
-/** float32 → float16 bits, clamped to ±65504 (infinities included), written into a new Uint16Array. */
-export function toFloat16Clamped(src: Float32Array): Uint16Array {
-  return toFloat16Measured(src).values;
+/** float32 → float16 bits, clamped to ±65504 (infinities included), written into `dst` (default: a new array). */
+export function toFloat16Clamped(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  const out = float32ArrayToFloat16(src, dst, 'clamp');
+  for (let i = 0; i < src.length; i++) {
+    const h = out[i];
+    if ((h & 0x7fff) === 0x7c00) out[i] = h === 0x7c00 ? 0x7bff : 0xfbff;
+  }
+  return out;
 }
 
 const CHUNK = 16384;
@@ -91,12 +96,7 @@ export function toFloat16Measured(src: Float32Array, dst: Uint16Array = new Uint
   let r = 0;
   for (let start = 0; start < src.length; start += CHUNK) {
     const end = Math.min(src.length, start + CHUNK);
-    const h = float32ArrayToFloat16(src.subarray(start, end), dst.subarray(start, end), 'clamp');
-    for (let i = 0; i < h.length; i++) {
-      const b = h[i];
-      if ((b & 0x7fff) === 0x7c00) h[i] = b === 0x7c00 ? 0x7bff : 0xfbff;
-    }
-    const back = float16ToFloat32Array(h, backChunk);
+    const back = float16ToFloat32Array(toFloat16Clamped(src.subarray(start, end), dst.subarray(start, end)), backChunk);
     for (let i = 0, j = start; j < end; i++, j++) {
       const x = src[j];
       const d = x - back[i];
