@@ -2,7 +2,7 @@
 /**
  * onnx-compress's entry (the package's `bin`). The command line itself is src/cli/main.ts; this file
  * only decides whether to run it here or in a process relaunched with huge pages (src/cli/relaunch.ts),
- * before loading anything else.
+ * before loading anything else, and here starts hashing a build's large sources (src/cli/early-hash.ts).
  */
 import { relaunched } from './cli/relaunch.js';
 
@@ -14,6 +14,9 @@ export async function main(argv: string[]): Promise<number> {
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/onnx-compress')) {
   const argv = process.argv.slice(2);
   const code = await relaunched(argv);
-  if (code === undefined) (await import('./cli/main.js')).runCli(argv);
+  if (code === undefined) {
+    (await import('./cli/early-hash.js')).hashSourcesEarly(argv);
+    (await import('./cli/main.js')).runCli(argv);
+  }
   else process.exit(code);
 }

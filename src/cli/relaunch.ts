@@ -90,26 +90,36 @@ export function recipeSources(text: string): string[] {
   return out;
 }
 
-/** Bytes of the models the command reads, when it is one that is worth relaunching for. */
-export function modelBytes(argv: readonly string[], m: Machine): number {
+/**
+ * The model files the command reads, when it is `build` (its recipe's `source:` files) or `repack` (its
+ * input), with its parsed options; undefined for other commands and usage errors (the command itself
+ * reports those).
+ */
+export function commandModels(argv: readonly string[], m: Machine = thisMachine()): { files: string[]; options: Record<string, unknown> } | undefined {
   const [command, ...rest] = argv.filter((a) => a !== '--debug');
-  let files: string[];
   try {
     if (command === 'build') {
-      const recipe = path.resolve(m.cwd, parseArgs(buildSpec, rest).positionals[0] ?? 'compress.yaml');
+      const { positionals, options } = parseArgs(buildSpec, rest);
+      const recipe = path.resolve(m.cwd, positionals[0] ?? 'compress.yaml');
       // Only a regular file within the recipe size limit is read (a FIFO would block, /dev/zero never end,
       // a 200 MB recipe cost 3 s and 400 MB): the command itself reports any other.
       const size = m.size(recipe);
-      if (size === undefined || size > limit('RECIPE_BYTES')) return 0;
-      files = recipeSources(m.read(recipe) ?? '').map((s) => path.resolve(path.dirname(recipe), s));
-    } else if (command === 'repack') {
-      const input = parseArgs(repackSpec, rest).positionals[0];
-      files = input ? [path.resolve(m.cwd, input)] : [];
-    } else return 0;
+      if (size === undefined || size > limit('RECIPE_BYTES')) return { files: [], options };
+      return { files: [...new Set(recipeSources(m.read(recipe) ?? '').map((s) => path.resolve(path.dirname(recipe), s)))], options };
+    }
+    if (command === 'repack') {
+      const { positionals, options } = parseArgs(repackSpec, rest);
+      return { files: positionals[0] ? [path.resolve(m.cwd, positionals[0])] : [], options };
+    }
   } catch {
-    return 0; // a usage error: reported by the command itself
+    // a usage error: reported by the command itself
   }
-  return [...new Set(files)].reduce((sum, f) => sum + (m.size(f) ?? 0), 0);
+  return undefined;
+}
+
+/** Bytes of the models the command reads, when it is one that is worth relaunching for. */
+export function modelBytes(argv: readonly string[], m: Machine): number {
+  return (commandModels(argv, m)?.files ?? []).reduce((sum, f) => sum + (m.size(f) ?? 0), 0);
 }
 
 /** Whether a relaunch with glibc.malloc.hugetlb=1 would give this command huge pages it has not got. */

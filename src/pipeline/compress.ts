@@ -27,7 +27,7 @@ import type { Manifest } from './manifest.js';
 import { present, writeResult } from './present.js';
 import type { CompressResult } from './result.js';
 import { OutputFile } from './output.js';
-import { runBuild } from './run.js';
+import { preloadBuild, runBuild } from './run.js';
 import { readsData } from './webcheck.js';
 import type { Device } from '../device.js';
 
@@ -87,7 +87,8 @@ export async function compressBuild(build: Build, opts: PipelineOptions = {}): P
   try {
     emit({ kind: 'step-start', step: 'hash' });
     const tHash = performance.now();
-    const k = await computeKey(build, stats);
+    // A cache miss loads the build's modules next: while a large source is hashed, they load already.
+    const k = await computeKey(build, stats, () => preloadBuild(build));
     emit({ kind: 'step-done', step: 'hash', ms: Math.round((performance.now() - tHash) * 100) / 100 });
     let shared = inFlight.get(k.key);
     if (!shared) {

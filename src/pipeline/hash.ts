@@ -9,7 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
+import os from 'node:os';
 import { join, relative } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { CompressError } from '../errors.js';
 import { writeChunksAtomic } from '../onnx/io.js';
 import { describeStat } from '../onnx/paths.js';
@@ -133,6 +135,133 @@ function streamHash(file: string, onChunk?: (chunk: Buffer) => void): string {
   return h.digest('hex');
 }
 
+/**
+ * From this size on, hashFile hashes on a worker thread (where there are two cores or more), so that the
+ * calling thread can do other work meanwhile: computeKey lists a large source's external data and the
+ * pipeline loads the build's modules while the source is hashed (113 MB: ~0.13 s).
+ */
+export const WORKER_HASH_FROM = 64 * 2 ** 20;
+
+/** The worker's code: streamHash's loop, plain CommonJS (it runs from the sources in tests too). */
+const HASH_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync } = require('node:fs');
+let fd;
+try {
+  fd = openSync(workerData, 'r');
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  parentPort.postMessage({ sha256: h.digest('hex') });
+} catch (e) {
+  parentPort.postMessage({ error: (e && (e.code || e.message)) || String(e) });
+} finally {
+  if (fd !== undefined) closeSync(fd);
+}`;
+
+/** A hash on a worker thread (running, or waiting for a free one); `unref` lets the process end before it is done (see hashEarly). */
+interface WorkerHash {
+  sha256: Promise<string>;
+  ref(): void;
+  unref(): void;
+}
+
+/** Hashing threads at once: one per core but this thread's; more wait for a free one. */
+let freeThreads = -1;
+const waitingForThread: (() => void)[] = [];
+
+function hashOnWorker(file: string): WorkerHash {
+  let worker: Worker | undefined;
+  let referenced = true;
+  const sha256 = new Promise<string>((resolve, reject) => {
+    const start = () => {
+      let settled = false;
+      const settle = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        const next = waitingForThread.shift();
+        if (next) next();
+        else freeThreads++;
+        f();
+      };
+      try {
+        worker = new Worker(HASH_WORKER, { eval: true, workerData: file });
+      } catch (e) {
+        settle(() => reject(new CompressError('io', `cannot start a thread to hash it: ${(e as Error).message}`, { file })));
+        return;
+      }
+      if (!referenced) worker.unref();
+      worker.once('message', (m: { sha256?: string; error?: string }) =>
+        settle(() => (m.sha256 ? resolve(m.sha256) : reject(new CompressError('io', `cannot read: ${m.error}`, { file })))),
+      );
+      worker.once('error', (e) => settle(() => reject(new CompressError('io', `cannot read: ${(e as Error).message}`, { file }))));
+      worker.once('exit', (code) => settle(() => reject(new CompressError('io', `cannot read: the hashing thread exited (${code})`, { file }))));
+    };
+    if (freeThreads < 0) freeThreads = Math.max(1, cores() - 1);
+    if (freeThreads > 0) {
+      freeThreads--;
+      start();
+    } else waitingForThread.push(start);
+  });
+  return {
+    sha256,
+    ref: () => {
+      referenced = true;
+      worker?.ref();
+    },
+    unref: () => {
+      referenced = false;
+      worker?.unref();
+    },
+  };
+}
+
+/** Hashes started by hashEarly, by path, with the stat they were started on. */
+const early = new Map<string, { st: Stats; hashedAt: number; hash: WorkerHash }>();
+
+/**
+ * Starts hashing, on worker threads, the given files that will be hashed soon: those of at least
+ * WORKER_HASH_FROM bytes that `stats` does not know (a cache hit by stat reads nothing). The command line
+ * calls it for a recipe's sources before it loads the pipeline (~0.13 s of modules), so that a 113 MB
+ * source's hash (~0.13 s) is done by then. hashFile takes a hash from here when the file's stat is still
+ * the one it started on. A hash nobody takes does not keep the process alive.
+ */
+export function hashEarly(files: readonly string[], stats: StatCache): void {
+  if (cores() < 2) return;
+  for (const file of files) {
+    let st: Stats;
+    try {
+      st = statSync(file);
+    } catch {
+      continue; // hashFile reports it
+    }
+    if (!st.isFile() || st.size < WORKER_HASH_FROM || stats.lookup(file, st) || early.has(file)) continue;
+    const hashedAt = Date.now();
+    const hash = hashOnWorker(file);
+    hash.sha256.catch(() => {}); // whoever takes it sees the error
+    hash.unref();
+    early.set(file, { st, hashedAt, hash });
+  }
+}
+
+/** Files whose early hash is running or done and not yet taken (for tests). */
+export function pendingEarlyHashes(): string[] {
+  return [...early.keys()];
+}
+
+/** The early hash of `file` (hashEarly) if it was started on this very stat of the file. */
+function takeEarly(file: string, st: Stats): { hashedAt: number; hash: WorkerHash } | undefined {
+  const e = early.get(file);
+  if (!e) return undefined;
+  early.delete(file);
+  if (e.st.size !== st.size || e.st.mtimeMs !== st.mtimeMs || e.st.ino !== st.ino) return undefined;
+  e.hash.ref();
+  return e;
+}
+
+const cores = () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+
 export function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -145,12 +274,20 @@ export interface FileHash {
   entry?: StatEntry;
 }
 
-/** sha256 of a file, from the stat cache when the file is unchanged. */
-export async function hashFile(file: string, stats: StatCache, opts: { scanExternal?: boolean } = {}): Promise<FileHash> {
+/**
+ * sha256 of a file, from the stat cache when the file is unchanged. A large file is hashed on a worker
+ * thread (WORKER_HASH_FROM); `onWorker` is called once that has started (work for this thread meanwhile; it must not throw).
+ */
+export async function hashFile(file: string, stats: StatCache, opts: { scanExternal?: boolean; onWorker?: () => void } = {}): Promise<FileHash> {
   const st = statOrThrow(file);
   if (!st.isFile()) throw new CompressError('io', `expected a file, found ${describeStat(st)}`, { file });
   const known = stats.lookup(file, st);
   if (known && (!opts.scanExternal || known.deps)) return { sha256: known.sha256, bytes: st.size, entry: known };
+  if (!opts.scanExternal && st.size >= WORKER_HASH_FROM && cores() > 1) {
+    const { hashedAt, hash } = takeEarly(file, st) ?? { hashedAt: Date.now(), hash: hashOnWorker(file) };
+    opts.onWorker?.();
+    return remember(file, st, await hash.sha256, hashedAt, stats, known);
+  }
   const hashedAt = Date.now();
   let found = false;
   let tail: Buffer = Buffer.alloc(0);
@@ -166,10 +303,14 @@ export async function hashFile(file: string, stats: StatCache, opts: { scanExter
         }
       : undefined,
   );
+  return { ...remember(file, st, sha, hashedAt, stats, known), mayReferenceExternal: found };
+}
+
+/** Records a file's hash in the stat cache, unless the file changed while it was read. */
+function remember(file: string, st: Stats, sha: string, hashedAt: number, stats: StatCache, known: StatEntry | undefined): FileHash {
   const after = statOrThrow(file);
-  // Changed while we read it: return the hash but do not remember it.
   if (after.size === st.size && after.mtimeMs === st.mtimeMs && after.ino === st.ino) stats.record(file, st, sha, hashedAt, known?.deps);
-  return { sha256: sha, bytes: st.size, mayReferenceExternal: found, entry: stats.lookup(file, after) ?? undefined };
+  return { sha256: sha, bytes: st.size, entry: stats.lookup(file, after) ?? undefined };
 }
 
 /** A folder's hash: every file below it (sorted, by relative path) with its content hash. */

@@ -81,13 +81,30 @@ function fileSize(file: string): number {
   }
 }
 
-export async function computeKey(build: Build, stats: StatCache): Promise<KeyInfo> {
+/**
+ * The build's key. `meanwhile` is called when a large file is hashed on a worker thread (hash.ts): work
+ * this thread can do while it waits (the pipeline loads the build's modules). A large source's external
+ * data files are listed meanwhile too.
+ */
+export async function computeKey(build: Build, stats: StatCache, meanwhile?: () => void): Promise<KeyInfo> {
   const skim = fileSize(build.source) >= SKIM_FROM;
-  const src = await hashFile(build.source, stats, { scanExternal: !skim });
+  let skimmed: { deps?: string[]; error?: unknown } | undefined;
+  let onWorker = meanwhile;
+  if (skim)
+    onWorker = () => {
+      meanwhile?.();
+      try {
+        skimmed = { deps: skimmedDeps(build.source, build.externalDataDirs) };
+      } catch (error) {
+        skimmed = { error }; // thrown once the hash is in (a file the hash cannot read fails first)
+      }
+    };
+  const src = await hashFile(build.source, stats, { scanExternal: !skim, ...(onWorker && { onWorker }) });
   let deps = src.entry?.deps;
   if (!deps) {
     let found: string[] | undefined = [];
-    if (skim) found = skimmedDeps(build.source, build.externalDataDirs);
+    if (skimmed?.error) throw skimmed.error;
+    if (skim) found = skimmed ? skimmed.deps : skimmedDeps(build.source, build.externalDataDirs);
     else if (src.mayReferenceExternal) found = referencedFiles(decodeModelFile(readFileBytes(build.source), build.source), build.source, build.externalDataDirs);
     if (found) stats.setDeps(build.source, found);
     deps = found ?? [];

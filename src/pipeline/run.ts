@@ -34,6 +34,7 @@ import type { Device } from '../device.js';
 import { withSessionGate } from '../runtime/gate.js';
 import { warmIsolatedPool } from '../runtime/isolate.js';
 import { isBuiltIn, loadStep } from '../transforms/registry.js';
+import { searchApplies } from './search/applies.js';
 
 export interface RunOptions {
   device?: Device;
@@ -113,14 +114,15 @@ export async function runBuild(
     // (into one reused buffer), so memory holds the output, not the input too — and the input's pages are
     // never faulted in, which on a virtual machine was most of the read's time (0.4 s for 113 MB).
     // (Not with calibration data, GPTQ or a precision search: those run or measure the model in memory.)
-    const search = stepNames.includes('quantize') ? await import('./search/index.js') : undefined;
+    // The search's modules (50 of them, onnxruntime's among them) load only for a build that searches.
+    const search = stepNames.includes('quantize') && searchApplies(build) ? await import('./search/index.js') : undefined;
     const lazy =
       stepNames.includes('quantize') &&
       stepNames.every((s) => (s === 'quantize' || s === 'simplify') && isBuiltIn(s)) &&
       build.steps.quantize?.method !== 'gptq' &&
       !build.calibration &&
       k.deps.length === 0 &&
-      !search?.searchApplies(build);
+      !search;
     const lazyRead = lazy ? await import('../onnx/lazy.js') : undefined;
     const readLazy = lazyRead?.readModelLazy;
     // Two decodes (tensor bytes are shared views): steps get their own graph objects.
@@ -183,7 +185,7 @@ export async function runBuild(
       let params: unknown = build.steps[name];
       // The budget picks the precision (search/): the step then runs with a per-layer assignment.
       let searched: import('./search/index.js').SearchResult | undefined;
-      if (name === 'quantize' && search?.searchApplies(build)) {
+      if (name === 'quantize' && search) {
         const current = model!;
         searched = await phase('search', () =>
           search.searchForBuild(build, current, { loadData, device, ...(calibration && { calibration }), warn: (m) => warn(`search: ${m}`, 'search'), log: (message) => emit({ kind: 'step-log', step: 'search', message }) }),
@@ -302,6 +304,21 @@ export async function runBuild(
     if (inCache) cache?.remove(k.key);
     throw e;
   }
+}
+
+/**
+ * Loads, without running anything, the modules runBuild imports for `build`: its steps', the precision
+ * search's, the lazy reader's and onnxruntime's (~0.2 s for simplify + quantize). The pipeline calls it
+ * while a worker thread hashes a large source, which would otherwise leave this thread idle. A module
+ * that fails to load fails later, where runBuild imports it.
+ */
+export function preloadBuild(build: Build): void {
+  const ignore = () => {};
+  const steps = STEP_ORDER.filter((s) => build.steps[s] !== undefined);
+  for (const name of steps) loadStep(name).catch(ignore);
+  if (steps.includes('quantize') && searchApplies(build)) import('./search/index.js').catch(ignore);
+  import('../onnx/lazy.js').catch(ignore);
+  import('../runtime/session.js').catch(ignore);
 }
 
 /**

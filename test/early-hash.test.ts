@@ -1,0 +1,104 @@
+/**
+ * Large files hashed on worker threads (src/pipeline/hash.ts): the hash is the file's sha256, a hash
+ * started early (hashEarly, which the command line calls for a recipe's sources before it loads the
+ * pipeline) is used only while the file is unchanged, and a file the stat cache knows is not read.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
+import { makeTensor } from '../src/onnx/tensor.js';
+import { hashEarly, hashFile, pendingEarlyHashes, StatCache, WORKER_HASH_FROM } from '../src/pipeline/hash.js';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const twoCores = (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length) > 1;
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'early-hash-test-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A file of WORKER_HASH_FROM + 1 MiB random bytes whose mtime is `ageMs` in the past (outside the racy window). */
+function bigFile(name: string, ageMs = 60_000): { file: string; bytes: Buffer } {
+  const file = join(tmp, name);
+  const bytes = randomFillSync(Buffer.alloc(WORKER_HASH_FROM + 2 ** 20));
+  writeFileSync(file, bytes);
+  const past = new Date(Date.now() - ageMs);
+  utimesSync(file, past, past);
+  return { file, bytes };
+}
+
+describe('hashing large files on worker threads', () => {
+  it('gives the sha256 of the bytes, and records it in the stat cache', async () => {
+    const { file, bytes } = bigFile('plain.bin');
+    const stats = new StatCache();
+    const h = await hashFile(file, stats);
+    expect(h).toMatchObject({ sha256: sha(bytes), bytes: bytes.length });
+    expect(h.entry?.sha256).toBe(sha(bytes));
+  });
+
+  it.runIf(twoCores)('uses an early hash only while the file is unchanged', async () => {
+    const a = bigFile('early.bin');
+    const stats = new StatCache();
+    hashEarly([a.file], stats);
+    expect(pendingEarlyHashes()).toContain(a.file);
+    expect((await hashFile(a.file, stats)).sha256).toBe(sha(a.bytes));
+    expect(pendingEarlyHashes()).not.toContain(a.file);
+
+    // Rewritten after the early hash started (same size, other bytes, another mtime): hashed again.
+    const b = bigFile('changed.bin');
+    const fresh = new StatCache();
+    hashEarly([b.file], fresh);
+    const other = randomFillSync(Buffer.alloc(b.bytes.length));
+    writeFileSync(b.file, other);
+    const past = new Date(Date.now() - 30_000);
+    utimesSync(b.file, past, past);
+    expect((await hashFile(b.file, fresh)).sha256).toBe(sha(other));
+  });
+
+  it.runIf(twoCores)('does not read a file the stat cache knows, or a small one; a file gone meanwhile is an io error naming it', async () => {
+    const known = bigFile('known.bin');
+    const stats = new StatCache();
+    await hashFile(known.file, stats);
+    const small = join(tmp, 'small.bin');
+    writeFileSync(small, 'x');
+    hashEarly([known.file, small, join(tmp, 'missing.bin')], stats);
+    expect(pendingEarlyHashes()).toEqual([]);
+
+    const gone = bigFile('gone.bin');
+    hashEarly([gone.file], stats);
+    unlinkSync(gone.file);
+    await expect(hashFile(gone.file, stats)).rejects.toThrow(/cannot read: ENOENT/);
+    await expect(hashFile(gone.file, stats)).rejects.toMatchObject({ kind: 'io', location: { file: gone.file } });
+  });
+
+  // The command line hashes a recipe's large sources before it loads the pipeline: the manifest's source
+  // hash is the file's, with and without the cache, and a second build is a hit.
+  it.runIf(existsSync('dist/cli.js'))('`build` of a 65 MiB model: the manifest has its sha256, and the second build is a cache hit', () => {
+    const dir = mkdtempSync(join(tmp, 'cli-'));
+    const model = decodeModel(readFileSync(resolve('test/fixtures/fmnist-cnn/model.onnx')));
+    const n = (WORKER_HASH_FROM + 2 ** 20) / 4;
+    model.graph!.initializer.push(makeTensor('ballast', 1, [n], new Float32Array(n).fill(0.5)));
+    const bytes = encodeModelToBytes(model);
+    writeFileSync(join(dir, 'big.onnx'), bytes);
+    writeFileSync(join(dir, 'compress.yaml'), 'models:\n  big:\n    source: ./big.onnx\n    webCheck: false\n    quantize: { dtype: int8 }\n');
+    const build = (...extra: string[]) => {
+      const r = spawnSync(process.execPath, [resolve('dist/cli.js'), 'build', '--quiet', '--out', 'out', ...extra], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      return JSON.parse(readFileSync(join(dir, 'out', 'big.manifest.json'), 'utf8')) as { source: { file: string; sha256: string; bytes: number }; cache: { key: string } };
+    };
+    const noCache = build('--no-cache');
+    expect(noCache.source).toEqual({ file: 'big.onnx', sha256: sha(bytes), bytes: bytes.length });
+    const first = build('--cache-dir', 'cache');
+    expect(first.source.sha256).toBe(sha(bytes));
+    expect(first.cache.key).toBe(noCache.cache.key);
+    const r = spawnSync(process.execPath, [resolve('dist/cli.js'), 'build', '--json', '--out', 'out', '--cache-dir', 'cache'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)[0]).toMatchObject({ id: 'big', cached: true });
+  }, 180_000);
+});
