@@ -3,7 +3,9 @@
  * onnx-compress's entry (the package's `bin`). The command line itself is src/cli/main.ts; this file
  * only decides whether to run it here or in a process relaunched with huge pages (src/cli/relaunch.ts),
  * before loading anything else, and here starts hashing a build's large sources (src/cli/early-hash.ts).
+ * The command runs from dist/cli-bundle/ (scripts/bundle-cli.mjs) where `npm run build` made it.
  */
+import { existsSync } from 'node:fs';
 import { relaunched } from './cli/relaunch.js';
 
 /** Runs the command line in this process (tests and programs call it), answering the exit code. */
@@ -15,8 +17,10 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
   const argv = process.argv.slice(2);
   const code = await relaunched(argv);
   if (code === undefined) {
-    (await import('./cli/early-hash.js')).hashSourcesEarly(argv);
-    (await import('./cli/main.js')).runCli(argv);
+    // The bundled command line (scripts/bundle-cli.mjs: fewer files to load), else the modules as built.
+    const dir = existsSync(new URL('./cli-bundle/main.js', import.meta.url)) ? './cli-bundle' : './cli';
+    (await import(`${dir}/early-hash.js`)).hashSourcesEarly(argv);
+    (await import(`${dir}/main.js`)).runCli(argv);
   }
   else process.exit(code);
 }
