@@ -9,7 +9,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, utimesSync, 
 import os, { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeModel, encodeModelToBytes } from '../src/onnx/codec.js';
+import { encodeModelToBytes } from '../src/onnx/codec.js';
+import { DataType } from '../src/onnx/dtypes.js';
+import { makeGraph, makeModel, makeNode, makeValueInfo } from '../src/onnx/graph.js';
 import { makeTensor } from '../src/onnx/tensor.js';
 import { hashEarly, hashFile, pendingEarlyHashes, StatCache, WORKER_HASH_FROM } from '../src/pipeline/hash.js';
 
@@ -44,7 +46,7 @@ describe('hashing large files on worker threads', () => {
   it.runIf(twoCores)('uses an early hash only while the file is unchanged', async () => {
     const a = bigFile('early.bin');
     const stats = new StatCache();
-    hashEarly([a.file], stats);
+    expect(hashEarly([a.file], stats)).toBe(1);
     expect(pendingEarlyHashes()).toContain(a.file);
     expect((await hashFile(a.file, stats)).sha256).toBe(sha(a.bytes));
     expect(pendingEarlyHashes()).not.toContain(a.file);
@@ -66,7 +68,7 @@ describe('hashing large files on worker threads', () => {
     await hashFile(known.file, stats);
     const small = join(tmp, 'small.bin');
     writeFileSync(small, 'x');
-    hashEarly([known.file, small, join(tmp, 'missing.bin')], stats);
+    expect(hashEarly([known.file, small, join(tmp, 'missing.bin')], stats)).toBe(0);
     expect(pendingEarlyHashes()).toEqual([]);
 
     const gone = bigFile('gone.bin');
@@ -76,26 +78,34 @@ describe('hashing large files on worker threads', () => {
     await expect(hashFile(gone.file, stats)).rejects.toMatchObject({ kind: 'io', location: { file: gone.file } });
   });
 
-  // The command line hashes a recipe's large sources before it loads the pipeline: the manifest's source
-  // hash is the file's, with and without the cache, and a second build is a hit.
-  it.runIf(existsSync('dist/cli.js'))('`build` of a 65 MiB model: the manifest has its sha256, and the second build is a cache hit', () => {
+  // The command line hashes a recipe's large sources before it loads the pipeline, and a large output is
+  // hashed from its file while it is verified: the manifest has both files' hashes, with and without the
+  // cache, and a second build is a hit.
+  it.runIf(existsSync('dist/cli.js'))('`build` of a 68 MB model to a 68 MB output: the manifest has both sha256s, and the second build is a cache hit', () => {
     const dir = mkdtempSync(join(tmp, 'cli-'));
-    const model = decodeModel(readFileSync(resolve('test/fixtures/fmnist-cnn/model.onnx')));
-    const n = (WORKER_HASH_FROM + 2 ** 20) / 4;
-    model.graph!.initializer.push(makeTensor('ballast', 1, [n], new Float32Array(n).fill(0.5)));
-    const bytes = encodeModelToBytes(model);
+    const [K, N] = [4096, 4160]; // 68 MB of float32 weight
+    const w = new Float32Array(K * N);
+    for (let i = 0; i < w.length; i++) w[i] = Math.sin(i * 0.618) * 0.05;
+    const graph = makeGraph('big', [makeNode('MatMul', ['x', 'w'], ['y'])], [makeValueInfo('x', DataType.FLOAT, [1, K])], [makeValueInfo('y', DataType.FLOAT, [1, N])], [makeTensor('w', DataType.FLOAT, [K, N], w)]);
+    const bytes = encodeModelToBytes(makeModel(graph));
+    expect(bytes.length).toBeGreaterThan(WORKER_HASH_FROM);
     writeFileSync(join(dir, 'big.onnx'), bytes);
-    writeFileSync(join(dir, 'compress.yaml'), 'models:\n  big:\n    source: ./big.onnx\n    webCheck: false\n    quantize: { dtype: int8 }\n');
+    writeFileSync(join(dir, 'compress.yaml'), 'models:\n  big:\n    source: ./big.onnx\n    webCheck: false\n    prune: { method: magnitude, rate: 0.5 }\n');
     const build = (...extra: string[]) => {
       const r = spawnSync(process.execPath, [resolve('dist/cli.js'), 'build', '--quiet', '--out', 'out', ...extra], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
-      return JSON.parse(readFileSync(join(dir, 'out', 'big.manifest.json'), 'utf8')) as { source: { file: string; sha256: string; bytes: number }; cache: { key: string } };
+      const manifest = JSON.parse(readFileSync(join(dir, 'out', 'big.manifest.json'), 'utf8')) as { source: object; output: { sha256: string; bytes: number }; cache: { key: string } };
+      const out = readFileSync(join(dir, 'out', 'big.onnx'));
+      expect(out.length).toBeGreaterThan(WORKER_HASH_FROM);
+      expect(manifest.output).toMatchObject({ sha256: sha(out), bytes: out.length });
+      return manifest;
     };
     const noCache = build('--no-cache');
     expect(noCache.source).toEqual({ file: 'big.onnx', sha256: sha(bytes), bytes: bytes.length });
     const first = build('--cache-dir', 'cache');
-    expect(first.source.sha256).toBe(sha(bytes));
+    expect(first.source).toEqual(noCache.source);
+    expect(first.output).toEqual(noCache.output);
     expect(first.cache.key).toBe(noCache.cache.key);
     const r = spawnSync(process.execPath, [resolve('dist/cli.js'), 'build', '--json', '--out', 'out', '--cache-dir', 'cache'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
     expect(r.status).toBe(0);

@@ -5,7 +5,7 @@
  * against the files they describe.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
@@ -148,6 +148,24 @@ describe('plain copy', () => {
     expect(m).toMatchObject({ id: 'fmnist', name: 'fmnist', device: 'cpu', steps: [], cache: { key: result.key }, tool: { name: 'unplugin-onnx-compress' } });
     expect(m.recipe).toMatchObject({ steps: {}, device: 'cpu' });
     expect(m.timings.total).toBeGreaterThan(0);
+  });
+
+  it('leaves an output file that holds the same bytes alone, and rewrites one that differs anywhere', async () => {
+    const r = await compressBuild(result.build, { cacheDir: false }); // a temp file: no stat cache to ask
+    const out = join(dir, 'out-same');
+    const { file } = writeResult(r, out);
+    const st = statSync(file);
+    writeResult(r, out);
+    const st2 = statSync(file);
+    expect([st2.ino, st2.mtimeMs]).toEqual([st.ino, st.mtimeMs]);
+    for (const at of [0, st.size - 1]) {
+      const bytes = readFileSync(file);
+      bytes[at] ^= 0xff; // same size, one byte other, a file of its own (the output was a link to the build's temp file)
+      writeFileSync(`${file}.new`, bytes);
+      renameSync(`${file}.new`, file);
+      writeResult(r, out);
+      expect(sha(readFileSync(file))).toBe(r.manifest.output.sha256);
+    }
   });
 
   it('is served from the cache the second time, without compressing', async () => {

@@ -72,13 +72,15 @@ export class ModelCache {
 
   /**
    * Writes an entry's model file alone (the pipeline verifies the output from it); the entry exists once
-   * putManifest follows. `sha256` is the encoding's, recorded so a later get() need not re-hash.
+   * putManifest follows. `sha256` is the encoding's, recorded so a later get() need not re-hash; without
+   * it the caller hashes the written file (hashFile records it in the same stat cache).
    */
-  putModel(key: string, encoded: Encoded, sha256: string): void {
+  putModel(key: string, encoded: Encoded, sha256: string | undefined): void {
     mkdirSync(this.dir, { recursive: true });
     const file = this.modelFile(key);
     const hashedAt = Date.now();
     writeChunksAtomic(file, encoded);
+    if (sha256 === undefined) return; // the caller hashes the file (hashFile records it)
     try {
       this.stats.record(file, statSync(file), sha256, hashedAt);
     } catch {

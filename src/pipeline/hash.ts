@@ -225,10 +225,11 @@ const early = new Map<string, { st: Stats; hashedAt: number; hash: WorkerHash }>
  * WORKER_HASH_FROM bytes that `stats` does not know (a cache hit by stat reads nothing). The command line
  * calls it for a recipe's sources before it loads the pipeline (~0.13 s of modules), so that a 113 MB
  * source's hash (~0.13 s) is done by then. hashFile takes a hash from here when the file's stat is still
- * the one it started on. A hash nobody takes does not keep the process alive.
+ * the one it started on. A hash nobody takes does not keep the process alive. Answers how many it started.
  */
-export function hashEarly(files: readonly string[], stats: StatCache): void {
-  if (cores() < 2) return;
+export function hashEarly(files: readonly string[], stats: StatCache): number {
+  if (cores() < 2) return 0;
+  const before = early.size;
   for (const file of files) {
     let st: Stats;
     try {
@@ -243,6 +244,7 @@ export function hashEarly(files: readonly string[], stats: StatCache): void {
     hash.unref();
     early.set(file, { st, hashedAt, hash });
   }
+  return early.size - before;
 }
 
 /** Files whose early hash is running or done and not yet taken (for tests). */

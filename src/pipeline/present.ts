@@ -12,7 +12,7 @@ import { sweepOnce } from './temps.js';
 import type { Manifest } from './manifest.js';
 import { toPosix } from './key.js';
 import type { CompressResult } from './result.js';
-import { hashFileStreamed } from './output.js';
+import { hashFileStreamed, sameBytes } from './output.js';
 
 /** A path for messages: relative to cwd when inside it. */
 export function displayPath(file: string): string {
@@ -81,12 +81,16 @@ export function writeResult(result: CompressResult, outDir: string, manifestDir 
   return { file, manifestFile };
 }
 
-/** Whether `dest` already holds the bytes of `src` (same size and sha256; the stat cache skips re-hashing). */
+/**
+ * Whether `dest` already holds the bytes of `src`, whose sha256 is `sha256`: from the stat cache, else by
+ * comparing the two files (or hashing `dest` when it is `src` itself, a link made by an earlier call).
+ */
 function holds(dest: string, src: string, sha256: string, stats?: ReturnType<typeof statCacheFor>): boolean {
   const st = statSync(dest, { throwIfNoEntry: false });
-  if (!st?.isFile() || st.size !== statSync(src).size) return false;
+  const from = statSync(src);
+  if (!st?.isFile() || st.size !== from.size) return false;
   if (stats?.lookup(dest, st)?.sha256 === sha256) return true;
-  return hashFileStreamed(dest) === sha256;
+  return st.ino === from.ino && st.dev === from.dev ? hashFileStreamed(dest) === sha256 : sameBytes(dest, src);
 }
 
 /** Writes `file` unless it already holds exactly these bytes; the temp file goes to `tmpDir`, not next to it. */
