@@ -82,6 +82,9 @@ export class WireReader {
     }
     this.pos = pos;
     hi = hi % TWO32;
+    // Small values as small integers: `hi * TWO32 + lo` is a double even when it is 768, and dims read that
+    // way made V8 compile the kernels' index arithmetic in doubles (int4 of 12 weights: 0.42 s vs 0.23 s).
+    if (hi === 0 && lo < 0x40000000) return lo | 0;
     if (hi < 0x200000) return hi * TWO32 + lo; // < 2^53, positive either way
     const big = (BigInt(hi) << 32n) | BigInt(lo);
     const value = signed ? BigInt.asIntN(64, big) : big;
