@@ -1,7 +1,7 @@
 /**
  * Writes dist/cli-bundle/: the command line (dist/cli/main.js) and what it imports, yaml included, bundled
  * by esbuild into a few files, one per lazily loaded part (the build command, each step, …). Node loads
- * ~200 files (ours, yaml's 72) one by one; bundled, a `build --no-cache` of a 113 MB model took 1.20 s
+ * the ~220 files of a build (ours, yaml's 72) one by one; bundled, a `build --no-cache` of a 113 MB model took 1.20 s
  * against 1.35 s (medians of 10 alternating pairs, 2-core VM). src/cli.ts runs the bundle when it is
  * there and dist/cli/main.js otherwise. Run by `npm run build`, after tsc and recipe-validator.mjs.
  *

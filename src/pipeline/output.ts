@@ -12,12 +12,11 @@
  * off would otherwise fill the folder).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, openSync, readSync, rmSync, statSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
 import { CompressError } from '../errors.js';
 import type { Encoded } from '../onnx/codec.js';
 import { processTempDir, readFileBytes, writeChunksAtomic } from '../onnx/io.js';
-import type { StatCache } from './hash.js';
 
 /** sha256 of an encoding, chunk by chunk (no joined copy). */
 export function hashChunks(chunks: readonly Uint8Array[]): string {
@@ -88,6 +87,16 @@ export function sameBytes(a: string, b: string): boolean {
   }
 }
 
+/**
+ * Whether `dest` holds the bytes of `src`, whose sha256 is `sha256`: the two compared (sameBytes), or, when
+ * `dest` is `src` itself (a hard link an earlier write made), `dest` hashed.
+ */
+export function holdsBytesOf(dest: string, destStat: Stats, src: string, sha256: string): boolean {
+  const from = statSync(src);
+  if (destStat.size !== from.size) return false;
+  return destStat.ino === from.ino && destStat.dev === from.dev ? hashFileStreamed(dest) === sha256 : sameBytes(dest, src);
+}
+
 const unlinkWhenCollected = new FinalizationRegistry<string>((file) => rmSync(file, { force: true }));
 
 /** Where an output's bytes are: `read()` loads them (each call reads the file again: callers keep them if they need to). */
@@ -112,32 +121,5 @@ export class OutputFile {
     const out = new OutputFile(file, encoded.byteLength);
     unlinkWhenCollected.register(out, file);
     return out;
-  }
-}
-
-/**
- * Puts a copy of `src` at `dest` atomically (temp file + rename), unless `dest` already holds exactly
- * these bytes (same size and sha256): then it is left alone, its mtime too, so watchers see no change.
- * `stats` remembers what `dest` holds, so an unchanged destination is not re-hashed on the next build.
- */
-export function copyIfChanged(src: string, dest: string, sha256: string, stats?: StatCache): void {
-  const st = statSync(dest, { throwIfNoEntry: false });
-  if (st?.isFile() && st.size === statSync(src).size) {
-    if (stats?.lookup(dest, st)?.sha256 === sha256) return;
-    const hashedAt = Date.now();
-    if (sameBytes(dest, src)) {
-      stats?.record(dest, st, sha256, hashedAt);
-      return;
-    }
-  }
-  const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  try {
-    const hashedAt = Date.now();
-    copyFileSync(src, tmp);
-    renameSync(tmp, dest);
-    stats?.record(dest, statSync(dest), sha256, hashedAt);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new CompressError('io', `cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: dest });
   }
 }
