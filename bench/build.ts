@@ -164,8 +164,8 @@ async function main(): Promise<void> {
         before.get(c.id)!.rss.push(b.peakRssBytes);
       };
       // The two take turns at going first: the first runs right after the file copies' or the last case's
-      // writes, while the kernel still writes them back (in one run of 5 rounds with ours always first,
-      // ours read 0.3–0.4 s slower than in 12 alternating pairs of the same two builds).
+      // writes (the kernel writing them back, presumably). In one run of 5 rounds with ours always first,
+      // ours read 0.1–0.7 s slower than in 12 alternating pairs of the same two builds run just after.
       if (COMPARE && round % 2 === 1) await compared();
       await ours();
       if (COMPARE && round % 2 === 0) await compared();
