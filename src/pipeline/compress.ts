@@ -11,7 +11,6 @@
  * Concurrent calls with the same key share one promise. Nothing is written outside the cache except by
  * writeResult. Progress and warnings reach the caller as events (events.ts).
  */
-import os from 'node:os';
 import path from 'node:path';
 import { loadRecipe } from '../recipe/index.js';
 import { checkOutputTargets } from '../recipe/outputs.js';
@@ -29,6 +28,7 @@ import type { CompressResult } from './result.js';
 import { OutputFile } from './output.js';
 import { preloadBuild, runBuild } from './run.js';
 import { readsData } from './webcheck.js';
+import { coreCount } from '../transforms/threads.js';
 import type { Device } from '../device.js';
 
 export interface PipelineOptions {
@@ -162,8 +162,7 @@ export async function runRecipe(
 }
 
 export function defaultConcurrency(builds: number, requested?: number): number {
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  const n = requested ?? Math.min(builds, Math.max(1, Math.floor(cores / 2)));
+  const n = requested ?? Math.min(builds, Math.max(1, Math.floor(coreCount() / 2)));
   return Math.max(1, Math.floor(n));
 }
 

@@ -9,12 +9,12 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
-import os from 'node:os';
 import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { CompressError } from '../errors.js';
 import { writeChunksAtomic } from '../onnx/io.js';
 import { describeStat } from '../onnx/paths.js';
+import { coreCount } from '../transforms/threads.js';
 
 export interface StatEntry {
   size: number;
@@ -198,7 +198,7 @@ function hashOnWorker(file: string): WorkerHash {
       worker.once('error', (e) => settle(() => reject(new CompressError('io', `cannot read: ${(e as Error).message}`, { file }))));
       worker.once('exit', (code) => settle(() => reject(new CompressError('io', `cannot read: the hashing thread exited (${code})`, { file }))));
     };
-    if (freeThreads < 0) freeThreads = Math.max(1, cores() - 1);
+    if (freeThreads < 0) freeThreads = Math.max(1, coreCount() - 1);
     if (freeThreads > 0) {
       freeThreads--;
       start();
@@ -228,7 +228,7 @@ const early = new Map<string, { st: Stats; hashedAt: number; hash: WorkerHash }>
  * the one it started on. A hash nobody takes does not keep the process alive. Answers how many it started.
  */
 export function hashEarly(files: readonly string[], stats: StatCache): number {
-  if (cores() < 2) return 0;
+  if (coreCount() < 2) return 0;
   const before = early.size;
   for (const file of files) {
     let st: Stats;
@@ -262,8 +262,6 @@ function takeEarly(file: string, st: Stats): { hashedAt: number; hash: WorkerHas
   return e;
 }
 
-const cores = () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
-
 export function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -285,7 +283,7 @@ export async function hashFile(file: string, stats: StatCache, opts: { scanExter
   if (!st.isFile()) throw new CompressError('io', `expected a file, found ${describeStat(st)}`, { file });
   const known = stats.lookup(file, st);
   if (known && (!opts.scanExternal || known.deps)) return { sha256: known.sha256, bytes: st.size, entry: known };
-  if (!opts.scanExternal && st.size >= WORKER_HASH_FROM && cores() > 1) {
+  if (!opts.scanExternal && st.size >= WORKER_HASH_FROM && coreCount() > 1) {
     const { hashedAt, hash } = takeEarly(file, st) ?? { hashedAt: Date.now(), hash: hashOnWorker(file) };
     opts.onWorker?.();
     return remember(file, st, await hash.sha256, hashedAt, stats, known);

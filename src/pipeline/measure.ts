@@ -34,10 +34,10 @@ export function sourceSizes(k: KeyInfo, file: string, sourceParts: Uint8Array[] 
 
 /**
  * The output's sizes, over the encoding's chunks (never joined); a plain copy that re-encodes to the
- * source's exact bytes (`sameBytes`) reuses the source's.
+ * source's exact bytes (`sameAsSource`) reuses the source's.
  */
-export function outputSizes(k: KeyInfo, chunks: readonly Uint8Array[], sameBytes: boolean, model: ModelProto, before: Promise<SizeStats>): Promise<SizeStats> {
-  const after = sameBytes && k.deps.length === 0 ? before : sizeStats([chunks], model);
+export function outputSizes(k: KeyInfo, chunks: readonly Uint8Array[], sameAsSource: boolean, model: ModelProto, before: Promise<SizeStats>): Promise<SizeStats> {
+  const after = sameAsSource && k.deps.length === 0 ? before : sizeStats([chunks], model);
   after.catch(() => {}); // awaited later; an early failure must not be unhandled
   return after;
 }

@@ -12,7 +12,7 @@
  * off would otherwise fill the folder).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, rmSync, statSync, type Stats } from 'node:fs';
+import { closeSync, openSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompressError } from '../errors.js';
 import type { Encoded } from '../onnx/codec.js';
@@ -85,16 +85,6 @@ export function sameBytes(a: string, b: string): boolean {
     if (fa !== undefined) closeSync(fa);
     if (fb !== undefined) closeSync(fb);
   }
-}
-
-/**
- * Whether `dest` holds the bytes of `src`, whose sha256 is `sha256`: the two compared (sameBytes), or, when
- * `dest` is `src` itself (a hard link an earlier write made), `dest` hashed.
- */
-export function holdsBytesOf(dest: string, destStat: Stats, src: string, sha256: string): boolean {
-  const from = statSync(src);
-  if (destStat.size !== from.size) return false;
-  return destStat.ino === from.ino && destStat.dev === from.dev ? hashFileStreamed(dest) === sha256 : sameBytes(dest, src);
 }
 
 const unlinkWhenCollected = new FinalizationRegistry<string>((file) => rmSync(file, { force: true }));

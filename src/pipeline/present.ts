@@ -12,7 +12,7 @@ import { sweepOnce } from './temps.js';
 import type { Manifest } from './manifest.js';
 import { toPosix } from './key.js';
 import type { CompressResult } from './result.js';
-import { holdsBytesOf } from './output.js';
+import { hashFileStreamed, sameBytes } from './output.js';
 
 /** A path for messages: relative to cwd when inside it. */
 export function displayPath(file: string): string {
@@ -87,9 +87,10 @@ export function writeResult(result: CompressResult, outDir: string, manifestDir 
  */
 function holds(dest: string, src: string, sha256: string, stats?: ReturnType<typeof statCacheFor>): boolean {
   const st = statSync(dest, { throwIfNoEntry: false });
-  if (!st?.isFile() || st.size !== statSync(src).size) return false;
+  const from = statSync(src);
+  if (!st?.isFile() || st.size !== from.size) return false;
   if (stats?.lookup(dest, st)?.sha256 === sha256) return true;
-  return holdsBytesOf(dest, st, src, sha256);
+  return st.ino === from.ino && st.dev === from.dev ? hashFileStreamed(dest) === sha256 : sameBytes(dest, src);
 }
 
 /** Writes `file` unless it already holds exactly these bytes; the temp file goes to `tmpDir`, not next to it. */

@@ -7,8 +7,13 @@
  */
 import os from 'node:os';
 
+/** The cores this process may use. */
+export function coreCount(): number {
+  return os.availableParallelism();
+}
+
 export function threadCount(): number {
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const cores = coreCount();
   const set = Number(process.env.ONNX_COMPRESS_THREADS);
   if (Number.isInteger(set) && set > 0) return Math.min(set, cores);
   return cores >= 4 ? cores : 1;
