@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { relaunched } from './cli/relaunch.js';
+import { quietOnnxruntime } from './runtime/child.js';
 
 /** Runs the command line in this process (tests and programs call it), answering the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -15,10 +16,14 @@ export async function main(argv: string[]): Promise<number> {
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/onnx-compress')) {
   const argv = process.argv.slice(2);
-  const code = await relaunched(argv);
+  quietOnnxruntime(); // no usage telemetry from a build tool's onnxruntime (src/runtime/child.ts)
+  // The bundled command line (scripts/bundle-cli.mjs: fewer files to load), else the modules as built.
+  const dir = existsSync(new URL('./cli-bundle/main.js', import.meta.url)) ? './cli-bundle' : './cli';
+  // Relaunched, this process hashes the build's sources for the new one while that starts.
+  const code = await relaunched(argv, {
+    handOver: (pipe) => void import(`${dir}/early-hash.js`).then((m) => m.handOverHashes(argv, pipe), () => pipe.end()),
+  });
   if (code === undefined) {
-    // The bundled command line (scripts/bundle-cli.mjs: fewer files to load), else the modules as built.
-    const dir = existsSync(new URL('./cli-bundle/main.js', import.meta.url)) ? './cli-bundle' : './cli';
     (await import(`${dir}/early-hash.js`)).hashSourcesEarly(argv);
     (await import(`${dir}/main.js`)).runCli(argv);
   }

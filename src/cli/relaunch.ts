@@ -22,18 +22,23 @@
  *
  * The relaunched process shares stdin, stdout and stderr; SIGINT, SIGTERM and SIGHUP sent to this one are
  * passed on, and this one then exits as the child did (its exit code, or the same signal). Bundler
- * plugins run in the bundler's process, which cannot be relaunched: see docs/facts.md.
+ * plugins run in the bundler's process, which cannot be relaunched: see docs/facts.md. Meanwhile this
+ * process can work for the relaunched one (`handOver`: it gets a pipe to the child's descriptor 3).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { limit } from '../limits.js';
 import { childEnv } from '../runtime/child.js';
 import { parseArgs } from './args.js';
 import { build as buildSpec, repack as repackSpec } from './specs.js';
 
 export const RELAUNCH_MIN_BYTES = 64 * 2 ** 20;
+
+/** Names the relaunched process's descriptor on which the first process hands over work (src/cli/early-hash.ts). */
+export const HAND_OVER_FD_ENV = 'ONNX_COMPRESS_HAND_OVER_FD';
 
 /** What the relaunch decision reads from the machine (tests pass their own). */
 export interface Machine {
@@ -136,19 +141,30 @@ const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /**
  * Runs the command in a relaunched process when shouldRelaunch says so, and answers its exit code
  * (a child ended by a signal ends this process with the same signal). Undefined: not relaunched (not
- * worth it, or the child could not be started), run the command here. `script` (default: this
- * process's) and `machine` are for tests.
+ * worth it, or the child could not be started), run the command here. `handOver` is called once the
+ * child started, with a pipe to its descriptor 3 (named to it by HAND_OVER_FD_ENV). `script` (default:
+ * this process's) and `machine` are for tests.
  */
-export function relaunched(argv: readonly string[], opts: { script?: string; machine?: Machine } = {}): Promise<number | undefined> {
+export function relaunched(
+  argv: readonly string[],
+  opts: { script?: string; machine?: Machine; handOver?: (pipe: Writable) => void } = {},
+): Promise<number | undefined> {
   const script = opts.script ?? process.argv[1];
   if (!script || !shouldRelaunch(argv, opts.machine)) return Promise.resolve(undefined);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, script, ...argv], { stdio: 'inherit', env: childEnv() });
+    const { handOver } = opts;
+    const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
+      stdio: handOver ? ['inherit', 'inherit', 'inherit', 'pipe'] : 'inherit',
+      env: handOver ? { ...childEnv(), [HAND_OVER_FD_ENV]: '3' } : childEnv(),
+    });
     let started = false;
     const forward = (signal: NodeJS.Signals) => () => void child.kill(signal);
     const handlers = FORWARDED.map((s) => [s, forward(s)] as const);
     for (const [s, h] of handlers) process.on(s, h);
-    child.on('spawn', () => (started = true));
+    child.on('spawn', () => {
+      started = true;
+      if (handOver && child.stdio[3]) handOver(child.stdio[3] as Writable);
+    });
     child.on('error', () => {
       if (started) return; // 'exit' follows
       for (const [s, h] of handlers) process.off(s, h);

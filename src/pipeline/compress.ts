@@ -197,7 +197,7 @@ async function produce(build: Build, opts: PipelineOptions, k: KeyInfo, cache: M
   compressions++;
   // Verification runs in the isolated child: start one now, while this process reads the source —
   // unless the build reads data, which can fail first (runBuild starts it once they are loaded; see planWebCheck).
-  if (!readsData(build)) (await import('../runtime/isolate.js')).warmIsolatedPool();
+  if (!readsData(build)) (await import('../runtime/isolate.js')).warmIsolatedPool(k.source.bytes);
   const { output, manifest, inCache } = await runBuild(build, opts, k, cache, emit, t0);
   if (cache && inCache) {
     try {

@@ -160,9 +160,14 @@ try {
   if (fd !== undefined) closeSync(fd);
 }`;
 
-/** A hash on a worker thread (running, or waiting for a free one); `unref` lets the process end before it is done (see hashEarly). */
+/**
+ * A hash running elsewhere: on a worker thread (or waiting for a free one), or in the process that
+ * relaunched this one (handedHash). `unref` lets the process end before it is done (see hashEarly).
+ */
 interface WorkerHash {
   sha256: Promise<string>;
+  /** Date.now() when hashing began (final once `sha256` is settled). */
+  hashedAt: number;
   ref(): void;
   unref(): void;
 }
@@ -171,7 +176,16 @@ interface WorkerHash {
 let freeThreads = -1;
 const waitingForThread: (() => void)[] = [];
 
+let workerHashes = 0;
+
+/** How many files this process has hashed on worker threads (for tests). */
+export function workerHashCount(): number {
+  return workerHashes;
+}
+
 function hashOnWorker(file: string): WorkerHash {
+  workerHashes++;
+  const hashedAt = Date.now();
   let worker: Worker | undefined;
   let referenced = true;
   const sha256 = new Promise<string>((resolve, reject) => {
@@ -206,6 +220,7 @@ function hashOnWorker(file: string): WorkerHash {
   });
   return {
     sha256,
+    hashedAt,
     ref: () => {
       referenced = true;
       worker?.ref();
@@ -217,8 +232,71 @@ function hashOnWorker(file: string): WorkerHash {
   };
 }
 
+/** A file's hash computed by another process (the one that relaunched this; src/cli/early-hash.ts), with the stat it was started on. */
+export interface HandedHash {
+  file: string;
+  sha256: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  hashedAt: number;
+}
+
+/** Where hashes computed by another process arrive. */
+export interface HashHandOver {
+  /** The other process's hash of `file`; undefined when it sends none (this process then hashes the file). */
+  take(file: string): Promise<HandedHash | undefined>;
+  /** Someone waits for `file`'s hash now: waiting for it keeps this process alive. */
+  awaited(file: string): void;
+}
+
+/** A hash another process sends, used if it was taken of the stat `st`; otherwise the file is hashed on a worker. */
+function handedHash(file: string, st: Stats, from: HashHandOver): WorkerHash {
+  let own: WorkerHash | undefined;
+  let referenced = false;
+  const h: WorkerHash = {
+    hashedAt: Date.now(),
+    sha256: from.take(file).then((r) => {
+      if (r && r.size === st.size && r.mtimeMs === st.mtimeMs && r.ino === st.ino) {
+        h.hashedAt = r.hashedAt;
+        return r.sha256;
+      }
+      own = hashOnWorker(file);
+      if (!referenced) own.unref();
+      h.hashedAt = own.hashedAt;
+      return own.sha256;
+    }),
+    ref: () => {
+      referenced = true;
+      from.awaited(file);
+      own?.ref();
+    },
+    unref: () => {
+      referenced = false;
+      own?.unref();
+    },
+  };
+  return h;
+}
+
 /** Hashes started by hashEarly, by path, with the stat they were started on. */
-const early = new Map<string, { st: Stats; hashedAt: number; hash: WorkerHash }>();
+const early = new Map<string, { st: Stats; hash: WorkerHash }>();
+
+/** The files of `files` that hashEarly would hash now (with their stats): large ones `stats` does not know. */
+export function earlyHashable(files: readonly string[], stats: StatCache): [string, Stats][] {
+  if (coreCount() < 2) return [];
+  const out: [string, Stats][] = [];
+  for (const file of files) {
+    let st: Stats;
+    try {
+      st = statSync(file);
+    } catch {
+      continue; // hashFile reports it
+    }
+    if (st.isFile() && st.size >= WORKER_HASH_FROM && !stats.lookup(file, st)) out.push([file, st]);
+  }
+  return out;
+}
 
 /**
  * Starts hashing, on worker threads, the given files that will be hashed soon: those of at least
@@ -227,24 +305,35 @@ const early = new Map<string, { st: Stats; hashedAt: number; hash: WorkerHash }>
  * source's hash (~0.13 s) is done by then. hashFile takes a hash from here when the file's stat is still
  * the one it started on. A hash nobody takes does not keep the process alive. Answers how many it started.
  */
-export function hashEarly(files: readonly string[], stats: StatCache): number {
-  if (coreCount() < 2) return 0;
+export function hashEarly(files: readonly string[], stats: StatCache, from?: HashHandOver): number {
   const before = early.size;
-  for (const file of files) {
-    let st: Stats;
-    try {
-      st = statSync(file);
-    } catch {
-      continue; // hashFile reports it
-    }
-    if (!st.isFile() || st.size < WORKER_HASH_FROM || stats.lookup(file, st) || early.has(file)) continue;
-    const hashedAt = Date.now();
-    const hash = hashOnWorker(file);
+  for (const [file, st] of earlyHashable(files, stats)) {
+    if (early.has(file)) continue;
+    const hash = from ? handedHash(file, st, from) : hashOnWorker(file);
     hash.sha256.catch(() => {}); // whoever takes it sees the error
     hash.unref();
-    early.set(file, { st, hashedAt, hash });
+    early.set(file, { st, hash });
   }
   return early.size - before;
+}
+
+/**
+ * sha256 of a file in 4 MiB reads on this thread, yielding to the event loop between reads: for a process
+ * with nothing else to do that must still answer signals (the relaunch's parent, src/cli/early-hash.ts).
+ */
+export async function hashYielding(file: string): Promise<string> {
+  const h = createHash('sha256');
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 << 20);
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+      h.update(buf.subarray(0, n));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 /** Files whose early hash is running or done and not yet taken (for tests). */
@@ -253,13 +342,13 @@ export function pendingEarlyHashes(): string[] {
 }
 
 /** The early hash of `file` (hashEarly) if it was started on this very stat of the file. */
-function takeEarly(file: string, st: Stats): { hashedAt: number; hash: WorkerHash } | undefined {
+function takeEarly(file: string, st: Stats): WorkerHash | undefined {
   const e = early.get(file);
   if (!e) return undefined;
   early.delete(file);
   if (e.st.size !== st.size || e.st.mtimeMs !== st.mtimeMs || e.st.ino !== st.ino) return undefined;
   e.hash.ref();
-  return e;
+  return e.hash;
 }
 
 export function sha256(bytes: Uint8Array | string): string {
@@ -284,9 +373,10 @@ export async function hashFile(file: string, stats: StatCache, opts: { scanExter
   const known = stats.lookup(file, st);
   if (known && (!opts.scanExternal || known.deps)) return { sha256: known.sha256, bytes: st.size, entry: known };
   if (!opts.scanExternal && st.size >= WORKER_HASH_FROM && coreCount() > 1) {
-    const { hashedAt, hash } = takeEarly(file, st) ?? { hashedAt: Date.now(), hash: hashOnWorker(file) };
+    const hash = takeEarly(file, st) ?? hashOnWorker(file);
     opts.onWorker?.();
-    return remember(file, st, await hash.sha256, hashedAt, stats, known);
+    const sha = await hash.sha256;
+    return remember(file, st, sha, hash.hashedAt, stats, known);
   }
   const hashedAt = Date.now();
   let found = false;

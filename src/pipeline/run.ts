@@ -89,7 +89,7 @@ export async function runBuild(
   // (once the data are loaded, for a build that reads data: `warm`).
   const web = planWebCheck(build, recipeFile, (m) => warn(m, 'web'), k.source.bytes);
   const warm = () => {
-    warmIsolatedPool();
+    warmIsolatedPool(k.source.bytes);
     if ('start' in web) web.prewarm();
   };
 
@@ -176,7 +176,7 @@ export async function runBuild(
     // The isolation child (verification's) starts here in every build; onnxruntime-web's, the costlier
     // start (~0.8 s of CPU), waits for the evaluation data of a build that has some (their check is
     // awaited after evaluation, which its start then overlaps).
-    warmIsolatedPool();
+    warmIsolatedPool(k.source.bytes);
     if (!build.evaluate) warm();
 
     // Steps, in order.

@@ -46,10 +46,34 @@ export function residentBytes(pid: number): number | undefined {
  * kernel allows them on request (THP "madvise"). A child's work is loading a whole model into fresh
  * memory, and on virtual machines, where each 4 KiB page fault is expensive, that fault cost was most of
  * the load time (113 MB read into fresh memory: 0.51 s with 4 KiB pages, 0.12 s with huge pages; the web
- * check's read of a 28 MB model: 127 → 29 ms). A user's own GLIBC_TUNABLES setting wins.
+ * check's read of a 28 MB model: 127 → 29 ms). A user's own GLIBC_TUNABLES setting wins. onnxruntime's
+ * telemetry is off in children as in the command line (quietOnnxruntime).
  */
-export function childEnv(): NodeJS.ProcessEnv {
+export function childEnv(opts: { keepHeap?: boolean } = {}): NodeJS.ProcessEnv {
   const tunables = process.env.GLIBC_TUNABLES;
-  if (tunables?.includes('glibc.malloc.hugetlb')) return process.env;
-  return { ...process.env, GLIBC_TUNABLES: tunables ? `${tunables}:glibc.malloc.hugetlb=1` : 'glibc.malloc.hugetlb=1' };
+  const add = ['glibc.malloc.hugetlb=1', ...(opts.keepHeap ? KEEP_HEAP : [])].filter((t) => !tunables?.includes(t.slice(0, t.indexOf('='))));
+  return {
+    ...process.env,
+    ...(add.length && { GLIBC_TUNABLES: [...(tunables ? [tunables] : []), ...add].join(':') }),
+    ORT_DISABLE_TELEMETRY: process.env.ORT_DISABLE_TELEMETRY ?? '1',
+  };
 }
+
+/**
+ * onnxruntime-node 1.30 on Linux starts Microsoft's usage telemetry in every process that creates a
+ * session: it writes a device id and an event database under ~/.cache/Microsoft/DeveloperTools/, an empty
+ * /tmp/mat-debug-<pid>.log, and uploads events (unless it sees CI, GITHUB_ACTIONS or TF_BUILD set). A
+ * build tool's processes have no business doing that: the processes onnx-compress starts itself (the
+ * command line, its children) run with ORT_DISABLE_TELEMETRY=1 unless the variable is set already (set
+ * it to 0 to keep onnxruntime's default). A bundler's own process is the user's: the plugin leaves it.
+ */
+export function quietOnnxruntime(env: NodeJS.ProcessEnv = process.env): void {
+  env.ORT_DISABLE_TELEMETRY ??= '1';
+}
+
+/**
+ * `keepHeap`: malloc serves blocks up to 32 MiB from its heap (not from fresh mappings each time) and
+ * keeps up to 2 GiB of freed heap instead of returning it. A session's memory then comes from memory
+ * the child already faulted in (src/runtime/isolate-child.ts, prefault) or used for an earlier model.
+ */
+const KEEP_HEAP = ['glibc.malloc.mmap_threshold=33554432', 'glibc.malloc.trim_threshold=2147483648'];

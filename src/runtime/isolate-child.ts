@@ -3,8 +3,9 @@
  * feeds it is sent (or on each of a list of feeds). A native abort or a hang here ends or stalls only this
  * process; the parent turns it into a CompressError for that model. Messages (structured clone): { id,
  * model, feeds, prepacking?, floatActivations?, outputs?, optimization? } in, { id, ok, stage?, message?,
- * outputs?, runs? } out.
+ * outputs?, runs? } out; { prefault: bytes } in asks for memory ahead (prefault).
  */
+import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
 import { encodeModelToBytes } from '../onnx/codec.js';
@@ -58,9 +59,40 @@ const warm = (async () => {
   }
 })();
 
-process.on('message', (job: Job) => {
+/**
+ * Memory for the coming sessions, faulted in while the child is idle. Where each first touch of a page
+ * traps to the hypervisor, creating the session of a 28 MB int8 output took 250–450 ms in a fresh child
+ * and 66–70 ms once 128 MB of heap had been touched and freed (malloc keeps it: childEnv's keepHeap).
+ * Blocks of 16 MiB come from malloc's heap (below its mmap threshold); gc() frees them at once. At most
+ * 128 MiB: the child's idle time is the build's busiest (two cores: reading and compressing beside it),
+ * and prefaulting a 378 MB source's size made its whole build slower, not faster (measured: docs/facts.md).
+ */
+const PREFAULT_BLOCK = 16 * 2 ** 20;
+const PREFAULT_MAX = 128 * 2 ** 20;
+let prefaulted = 0;
+function prefault(bytes: number): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const want = Math.min(bytes, PREFAULT_MAX, os.freemem() / 4) - prefaulted;
+  if (!gc || !(want > 0)) return;
+  const blocks: Buffer[] = [];
+  for (let n = 0; n < want; n += PREFAULT_BLOCK) {
+    const b = Buffer.allocUnsafeSlow(PREFAULT_BLOCK);
+    for (let i = 0; i < b.length; i += 4096) b[i] = 0;
+    blocks.push(b);
+  }
+  prefaulted += blocks.length * PREFAULT_BLOCK;
+  blocks.length = 0;
+  gc();
+}
+
+let ready = warm;
+process.on('message', (job: Job | { prefault: number }) => {
+  if ('prefault' in job) {
+    ready = ready.then(() => prefault(job.prefault));
+    return;
+  }
   void (async () => {
-    await warm;
+    await ready;
     let stage = 'load';
     try {
       const opened = await openSession(job.model, { device: 'cpu', prepacking: job.prepacking ?? true, floatActivations: job.floatActivations ?? false, optimization: job.optimization ?? 'all' });

@@ -72,7 +72,8 @@ function spawnWorker(): Worker {
   const { file, execArgv } = childEntry('isolate-child');
   // No pipes: an open stdio pipe would keep the parent alive after its work is done (ORT's own logging
   // is not needed; the reply, or the exit signal, carries what matters).
-  const child = fork(file, [], { execArgv, env: childEnv(), serialization: 'advanced', stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  // --expose-gc: the child frees the memory it faulted in ahead (prefault) at once, for its sessions.
+  const child = fork(file, [], { execArgv: [...execArgv, '--expose-gc'], env: childEnv({ keepHeap: true }), serialization: 'advanced', stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
   const w: Worker = { child, busy: false };
   child.on('exit', () => {
     const i = idle.indexOf(w);
@@ -88,10 +89,14 @@ const ref = (w: Worker) => keepAlive(w.child, true);
 
 /**
  * Starts a child ahead of the first probe, so that its start (node and onnxruntime's native library,
- * ~0.3 s) overlaps with the build's own reading and hashing instead of adding to it.
+ * ~0.3 s) overlaps with the build's own reading and hashing instead of adding to it. `modelBytes` (the
+ * source's size) asks the idle child to fault in that much memory meanwhile, capped (isolate-child.ts,
+ * prefault): the verified session's memory is then already there.
  */
-export function warmIsolatedPool(): void {
-  if (isolationEnabled() && idle.length === 0 && !running) idle.push(spawnWorker());
+export function warmIsolatedPool(modelBytes = 0): void {
+  if (!isolationEnabled()) return;
+  if (idle.length === 0 && !running) idle.push(spawnWorker());
+  if (modelBytes > 0) for (const w of idle) w.child.send({ prefault: modelBytes }, () => {});
 }
 
 /** Pids of the pool's children (tests use them to simulate a native crash). */
