@@ -21,7 +21,11 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
   const dir = existsSync(new URL('./cli-bundle/main.js', import.meta.url)) ? './cli-bundle' : './cli';
   // Relaunched, this process hashes the build's sources for the new one while that starts.
   const code = await relaunched(argv, {
-    handOver: (pipe) => void import(`${dir}/early-hash.js`).then((m) => m.handOverHashes(argv, pipe), () => pipe.end()),
+    // Only a help: whatever fails here, the relaunched process hashes for itself.
+    handOver: (pipe) =>
+      void import(`${dir}/early-hash.js`)
+        .then((m) => m.handOverHashes(argv, pipe))
+        .catch(() => pipe.end()),
   });
   if (code === undefined) {
     (await import(`${dir}/early-hash.js`)).hashSourcesEarly(argv);

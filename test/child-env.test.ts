@@ -45,11 +45,11 @@ describe("children's environment", () => {
   it('adds the malloc tunables a user has not set, and turns onnxruntime telemetry off unless the user set it', () => {
     withEnv({ GLIBC_TUNABLES: undefined, ORT_DISABLE_TELEMETRY: undefined }, () => {
       expect(childEnv()).toMatchObject({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', ORT_DISABLE_TELEMETRY: '1' });
-      expect(childEnv({ keepHeap: true }).GLIBC_TUNABLES).toBe('glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483648');
+      expect(childEnv({ keepHeap: true }).GLIBC_TUNABLES).toBe('glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456');
     });
     withEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536', ORT_DISABLE_TELEMETRY: '0' }, () => {
       const env = childEnv({ keepHeap: true });
-      expect(env.GLIBC_TUNABLES).toBe('glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536:glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=2147483648');
+      expect(env.GLIBC_TUNABLES).toBe('glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536:glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=268435456');
       expect(env.ORT_DISABLE_TELEMETRY).toBe('0');
     });
     withEnv({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }, () => expect(childEnv().GLIBC_TUNABLES).toBe('glibc.malloc.hugetlb=0'));

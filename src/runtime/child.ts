@@ -73,7 +73,8 @@ export function quietOnnxruntime(env: NodeJS.ProcessEnv = process.env): void {
 
 /**
  * `keepHeap`: malloc serves blocks up to 32 MiB from its heap (not from fresh mappings each time) and
- * keeps up to 2 GiB of freed heap instead of returning it. A session's memory then comes from memory
- * the child already faulted in (src/runtime/isolate-child.ts, prefault) or used for an earlier model.
+ * keeps up to 256 MiB of freed heap instead of returning it. A session's memory then comes from memory
+ * the child already faulted in (src/runtime/isolate-child.ts, prefault: at most 128 MiB) or used for an
+ * earlier model; a child that lives on (a dev server's) holds no more than that once idle.
  */
-const KEEP_HEAP = ['glibc.malloc.mmap_threshold=33554432', 'glibc.malloc.trim_threshold=2147483648'];
+const KEEP_HEAP = ['glibc.malloc.mmap_threshold=33554432', 'glibc.malloc.trim_threshold=268435456'];
