@@ -12,14 +12,13 @@
  * that verifies outputs (src/runtime/isolate.ts), which the pipeline would otherwise start only once the
  * source is hashed.
  */
-import { statSync } from 'node:fs';
 import { Socket } from 'node:net';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { defaultCacheDir } from '../pipeline/cache.js';
 import { earlyHashable, type HandedHash, type HashHandOver, hashEarly, hashYielding, statCacheFor } from '../pipeline/hash.js';
 import { warmIsolatedPool } from '../runtime/isolate.js';
-import { commandModels, HAND_OVER_FD_ENV } from './relaunch.js';
+import { commandModels, filesBytes, HAND_OVER_FD_ENV } from './relaunch.js';
 
 /** The build's sources and the stat cache the pipeline will use (compress.ts): the cache folder's, or the process's own with --no-cache. */
 function buildSources(argv: readonly string[]) {
@@ -31,14 +30,6 @@ function buildSources(argv: readonly string[]) {
   return { files: models.files, stats: statCacheFor(cacheDir) };
 }
 
-const sizeOf = (file: string) => {
-  try {
-    return statSync(file).size;
-  } catch {
-    return 0;
-  }
-};
-
 /** Starts hashing the build's large sources, or takes them from the process that relaunched this one. */
 export function hashSourcesEarly(argv: readonly string[]): void {
   const fd = Number(process.env[HAND_OVER_FD_ENV]);
@@ -47,7 +38,7 @@ export function hashSourcesEarly(argv: readonly string[]): void {
   if (!sources) return;
   const from = Number.isInteger(fd) && fd > 2 ? handOverFrom(fd) : undefined;
   // A source to hash means a build to verify, most likely: its onnxruntime child (~0.3 s to start) starts now too.
-  if (hashEarly(sources.files, sources.stats, from) > 0) warmIsolatedPool(sources.files.reduce((sum, f) => sum + sizeOf(f), 0));
+  if (hashEarly(sources.files, sources.stats, from) > 0) warmIsolatedPool(filesBytes(sources.files));
 }
 
 /**

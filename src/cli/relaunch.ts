@@ -124,7 +124,12 @@ export function commandModels(argv: readonly string[], m: Machine = thisMachine(
 
 /** Bytes of the models the command reads, when it is one that is worth relaunching for. */
 export function modelBytes(argv: readonly string[], m: Machine): number {
-  return (commandModels(argv, m)?.files ?? []).reduce((sum, f) => sum + (m.size(f) ?? 0), 0);
+  return filesBytes(commandModels(argv, m)?.files ?? [], m);
+}
+
+/** The files' sizes added up (a missing file or one that is not a regular file counts 0). */
+export function filesBytes(files: readonly string[], m: Machine = thisMachine()): number {
+  return files.reduce((sum, f) => sum + (m.size(f) ?? 0), 0);
 }
 
 /** Whether a relaunch with glibc.malloc.hugetlb=1 would give this command huge pages it has not got. */

@@ -5,12 +5,12 @@
  * `location` comes from the file, so it is untrusted: absolute paths and `..` segments are refused
  * (CVE-2024-27318 / CVE-2022-25882 were exactly this), as are ranges beyond the side file's end.
  */
-import { closeSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { isAbsolute, join } from 'node:path';
 import { CompressError } from '../errors.js';
 import { cloneModel } from './edit.js';
-import { openRegularFile, realPath, resolveInside } from './paths.js';
+import { openRegularFile, readFullAt, realPath, resolveInside } from './paths.js';
 import type { ModelProto, StringStringEntryProto, TensorProto } from './types.js';
 import { forEachTensor } from './walk.js';
 
@@ -111,12 +111,7 @@ export function loadExternalData(
         throw new CompressError('model', `tensor "${t.name ?? ''}" reads bytes ${ref.offset}..${ref.offset + Math.max(0, length)} of a ${f.size}-byte external data file`, { file: path });
       }
       const bytes = Buffer.allocUnsafeSlow(length);
-      let at = 0;
-      while (at < length) {
-        const n = readSync(f.fd, bytes, at, length - at, ref.offset + at);
-        if (n === 0) break;
-        at += n;
-      }
+      readFullAt(f.fd, bytes, ref.offset); // within the file: checked above
       t.rawData = bytes;
       t.dataLocation = undefined;
       t.externalData = [];

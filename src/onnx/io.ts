@@ -3,13 +3,13 @@
  * write (temp file + rename, chunks written with writev so tensors are never joined in memory), and
  * external data on both sides.
  */
-import { closeSync, fstatSync, fsyncSync, mkdtempSync, openSync, readSync, renameSync, rmSync, writevSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync, writevSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { CompressError } from '../errors.js';
 import { decodeModelFile, encodeModel, MAX_MESSAGE_BYTES, type Encoded } from './codec.js';
 import { loadExternalData, moveToExternalData, type ExternalDataPlan } from './external.js';
-import { openRegularFile } from './paths.js';
+import { openRegularFile, readFullAt } from './paths.js';
 import type { ModelProto } from './types.js';
 
 let tempDir: string | undefined;
@@ -46,12 +46,7 @@ export function readFileBytes(file: string): Buffer {
       throw new CompressError('model', `file is ${size} bytes; an ONNX protobuf cannot exceed 2 GiB (larger models keep their weights in external data)`, { file });
     }
     const buf = Buffer.allocUnsafeSlow(size);
-    let at = 0;
-    while (at < size) {
-      const n = readSync(fd, buf, at, size - at, at);
-      if (n === 0) break;
-      at += n;
-    }
+    const at = readFullAt(fd, buf, 0);
     return at === size ? buf : buf.subarray(0, at);
   } finally {
     closeSync(fd);

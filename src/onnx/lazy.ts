@@ -17,6 +17,7 @@ import { CompressError } from '../errors.js';
 import { decodeModel } from './codec.js';
 import { checkLocation, externalRef } from './external.js';
 import { openForReading } from './io.js';
+import { readFullAt } from './paths.js';
 import type { ModelProto, TensorProto } from './types.js';
 import { forEachTensor } from './walk.js';
 import { cloneModel } from './edit.js';
@@ -44,12 +45,7 @@ class FileBytes {
   }
   slice(pos: number, len: number): Uint8Array {
     const out = Buffer.allocUnsafe(len);
-    let at = 0;
-    while (at < len) {
-      const n = readSync(this.fd, out, at, len - at, pos + at);
-      if (n === 0) throw new RangeError('unexpected end of file');
-      at += n;
-    }
+    if (readFullAt(this.fd, out, pos) < len) throw new RangeError('unexpected end of file');
     return out;
   }
   varint(pos: number): [number, number] {
@@ -185,12 +181,7 @@ export function externalBytes(t: TensorProto, dir: string, into?: Uint8Array): U
   try {
     const length = ref.length ?? fstatSync(fd).size - ref.offset;
     const out = into && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
-    let at = 0;
-    while (at < length) {
-      const n = readSync(fd, out, at, length - at, ref.offset + at);
-      if (n === 0) throw new CompressError('model', `tensor "${t.name ?? ''}" reads past the end of ${ref.location}`, { file: path });
-      at += n;
-    }
+    if (readFullAt(fd, out, ref.offset) < length) throw new CompressError('model', `tensor "${t.name ?? ''}" reads past the end of ${ref.location}`, { file: path });
     return out;
   } finally {
     closeSync(fd);

@@ -7,9 +7,24 @@
  * Opening is done with O_NONBLOCK and checked with fstat on the same descriptor: a FIFO or a device
  * would otherwise block `open` (or the first read) forever.
  */
-import { closeSync, constants, fstatSync, openSync, realpathSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { CompressError, type ErrorKind } from '../errors.js';
+
+/**
+ * Reads from `fd` at `position` into `into` until it is full or the file ends (a read may return less
+ * than asked); answers the bytes read, short only at the end of the file. Callers decide what a short
+ * read means (an error, or the end of a chunked read).
+ */
+export function readFullAt(fd: number, into: Uint8Array, position: number): number {
+  let at = 0;
+  while (at < into.length) {
+    const n = readSync(fd, into, at, into.length - at, position + at);
+    if (n === 0) break;
+    at += n;
+  }
+  return at;
+}
 
 const errnoOf = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 

@@ -7,10 +7,11 @@
  * int32_data (int32, int16, int8, uint16, uint8, bool, float16 and bfloat16 bit patterns, and packed
  * 4-bit bytes).
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { CompressError } from '../errors.js';
 import { DataType, dataTypeName } from './dtypes.js';
 import { bfloat16ToFloat32Array, float16ToFloat32Array } from './float16.js';
+import { readFullAt } from './paths.js';
 import type { Int64, TensorProto } from './types.js';
 
 export type TypedArray =
@@ -137,11 +138,7 @@ export function lazyBytes(t: TensorProto): Uint8Array {
   const out = new Uint8Array(length);
   const fd = openSync(t.lazyFile!, 'r');
   try {
-    for (let at = 0; at < length; ) {
-      const n = readSync(fd, out, at, length - at, offset + at);
-      if (n === 0) throw new CompressError('model', `${describe(t)} reads past the end of the file`, { file: t.lazyFile });
-      at += n;
-    }
+    if (readFullAt(fd, out, offset) < length) throw new CompressError('model', `${describe(t)} reads past the end of the file`, { file: t.lazyFile });
   } finally {
     closeSync(fd);
   }

@@ -13,7 +13,7 @@ import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { CompressError } from '../errors.js';
 import { writeChunksAtomic } from '../onnx/io.js';
-import { describeStat } from '../onnx/paths.js';
+import { describeStat, readFullAt } from '../onnx/paths.js';
 import { coreCount } from '../transforms/threads.js';
 
 export interface StatEntry {
@@ -443,12 +443,7 @@ export function readWithStat(file: string): { bytes: Buffer; stat: Stats } | und
   try {
     const stat = fstatSync(fd);
     const bytes = Buffer.allocUnsafeSlow(stat.size);
-    let at = 0;
-    while (at < stat.size) {
-      const n = readSync(fd, bytes, at, stat.size - at, at);
-      if (n === 0) break;
-      at += n;
-    }
+    const at = readFullAt(fd, bytes, 0);
     return { bytes: at === stat.size ? bytes : bytes.subarray(0, at), stat };
   } finally {
     closeSync(fd);

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { CompressError } from '../errors.js';
 import type { Encoded } from '../onnx/codec.js';
 import { processTempDir, readFileBytes, writeChunksAtomic } from '../onnx/io.js';
+import { readFullAt } from '../onnx/paths.js';
 
 /** sha256 of an encoding, chunk by chunk (no joined copy). */
 export function hashChunks(chunks: readonly Uint8Array[]): string {
@@ -49,17 +50,6 @@ export function hashFileStreamed(file: string): string | undefined {
   }
 }
 
-/** Fills `buf` from `fd` at `pos` (short only at the end of the file); answers the bytes read. */
-function readFull(fd: number, buf: Buffer, pos: number): number {
-  let n = 0;
-  while (n < buf.length) {
-    const r = readSync(fd, buf, n, buf.length - n, pos + n);
-    if (r === 0) break;
-    n += r;
-  }
-  return n;
-}
-
 /**
  * Whether two files hold the same bytes, read side by side in 1 MiB chunks: a changed file differs in its
  * first chunks (no full read), and an unchanged one costs two reads of the page cache instead of a read
@@ -74,8 +64,8 @@ export function sameBytes(a: string, b: string): boolean {
     const ba = Buffer.allocUnsafe(1 << 20);
     const bb = Buffer.allocUnsafe(1 << 20);
     for (let pos = 0; ; pos += ba.length) {
-      const na = readFull(fa, ba, pos);
-      const nb = readFull(fb, bb, pos);
+      const na = readFullAt(fa, ba, pos);
+      const nb = readFullAt(fb, bb, pos);
       if (na !== nb || !ba.subarray(0, na).equals(bb.subarray(0, nb))) return false;
       if (na < ba.length) return true;
     }

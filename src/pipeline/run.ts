@@ -176,8 +176,8 @@ export async function runBuild(
     // The isolation child (verification's) starts here in every build; onnxruntime-web's, the costlier
     // start (~0.8 s of CPU), waits for the evaluation data of a build that has some (their check is
     // awaited after evaluation, which its start then overlaps).
-    warmIsolatedPool(k.source.bytes);
-    if (!build.evaluate) warm();
+    if (build.evaluate) warmIsolatedPool(k.source.bytes);
+    else warm();
 
     // Steps, in order.
     let model: ModelProto | undefined = source.working;

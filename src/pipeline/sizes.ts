@@ -20,8 +20,9 @@
  * would need the bytes copied or transferred to it, while zlib's native threads read them in place. The settings used are recorded
  * in the manifest (`sizes.compression`), and each estimated figure says so (`SizeStats.estimate`).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import zlib from 'node:zlib';
+import { readFullAt } from '../onnx/paths.js';
 
 export const GZIP_LEVEL = 6;
 export const BROTLI_QUALITY = 5;
@@ -252,12 +253,7 @@ const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 /** Bytes [at, at + n) of an open file. */
 function preadBytes(fd: number, at: number, n: number): Uint8Array {
   const out = new Uint8Array(n);
-  let done = 0;
-  while (done < n) {
-    const r = readSync(fd, out, done, n - done, at + done);
-    if (r === 0) break;
-    done += r;
-  }
+  readFullAt(fd, out, at);
   return out;
 }
 

@@ -2,8 +2,9 @@
  * Worker thread of parallel.ts: quantizes the weights of one message, answering one result per weight
  * with its arrays transferred. Values on disk are read here, through one reused buffer.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { readFullAt } from '../../onnx/paths.js';
 import type { Target } from './select.js';
 import type { Plan } from './forms.js';
 import type { WeightJob } from './parallel.js';
@@ -19,12 +20,7 @@ function floats(job: WeightJob): Float32Array {
   const bytes = new Uint8Array(scratch.buffer, 0, length);
   const fd = openSync(file, 'r');
   try {
-    let at = 0;
-    while (at < length) {
-      const r = readSync(fd, bytes, at, length - at, offset + at);
-      if (r === 0) throw new Error(`${file}: a weight reads past the end of the file`);
-      at += r;
-    }
+    if (readFullAt(fd, bytes, offset) < length) throw new Error(`${file}: a weight reads past the end of the file`);
   } finally {
     closeSync(fd);
   }
