@@ -27,7 +27,7 @@ import { matmulSmall as matmulJs } from '../src/linalg/dense.js';
 import { DenseEngine } from '../src/linalg/engine.js';
 import { inverseCholeskyUpper } from '../src/linalg/inverse.js';
 import { gptqQuantize } from '../src/transforms/quantize/gptq.js';
-import { quantizeAxis, quantizeBlocks, quantizeBlocksColumns } from '../src/transforms/quantize/rtn.js';
+import { quantizeAxis, quantizeBlocks, quantizeBlocksColumns } from '../src/transforms/quantize/rtn-simd.js';
 import { selectWeights } from '../src/transforms/quantize/select.js';
 import { unsupportedOpOf } from '../src/transforms/quantize/webcheck.js';
 import type { StepContext, StepResult } from '../src/transforms/types.js';

@@ -17,6 +17,7 @@
  */
 import { DataType } from '../../onnx/dtypes.js';
 import { float16ToFloat32Array, float32ArrayToFloat16 } from '../../onnx/float16.js';
+import { toFloat16ClampedSums } from '../../onnx/float16-simd.js';
 import { attribute, indexModel, makeAttribute, makeNode, opsetVersion, type GraphIndex, type NameScope } from '../../onnx/graph.js';
 import { dimsOf, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../../onnx/types.js';
@@ -88,10 +89,13 @@ const CHUNK = 16384;
 const backChunk = new Float32Array(CHUNK);
 
 /**
- * toFloat16Clamped and the relative RMS error of the conversion, in one pass over `src`: a chunk at a
- * time is converted, read back and compared while it is in cache (no weight-sized scratch buffer).
+ * toFloat16Clamped and the relative RMS error of the conversion, in one pass over `src`: on WebAssembly
+ * SIMD where it runs (onnx/float16-simd.ts, the same bits); else here, a chunk at a time converted,
+ * read back and compared while it is in cache (no weight-sized scratch buffer).
  */
 export function toFloat16Measured(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): { values: Uint16Array; error: number } {
+  const sums = toFloat16ClampedSums(src, dst);
+  if (sums) return { values: dst, error: relativeError(sums.err, sums.ref) };
   let e = 0;
   let r = 0;
   for (let start = 0; start < src.length; start += CHUNK) {
@@ -104,7 +108,12 @@ export function toFloat16Measured(src: Float32Array, dst: Uint16Array = new Uint
       r += x * x;
     }
   }
-  return { values: dst, error: r > 0 && Number.isFinite(e) ? Math.sqrt(e / r) : 0 };
+  return { values: dst, error: relativeError(e, r) };
+}
+
+/** √(Σ(x − back)² / Σx²); 0 for an all-zero tensor or one whose error is not finite (NaN, Inf). */
+function relativeError(e: number, r: number): number {
+  return r > 0 && Number.isFinite(e) ? Math.sqrt(e / r) : 0;
 }
 
 /** Converts a float32 tensor in place; returns sizes and the relative RMS error of the conversion. */

@@ -105,6 +105,28 @@ export interface MatMulNBitsWeights {
 export function matMulNBitsWeights(q: Quantized, N: number, K: number, block: number): MatMulNBitsWeights {
   const nb = Math.ceil(K / block);
   const bits = q.bits;
+  const zeros = q.zeros;
+  // 4-bit codes already two per byte with K whole blocks: B is those bytes (no padding to add).
+  const B = bits === 4 && q.nibbles && K % block === 0 && q.nibbles.length * 2 === N * K ? q.nibbles : blocksOf(q, N, K, block);
+  const mid = 1 << (bits - 1);
+  let zeroPoints: Uint8Array | undefined;
+  if (zeros.some((z) => z !== mid)) {
+    if (bits === 8) zeroPoints = zeros;
+    else {
+      const per = (nb + 1) >>> 1;
+      zeroPoints = new Uint8Array(N * per);
+      for (let n = 0; n < N; n++) {
+        for (let b = 0; b < nb; b++) zeroPoints[n * per + (b >>> 1)] |= zeros[n * nb + b] << ((b & 1) << 2);
+      }
+    }
+  }
+  return { B, scales: q.scales, zeroPoints, nBlocks: nb };
+}
+
+/** B of MatMulNBits from one code per byte: pairs of codes (4-bit) or the codes, padded per block. */
+function blocksOf(q: Quantized, N: number, K: number, block: number): Uint8Array {
+  const nb = Math.ceil(K / block);
+  const bits = q.bits;
   const blob = (block * bits) / 8;
   const B = new Uint8Array(N * nb * blob);
   const { codes, zeros } = q;
@@ -130,17 +152,5 @@ export function matMulNBitsWeights(q: Quantized, N: number, K: number, block: nu
       }
     }
   }
-  const mid = 1 << (bits - 1);
-  let zeroPoints: Uint8Array | undefined;
-  if (zeros.some((z) => z !== mid)) {
-    if (bits === 8) zeroPoints = zeros;
-    else {
-      const per = (nb + 1) >>> 1;
-      zeroPoints = new Uint8Array(N * per);
-      for (let n = 0; n < N; n++) {
-        for (let b = 0; b < nb; b++) zeroPoints[n * per + (b >>> 1)] |= zeros[n * nb + b] << ((b & 1) << 2);
-      }
-    }
-  }
-  return { B, scales: q.scales, zeroPoints, nBlocks: nb };
+  return B;
 }

@@ -22,16 +22,27 @@ import type { Emitted } from './dq.js';
 import { dtypeName } from './dq.js';
 import type { GraphEdits } from './edits.js';
 import type { Plan } from './forms.js';
-import { matMulNBitsWeights } from './layout.js';
+import { matMulNBitsWeights, splitAt } from './layout.js';
 import type { Target } from './select.js';
 import { rowsView, type WeightQuant } from './weights.js';
 
 export function emitMatMulNBits(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits, accuracyLevel: number): Emitted {
   const block = plan.opBlock!;
-  const v = rowsView(q, t.reduceAxis, block);
-  const N = v.R;
-  const K = v.K;
-  const w = matMulNBitsWeights({ ...q, codes: v.codes, scales: v.scales, zeros: v.zeros }, N, K, block);
+  let w: ReturnType<typeof matMulNBitsWeights>;
+  let N: number;
+  let K: number;
+  if (q.nibbles && q.layout === 'rows' && q.axis === t.reduceAxis && q.group === block) {
+    // Codes packed by the kernel in B's layout: used as they are (reading q.codes would unpack them).
+    const [outer, k, inner] = splitAt(q.dims, t.reduceAxis);
+    N = outer * inner;
+    K = k;
+    w = matMulNBitsWeights(q, N, K, block);
+  } else {
+    const v = rowsView(q, t.reduceAxis, block);
+    N = v.R;
+    K = v.K;
+    w = matMulNBitsWeights({ ...q, codes: v.codes, scales: v.scales, zeros: v.zeros }, N, K, block);
+  }
   const blob = (block * q.bits) / 8;
   let bytes = 0;
   const add = (suffix: string, dt: number, dims: number[], data: Uint8Array | Float32Array) => {

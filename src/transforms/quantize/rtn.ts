@@ -11,6 +11,10 @@
  * - asymmetric: the range is widened to include 0, scale = (hi − lo) / (2^bits − 1),
  *   zero = round(−lo / scale) so 0 is exact.
  * A group of zeros gets scale 1.
+ *
+ * The kernels here (`…Js`) are the scalar reference: callers use rtn-simd.ts's quantizeAxis,
+ * quantizeBlocks and quantizeBlocksColumns, which run the same computation on WebAssembly SIMD (rtn.wat)
+ * and fall back to these where WebAssembly SIMD is missing or ONNX_COMPRESS_SIMD=0.
  */
 
 export type Bits = 4 | 8;
@@ -21,6 +25,9 @@ export interface Quantized {
   symmetric: boolean;
   /** Unsigned codes 0..2^bits−1, one byte each, in the layout described by the producer. */
   codes: Uint8Array;
+  /** 4-bit codes two per byte (code 2i in the low nibble of byte i), when the producer was asked to
+   *  pack them; then `codes` is unpacked from these on first read. */
+  nibbles?: Uint8Array;
   scales: Float32Array;
   zeros: Uint8Array;
   /** Σ(x − x̂)² and Σx², for the relative RMS error. */
@@ -70,7 +77,7 @@ export function groupParams(lo: number, hi: number, bits: Bits, symmetric: boole
  * Rounding: floor(t + 0.5) with t = x/scale + zero, computed as (t + 0.5) | 0; that truncates toward 0
  * for t < −0.5, but such values clamp to 0 anyway, so the result is round-half-up as with Math.round.
  */
-export function quantizeAxis(x: Float32Array, outer: number, C: number, inner: number, bits: Bits, symmetric: boolean): Quantized {
+export function quantizeAxisJs(x: Float32Array, outer: number, C: number, inner: number, bits: Bits, symmetric: boolean): Quantized {
   const lo = new Float32Array(C).fill(Infinity);
   const hi = new Float32Array(C).fill(-Infinity);
   if (inner === 1) {
@@ -154,7 +161,7 @@ export function quantizeAxis(x: Float32Array, outer: number, C: number, inner: n
  * consecutive values of a row share a scale; the last group of a row may be shorter.
  * Scales and zeros are [R, ceil(K / block)].
  */
-export function quantizeBlocks(rows: Float32Array, R: number, K: number, block: number, bits: Bits, symmetric: boolean): Quantized {
+export function quantizeBlocksJs(rows: Float32Array, R: number, K: number, block: number, bits: Bits, symmetric: boolean): Quantized {
   const nb = Math.ceil(K / block);
   const scales = new Float32Array(R * nb);
   const zeros = new Uint8Array(R * nb);
@@ -204,7 +211,7 @@ export function quantizeBlocks(rows: Float32Array, R: number, K: number, block: 
  * from cache lines the next columns read too, and its codes are written contiguously (writing them
  * row by row, K bytes apart, was 15 % slower).
  */
-export function quantizeBlocksColumns(x: Float32Array, K: number, N: number, block: number, bits: Bits, symmetric: boolean): Quantized {
+export function quantizeBlocksColumnsJs(x: Float32Array, K: number, N: number, block: number, bits: Bits, symmetric: boolean): Quantized {
   const nb = Math.ceil(K / block);
   const scales = new Float32Array(N * nb);
   const zeros = new Uint8Array(N * nb);

@@ -8,7 +8,8 @@
  *   product of the other dims; scales and zeros [R, ceil(K / group)].
  */
 import { splitAt, fromRows, toRows, transpose2d } from './layout.js';
-import { quantizeAxis, quantizeBlocks, quantizeBlocksColumns, type Quantized } from './rtn.js';
+import type { Quantized } from './rtn.js';
+import { quantizeAxis, quantizeBlocks, quantizeBlocksColumns } from './rtn-simd.js';
 import type { Plan } from './forms.js';
 import type { Target } from './select.js';
 
@@ -42,8 +43,11 @@ export function quantizeWeight(t: Target, plan: Plan, w: Float32Array): WeightQu
   const R = outer * inner;
   const group = typeof plan.granularity === 'number' ? plan.granularity : K;
   if (outer === 1 && inner > 1 && plan.granularity !== 'per-tensor') {
-    // [K, N] with blocks down the columns (MatMul's B): no float transpose.
-    return { ...quantizeBlocksColumns(w, K, inner, group, plan.bits, plan.symmetric), layout: 'rows', axis: t.reduceAxis, group, dims };
+    // [K, N] with blocks down the columns (MatMul's B): no float transpose. MatMulNBits' 4-bit B is
+    // these codes two per byte when K is whole blocks: asked for packed (codes unpacked only if read).
+    const nibbles = plan.form === 'matmulnbits' && plan.bits === 4 && plan.opBlock === group && K % group === 0;
+    // Object.assign, not a spread: a spread would read (unpack) lazily unpacked codes.
+    return Object.assign(quantizeBlocksColumns(w, K, inner, group, plan.bits, plan.symmetric, nibbles), { layout: 'rows' as const, axis: t.reduceAxis, group, dims });
   }
   const rows = toRows(w, outer, K, inner, f32);
   if (plan.granularity === 'per-tensor') {
