@@ -94,3 +94,23 @@ export class HybridEngine extends MatrixEngine {
     return this.large.release();
   }
 }
+
+/**
+ * An engine made on its first product by `load` (e.g. one that loads onnxruntime): a step that may
+ * need products creates it up front and pays for the loading only if it does.
+ */
+export class LazyEngine extends MatrixEngine {
+  private engine?: Promise<MatrixEngine>;
+  constructor(private readonly load: () => Promise<MatrixEngine>) {
+    super();
+  }
+
+  async gemm<T extends FloatArray>(a: T, aDims: [number, number], b: T, bDims: [number, number], opts?: GemmOptions): Promise<T> {
+    this.engine ??= this.load();
+    return (await this.engine).gemm(a, aDims, b, bDims, opts);
+  }
+
+  override async release(): Promise<void> {
+    if (this.engine) await (await this.engine).release();
+  }
+}

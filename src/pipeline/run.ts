@@ -33,7 +33,9 @@ import { prepackingPays, probeSource, syntheticSample, verify, type Runtime } fr
 import { measureWebLatency, planWebCheck, type WebCheckRun } from './webcheck.js';
 import type { Device } from '../device.js';
 import { withSessionGate } from '../runtime/gate.js';
-import { warmIsolatedPool } from '../runtime/isolate.js';
+import { isolationEnabled, warmIsolatedPool } from '../runtime/isolate.js';
+import { inputSpecs, outputNames } from '../runtime/specs.js';
+import { probeGpu } from '../runtime/gpu.js';
 import { isBuiltIn, loadStep } from '../transforms/registry.js';
 import { searchApplies } from './search/applies.js';
 
@@ -145,12 +147,14 @@ export async function runBuild(
     requireGraph(source.original, displayPath(build.source)); // no graph or no outputs: bad input (exit 2), not a failed check later
     const before = sourceSizes(k, build.source, source.parts, source.original, cache);
 
-    const rt: Runtime = await import('../runtime/session.js');
+    // onnxruntime's native library loads only where something runs in this process (~60 ms): a build
+    // whose runs all happen in the isolated child never loads it.
+    const runtime = (): Promise<Runtime> => import('../runtime/session.js');
     // Which GPU provider works is probed once per process; start it while the steps run.
-    if (device !== 'cpu') rt.probeGpu().catch(() => {});
-    const specs = rt.inputSpecs(source.original);
+    if (device !== 'cpu') probeGpu().catch(() => {});
+    const specs = inputSpecs(source.original);
     sourceSpecs = specs;
-    checkCarry(build, specs, rt.outputNames(source.original), opts.recipeFile);
+    checkCarry(build, specs, outputNames(source.original), opts.recipeFile);
     const loadRaw = async (section: DataSection, spec: DataSpec, labelKey?: string) => {
       const { loadSamples } = await import('../data/load.js');
       return locatedData(build, section, spec, opts.recipeFile, () => loadSamples(spec, specs, { recipeFile, ...(labelKey !== undefined && { labelKey }) }));
@@ -237,9 +241,9 @@ export async function runBuild(
     outputSha.catch(() => {}); // awaited for the manifest; a failure then fails the build
     // Closures made here (loadRaw, promise callbacks) keep this scope alive: clear what pins buffers.
     source = model = encoded = undefined;
-    return { rt, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after };
+    return { runtime, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after };
   });
-  const { rt, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after } = made;
+  const { runtime, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after } = made;
   collectGarbage();
 
   try {
@@ -256,7 +260,7 @@ export async function runBuild(
     }
     const usedDevice = await phase('verify', () =>
       gated(() =>
-        verify(rt, build, output.file, sample, specs, device, k.seed, (m) => warn(m, 'verify'), prepacking, {
+        verify(runtime, build, output.file, sample, specs, device, k.seed, (m) => warn(m, 'verify'), prepacking, {
           ...(synthetic && { synthetic }),
           ...(webRun && { floatActivations: true, onOutputs: (outputs, device) => (reference = { outputs, device }) }),
         }),
@@ -298,7 +302,7 @@ export async function runBuild(
       recipe: {},
       steps: reports,
       sizes: { before: beforeStats, after: afterStats, compression: SIZE_SETTINGS },
-      ...(accuracy && build.evaluate && { accuracy, latency: latencyEntry(accuracy, build.evaluate, rt.runtimeVersion(), webLatency) }),
+      ...(accuracy && build.evaluate && { accuracy, latency: latencyEntry(accuracy, build.evaluate, (await runtime()).runtimeVersion(), webLatency) }),
       ...(webCheck && { webCheck }),
       device: usedDevice,
       warnings,
@@ -325,7 +329,9 @@ export function preloadBuild(build: Build): void {
   for (const name of steps) loadStep(name).catch(ignore);
   if (steps.includes('quantize') && searchApplies(build)) import('./search/index.js').catch(ignore);
   import('../onnx/lazy.js').catch(ignore);
-  import('../runtime/session.js').catch(ignore);
+  // onnxruntime's native library only for a build that will run something in this process (evaluation
+  // or calibration data, runs not isolated in a child); a GPU probe loads it where a GPU may be there.
+  if (build.evaluate || build.calibration || !isolationEnabled()) import('../runtime/session.js').catch(ignore);
 }
 
 /**

@@ -10,6 +10,8 @@ import type { ModelProto } from '../onnx/types.js';
 import { forEachTensor } from '../onnx/walk.js';
 import { checkInputBudget } from '../limits.js';
 import { isolationEnabled, probeIsolated } from '../runtime/isolate.js';
+import { trimOrtMessage } from '../runtime/ort-message.js';
+import { probeGpu } from '../runtime/gpu.js';
 import { seededRandom } from '../random.js';
 import type { Build } from '../recipe/types.js';
 import { displayPath } from './present.js';
@@ -23,7 +25,6 @@ export async function syntheticSample(specs: InputSpec[], seed: number, file?: s
   // Declared shapes come from the file: check them against the memory budget before allocating anything.
   const shapes = specs.map((s) => ({ name: s.name, type: s.type, dims: s.dims.map((d) => (typeof d === 'number' && d >= 0 ? d : 1)) }));
   checkInputBudget(shapes, 'the verification input (give calibration or evaluate data to verify with real samples)', { file });
-  const ort = await import('onnxruntime-node');
   const rand = seededRandom(seed >>> 0 || 1);
   const feeds: Record<string, Tensor> = {};
   for (const spec of specs) {
@@ -73,7 +74,9 @@ export async function syntheticSample(specs: InputSpec[], seed: number, file?: s
       default:
         throw new CompressError('model', `cannot make a verification input for "${spec.name}" of type ${spec.type}`, { file });
     }
-    feeds[spec.name] = new ort.Tensor(spec.type as 'float32', data as Float32Array, dims);
+    // A plain tensor: what crosses to the isolated child and the web check; runSession wraps it in an
+    // onnxruntime Tensor where one runs in this process, so building it loads no native library.
+    feeds[spec.name] = { type: spec.type, dims, data, size: n } as unknown as Tensor;
   }
   return { feeds };
 }
@@ -172,7 +175,7 @@ export interface VerifyHooks {
  * verified as well.
  */
 export async function verify(
-  rt: Runtime,
+  loadRuntime: () => Promise<Runtime>,
   build: Build,
   file: string,
   sample: Sample | undefined,
@@ -190,7 +193,7 @@ export async function verify(
   const reasonOf = (what: string, e: unknown) => {
     // A load failure names the temp / cache file ORT read: the user's file is the source; say ORT's reason.
     const loadError = what === 'does not load' && e instanceof CompressError && e.cause !== undefined;
-    const message = loadError ? rt.trimOrtMessage(e.cause) : ((e as Error).message ?? String(e));
+    const message = loadError ? trimOrtMessage(e.cause) : ((e as Error).message ?? String(e));
     return message.replace(/^onnxruntime (cannot load the model|failed to run the model[^:]*): /, '').replace(/^Load model from .* failed:\s*/, '');
   };
   const fail = (what: string, e: unknown) =>
@@ -220,8 +223,9 @@ export async function verify(
       hooks.onOutputs?.(r.outputs as unknown as Record<string, Tensor>, 'cpu');
       cpuOutputs = true;
     }
-    if (device === 'cpu' || (device === 'auto' && !(await rt.probeGpu()).provider)) return 'cpu';
+    if (device === 'cpu' || (device === 'auto' && !(await probeGpu()).provider)) return 'cpu';
   }
+  const rt = await loadRuntime();
   let opened: Awaited<ReturnType<Runtime['openSession']>>;
   try {
     opened = await rt.openSession(file, { device, prepacking, ...(hooks.floatActivations && { floatActivations: true }) });

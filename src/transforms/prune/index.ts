@@ -17,12 +17,9 @@ import { dimsOf, makeTensor, tensorFloat32 } from '../../onnx/tensor.js';
 import type { GraphProto, ModelProto } from '../../onnx/types.js';
 import type { PruneStep } from './config.js';
 import type { Sample } from '../../data/types.js';
-import { randomSamples } from '../../data/random.js';
-import { captureActivations } from '../../runtime/capture.js';
-import { inputSpecs } from '../../runtime/session.js';
+import { inputSpecs } from '../../runtime/specs.js';
 import { CompressError } from '../../errors.js';
-import type { MatrixEngine } from '../../linalg/engine.js';
-import { matrixEngine } from '../../runtime/matrix.js';
+import { LazyEngine, type MatrixEngine } from '../../linalg/engine.js';
 import type { LayerReport, Step, StepContext, StepReport } from '../types.js';
 import { activationScores, lowest, magnitudeScores, traceChannels, type Absorber, type ChannelPlan } from './channels.js';
 import { blockScores, compensate } from './compensate.js';
@@ -86,7 +83,8 @@ export function pruneStep(params: PruneStep, opts: PruneOptions = {}): Step {
       method = 'magnitude';
     }
     const before = modelSize(input, opts.brotli !== false);
-    const engine = matrixEngine({ threads: opts.threads ?? 1 });
+    // onnxruntime (the matrix engine, activation capture) loads on first use: magnitude pruning uses neither.
+    const engine = new LazyEngine(() => import('../../runtime/matrix.js').then((m) => m.matrixEngine({ threads: opts.threads ?? 1 })));
     let extra: Record<string, unknown> = {};
     try {
       const { layers, skipped } = selectLayers(model, params);
@@ -287,11 +285,13 @@ async function probeShapes(env: Env, names: string[], into: Map<string, number[]
   if (env.calibration) sample = env.calibration.slice(0, 1);
   else {
     try {
+      const { randomSamples } = await import('../../data/random.js');
       sample = randomSamples(inputSpecs(env.model), 1, env.ctx.seed, {});
     } catch (e) {
       return `needs the shapes of intermediate values: give calibration data (${(e as Error).message})`;
     }
   }
+  const { captureActivations } = await import('../../runtime/capture.js');
   await captureActivations(env.model, names, sample, { device: env.ctx.device === 'gpu' ? 'auto' : env.ctx.device, intraOpThreads: env.threads, onValue: (name, t) => void into.set(name, t.dims.map(Number)) });
   return undefined;
 }

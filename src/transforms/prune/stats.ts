@@ -11,7 +11,7 @@
  *   flattened Conv filter — one row per output position.
  */
 import type * as ort from 'onnxruntime-node';
-import { captureActivations, tensorToFloat32 } from '../../runtime/capture.js';
+import type { tensorToFloat32 } from '../../runtime/capture.js';
 import type { Sample } from '../../data/types.js';
 import { attrInt, attrInts } from '../../onnx/graph.js';
 import type { Layer } from './select.js';
@@ -124,9 +124,9 @@ class Accumulator {
     private readonly engine: MatrixEngine,
   ) {}
 
-  async add(t: ort.Tensor): Promise<void> {
+  async add(t: ort.Tensor, toFloat32: typeof tensorToFloat32): Promise<void> {
     const dims = t.dims.map(Number);
-    const { rows, count, features } = asRows(tensorToFloat32(t), dims, this.req.layout);
+    const { rows, count, features } = asRows(toFloat32(t), dims, this.req.layout);
     if (!this.stats) {
       this.stats = { features, rows: 0, sumsq: new Float64Array(features), sum: new Float64Array(features), shape: dims };
       if (this.req.gram) this.stats.gram = new Float64Array(features * features);
@@ -188,11 +188,13 @@ export async function collectStats(
     list.push(a);
     byValue.set(a.req.value, list);
   }
+  // Loaded here: onnxruntime's native library comes with it, and magnitude pruning never gets here.
+  const { captureActivations, tensorToFloat32 } = await import('../../runtime/capture.js');
   await captureActivations(model, [...byValue.keys()], samples, {
     device: opts.device === 'gpu' ? 'auto' : opts.device,
     intraOpThreads: opts.threads ?? 1,
     onValue: async (name, value) => {
-      for (const a of byValue.get(name) ?? []) await a.add(value);
+      for (const a of byValue.get(name) ?? []) await a.add(value, tensorToFloat32);
     },
   });
   const out = new Map<string, FeatureStats>();

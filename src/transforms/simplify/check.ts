@@ -25,7 +25,7 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { CompressError } from '../../errors.js';
 import { encodeModelToBytes } from '../../onnx/codec.js';
 import { processTempDir } from '../../onnx/io.js';
@@ -34,7 +34,7 @@ import { withLazyLoaded } from '../../onnx/lazy.js';
 import { withinInputBudget } from '../../limits.js';
 import { seededRandom } from '../../random.js';
 import { isolationEnabled, probeIsolated, type PlainTensor } from '../../runtime/isolate.js';
-import { createSession, inputSpecs } from '../../runtime/session.js';
+import { inputSpecs } from '../../runtime/specs.js';
 
 export type Feeds = Record<string, ort.Tensor>;
 /** Outputs of one run: onnxruntime's tensors, or their type, dims and data from the isolated child. */
@@ -67,6 +67,13 @@ export interface CheckResult {
   crashed?: boolean;
 }
 
+/**
+ * A plain tensor (type, dims, data): what the isolated child takes; runSession wraps it where a session
+ * runs in this process. Building the feeds loads no native library, and a build whose simplification
+ * needs no onnxruntime run (only exact passes changed the model) never loads it.
+ */
+const plain = (type: string, data: ort.Tensor['data'], dims: number[]) => ({ type, dims, data, size: data.length }) as unknown as ort.Tensor;
+
 /** Inputs from the model's declared types: symbolic dims = `symbolic`, floats in [0, 1), integers 0. */
 export function syntheticFeeds(model: ModelProto, symbolic: number, seed: number): Feeds | undefined {
   const rand = seededRandom(seed >>> 0 || 1);
@@ -79,22 +86,22 @@ export function syntheticFeeds(model: ModelProto, symbolic: number, seed: number
     const n = dims.reduce((a, b) => a * b, 1);
     switch (spec.type) {
       case 'float32':
-        feeds[spec.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, rand), dims);
+        feeds[spec.name] = plain('float32', Float32Array.from({ length: n }, rand), dims);
         break;
       case 'float64':
-        feeds[spec.name] = new ort.Tensor('float64', Float64Array.from({ length: n }, rand), dims);
+        feeds[spec.name] = plain('float64', Float64Array.from({ length: n }, rand), dims);
         break;
       case 'int64':
-        feeds[spec.name] = new ort.Tensor('int64', new BigInt64Array(n), dims);
+        feeds[spec.name] = plain('int64', new BigInt64Array(n), dims);
         break;
       case 'int32':
-        feeds[spec.name] = new ort.Tensor('int32', new Int32Array(n), dims);
+        feeds[spec.name] = plain('int32', new Int32Array(n), dims);
         break;
       case 'bool':
-        feeds[spec.name] = new ort.Tensor('bool', new Uint8Array(n), dims);
+        feeds[spec.name] = plain('bool', new Uint8Array(n), dims);
         break;
       case 'float16':
-        feeds[spec.name] = new ort.Tensor('float16', new Uint16Array(n).fill(0x3800), dims);
+        feeds[spec.name] = plain('float16', new Uint16Array(n).fill(0x3800), dims);
         break;
       default:
         return undefined;
@@ -162,12 +169,13 @@ async function runAll(bytes: Uint8Array, feeds: Feeds[], optimization: Optimizat
       rmSync(file, { force: true });
     }
   }
+  const { createSession, runSession } = await import('../../runtime/session.js');
   const s = await createSession(bytes, { ...SESSION, graphOptimizationLevel: optimization });
   try {
     const out: (Outputs | undefined)[] = [];
     for (const f of feeds) {
       try {
-        out.push((await s.run(f)) as Record<string, ort.Tensor>);
+        out.push(await runSession(s, f));
       } catch {
         out.push(undefined);
       }

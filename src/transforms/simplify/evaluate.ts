@@ -6,9 +6,8 @@
  * When the batch model fails (an op ORT cannot run alone, a type the JS API cannot return), the nodes
  * are run one by one and those that fail are left in the graph.
  */
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { encodeModelToBytes } from '../../onnx/codec.js';
-import { createSession } from '../../runtime/session.js';
 import { dataTypeFromName } from '../../onnx/dtypes.js';
 import { namedValue } from '../../onnx/edit.js';
 import { makeGraph } from '../../onnx/graph.js';
@@ -55,6 +54,8 @@ async function runOnce(template: ModelProto, nodes: NodeProto[], inputs: Map<str
     functions: template.functions,
     graph: makeGraph('fold', nodes, [], outputs, inits),
   };
+  // Loaded here, not with the module: a model with nothing to fold never loads onnxruntime's native library.
+  const { createSession } = await import('../../runtime/session.js');
   const session = await createSession(encodeModelToBytes(model), SESSION);
   try {
     const result = await session.run({});
