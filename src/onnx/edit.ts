@@ -12,11 +12,16 @@ import type { ModelProto, NodeProto, TensorProto, ValueInfoProto } from './types
  * buffer behind it) never changes.
  */
 export function cloneModel<T>(value: T): T {
-  if (value === null || typeof value !== 'object') return value;
-  if (ArrayBuffer.isView(value)) return value;
-  if (Array.isArray(value)) return value.map(cloneModel) as T;
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value;
+  // Plain loops, no entry arrays: a build clones its ~800-object graph ~20 times, mostly before the JIT
+  // has compiled this (Object.entries and map took ~50 ms of a 113 MB build's simplify step).
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = cloneModel(value[i]);
+    return out as T;
+  }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = cloneModel(v);
+  for (const k in value) out[k] = cloneModel((value as Record<string, unknown>)[k]);
   return out as T;
 }
 

@@ -198,13 +198,22 @@ export class OutputCheck {
    */
   private noise?: Promise<(Record<string, number> | undefined)[] | { crashed: string }>;
 
-  /** `file` names the original in the error for an original that crashes onnxruntime. */
+  private made?: Feeds[];
+
+  /**
+   * `feeds` are made on the first check (a build whose passes were all exact makes none); `file` names
+   * the original in the error for an original that crashes onnxruntime.
+   */
   constructor(
     private readonly original: ModelProto,
-    private readonly feeds: Feeds[],
+    private readonly makeFeeds: () => Feeds[],
     private readonly tolerance: number,
     private readonly file?: string,
   ) {}
+
+  private get feeds(): Feeds[] {
+    return (this.made ??= this.makeFeeds());
+  }
 
   /** A crash of onnxruntime on the original: the model is at fault (bad input), not a pass. */
   private sourceFault(e: CompressError): CompressError {

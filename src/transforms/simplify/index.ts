@@ -111,7 +111,7 @@ export function simplifyStep(params: SimplifyStep = SIMPLIFY_DEFAULTS): Step {
     const t0 = performance.now();
     const report: StepReport = { step: 'simplify', params: { ...params }, layers: [], skipped: [], warnings: [], ms: 0 };
     const passes = SIMPLIFY_PASSES.filter((p) => !params.skip.includes(p));
-    const check = new OutputCheck(model, feedsFor(model, ctx), params.tolerance, ctx.file);
+    const check = new OutputCheck(model, () => feedsFor(model, ctx), params.tolerance, ctx.file);
     let run = await runPasses(model, passes);
     let result = run.model;
     let maxRelDiff = 0;
