@@ -37,7 +37,11 @@ export function wasmKernel<E>(base64: string): WasmKernel<E> {
       const k = (keep && kept) || (new WebAssembly.Instance(m).exports as unknown as E & { memory: WebAssembly.Memory });
       if (keep) kept = k;
       const have = k.memory.buffer.byteLength;
-      if (have < bytes) k.memory.grow(Math.ceil((bytes - have) / PAGE));
+      try {
+        if (have < bytes) k.memory.grow(Math.ceil((bytes - have) / PAGE));
+      } catch {
+        return undefined; // the engine or the machine would not give that much: the scalar kernel runs
+      }
       return k;
     },
   };

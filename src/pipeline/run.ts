@@ -34,6 +34,7 @@ import { measureWebLatency, planWebCheck, type WebCheckRun } from './webcheck.js
 import type { Device } from '../device.js';
 import { withSessionGate } from '../runtime/gate.js';
 import { isolationEnabled, warmIsolatedPool } from '../runtime/isolate.js';
+import { PREFAULT_MAX_BYTES } from '../runtime/child.js';
 import { inputSpecs, outputNames } from '../runtime/specs.js';
 import { probeGpu } from '../runtime/gpu.js';
 import { isBuiltIn, loadStep } from '../transforms/registry.js';
@@ -244,10 +245,13 @@ export async function runBuild(
     return { runtime, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after };
   });
   const { runtime, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after } = made;
-  // The source's and output's buffers freed before onnxruntime loads the output in this process. Where
-  // it loads only in the isolated child the collection would cost the build ~20–35 ms for nothing: the
-  // buffers go with the next collection V8 makes anyway.
-  if (build.evaluate || !isolationEnabled() || (device !== 'cpu' && (await probeGpu()).provider)) collectGarbage();
+  // The source's and output's buffers freed before onnxruntime loads the output: in this process, or in
+  // the children (verification, web check), which then reuse memory just freed instead of faulting in
+  // fresh pages (see memory.ts). A small model's children have faulted in what they need while the steps
+  // ran (up to 128 MiB): there the collection would only cost ~20–35 ms; its buffers go with the next
+  // collection V8 makes anyway.
+  const runsHere = build.evaluate !== undefined || !isolationEnabled() || (device !== 'cpu' && (await probeGpu()).provider !== undefined);
+  if (runsHere || Math.max(outputBytes, k.source.bytes) >= PREFAULT_MAX_BYTES) collectGarbage();
 
   try {
     const evalSamples = build.evaluate ? await phase('data', () => loadRaw('evaluate', build.evaluate!, build.evaluate!.labelKey)) : undefined;

@@ -78,3 +78,10 @@ export function quietOnnxruntime(env: NodeJS.ProcessEnv = process.env): void {
  * earlier model; a child that lives on (a dev server's) holds no more than that once idle.
  */
 const KEEP_HEAP = ['glibc.malloc.mmap_threshold=33554432', 'glibc.malloc.trim_threshold=268435456'];
+
+/**
+ * The most heap the verification child faults in ahead of its first model (isolate-child.ts `prefault`):
+ * a build whose buffers are larger gives its memory back before verifying (pipeline/run.ts), for the
+ * children to reuse.
+ */
+export const PREFAULT_MAX_BYTES = 128 * 2 ** 20;

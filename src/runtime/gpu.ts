@@ -36,29 +36,27 @@ function probeModel(): Uint8Array {
 export function probeGpu(): Promise<ProbeResult> {
   probe ??= (async () => {
     const failures: ProbeResult['failures'] = [];
-    const candidates = GPU_PROVIDERS.filter((provider) => {
+    let ort: typeof import('onnxruntime-node') | undefined;
+    for (const provider of GPU_PROVIDERS) {
       if (provider === 'cuda' && !cudaLibrariesPresent()) {
         failures.push({ provider, reason: 'Failed to load shared library: the CUDA provider libraries are not installed next to onnxruntime-node' });
-        return false;
+        continue;
       }
       if (provider === 'webgpu' && !vulkanLoaderPresent()) {
         failures.push({ provider, reason: 'no Vulkan loader (libvulkan.so.1) on this machine; WebGPU needs a Vulkan driver' });
-        return false;
+        continue;
       }
-      return true;
-    });
-    // Ruled out by file checks alone: onnxruntime is not even loaded.
-    if (!candidates.length) return { failures };
-    const ort = await import('onnxruntime-node');
-    // A missing CUDA library is logged by ORT's process-wide logger as an error before the session
-    // creation throws; we report it ourselves. This only takes effect when ORT was not initialized
-    // yet, and only when nobody changed the default level.
-    if (ort.env.logLevel === 'warning') ort.env.logLevel = 'fatal';
-    const bytes = probeModel();
-    for (const provider of candidates) {
+      // Loaded for the first provider that passed its file check: none did, none loaded.
+      if (!ort) {
+        ort = await import('onnxruntime-node');
+        // A missing CUDA library is logged by ORT's process-wide logger as an error before the session
+        // creation throws; we report it ourselves. This only takes effect when ORT was not initialized
+        // yet, and only when nobody changed the default level.
+        if (ort.env.logLevel === 'warning') ort.env.logLevel = 'fatal';
+      }
       try {
         // Fatal-only logging: the probe's failures are expected and reported by us, not by ORT's logger.
-        const s = await ort.InferenceSession.create(bytes, { executionProviders: [provider], logSeverityLevel: 4, intraOpNumThreads: 1, interOpNumThreads: 1 });
+        const s = await ort.InferenceSession.create(probeModel(), { executionProviders: [provider], logSeverityLevel: 4, intraOpNumThreads: 1, interOpNumThreads: 1 });
         await s.release();
         return { provider, failures };
       } catch (e) {

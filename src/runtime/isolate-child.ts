@@ -13,6 +13,7 @@ import { DataType } from '../onnx/dtypes.js';
 import { makeAttribute, makeGraph, makeModel, makeNode, makeValueInfo } from '../onnx/graph.js';
 import { makeTensor } from '../onnx/tensor.js';
 import { openSession, runSession, trimOrtMessage } from './session.js';
+import { PREFAULT_MAX_BYTES } from './child.js';
 
 type Plain = Record<string, { type: string; dims: number[]; data: ort.Tensor['data'] }>;
 
@@ -68,11 +69,10 @@ const warm = (async () => {
  * and prefaulting a 378 MB source's size made its whole build slower, not faster (measured: docs/facts.md).
  */
 const PREFAULT_BLOCK = 16 * 2 ** 20;
-const PREFAULT_MAX = 128 * 2 ** 20;
 let prefaulted = 0;
 function prefault(bytes: number): void {
   const gc = (globalThis as { gc?: () => void }).gc;
-  const want = Math.min(bytes, PREFAULT_MAX, os.freemem() / 4) - prefaulted;
+  const want = Math.min(bytes, PREFAULT_MAX_BYTES, os.freemem() / 4) - prefaulted;
   if (!gc || !(want > 0)) return;
   const blocks: Buffer[] = [];
   for (let n = 0; n < want; n += PREFAULT_BLOCK) {

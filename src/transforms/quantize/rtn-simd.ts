@@ -1,10 +1,9 @@
 /**
- * The round-to-nearest kernels callers use: rtn.ts's scalar kernels on WebAssembly SIMD (rtn.wat), 2–4×
- * faster, falling back to the scalar ones where no instance runs (see onnx/wasm.ts). On SIMD: the floats are copied into the module's memory, one
- * kernel call computes codes, scales, zero points and the error sums, and the results are copied out
- * into arrays of their own. Same codes, scales and zero points as the scalar kernels, bit for bit; the
- * error sums add up in another order (relative differences ~1e-12 over millions of values).
- * Undefined where onnx/wasm.ts has no instance to give: the caller runs the scalar kernel.
+ * The round-to-nearest kernels callers use: rtn.ts's computations on WebAssembly SIMD (rtn.wat), 2–4×
+ * faster, with the same codes, scales and zero points bit for bit; the error sums add up in another order
+ * (relative differences ~1e-12 over millions of values). A call copies the floats into the module's
+ * memory, runs one kernel and copies the results out into arrays of their own. Where onnx/wasm.ts has no
+ * instance to give (no SIMD, ONNX_COMPRESS_SIMD=0, too large), rtn.ts's scalar kernels run.
  */
 import { quantizeAxisJs, quantizeBlocksColumnsJs, quantizeBlocksJs, type Bits, type Quantized } from './rtn.js';
 import { regions, wasmKernel } from '../../onnx/wasm.js';
