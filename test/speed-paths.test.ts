@@ -46,7 +46,9 @@ describe('fast paths', () => {
     const before = tensorFloat32(w0).slice();
     const inPlace = await pruneStep(PRUNE)(input, ctx(small, true, input));
     expect(Buffer.from(encodeModelToBytes(inPlace.model)).equals(Buffer.from(encodeModelToBytes(copying.model)))).toBe(true);
-    expect(inPlace.report.layers).toEqual(copying.report.layers);
+    // The same report; the weight error to 12 digits (the in-place path sums on SIMD, in another order).
+    const rounded = (layers: typeof copying.report.layers) => layers.map((l) => ({ ...l, error: Number(l.error.toPrecision(12)) }));
+    expect(rounded(inPlace.report.layers)).toEqual(rounded(copying.report.layers));
     const after = tensorFloat32(w0);
     expect(after.filter((x) => x === 0).length).toBe(Math.round(0.5 * before.length));
     expect(after.some((x, i) => x !== before[i])).toBe(true); // the input's own bytes were pruned

@@ -111,6 +111,8 @@ export class LazyEngine extends MatrixEngine {
   }
 
   override async release(): Promise<void> {
-    if (this.engine) await (await this.engine).release();
+    // An engine that failed to load failed its product already: nothing to release.
+    const engine = await this.engine?.catch(() => undefined);
+    await engine?.release();
   }
 }

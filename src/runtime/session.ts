@@ -11,8 +11,9 @@
  *   caller records the device it got). A user who did not ask for a GPU should not read a GPU warning
  *   on every build of every model.
  *
- * Which GPU provider works is probed once per process (gpu.ts). A GPU provider that passed the probe but fails on a real model is an error for `gpu` and falls back to
- * the CPU for `auto` with one warning per process (returned by the first session that hits it).
+ * Which GPU provider works is probed once per process (gpu.ts). A GPU provider that passed the probe but
+ * fails on a real model is an error for `gpu` and falls back to the CPU for `auto` with one warning per
+ * process (returned by the first session that hits it).
  *
  * Threads: several sessions on few cores each spin their own pool (9 sessions made small runs 30×
  * slower on 2 cores; docs/facts.md, "Sessions and threads"), so the default is 1 intra-op thread, 1 inter-op thread and no spinning; pass
@@ -27,11 +28,12 @@ import type { ModelProto } from '../onnx/types.js';
 import { trimOrtMessage } from './ort-message.js';
 import { probeGpu, resetGpuProbe as resetProbe, type ProbeResult } from './gpu.js';
 import type { InputSpec } from '../data/types.js';
+import type { Device as DeviceChoice } from '../device.js';
+
 // Also here for the callers that run sessions anyway; gpu.ts, specs.ts and ort-message.ts load no
 // native library, for those that may run none.
 export { probeGpu, trimOrtMessage };
 export { inputSpecs, outputNames, outputSpecs } from './specs.js';
-import type { Device as DeviceChoice } from '../device.js';
 
 /** What a caller asks for; `Device` below is what it got. */
 export type DeviceRequest = DeviceChoice;

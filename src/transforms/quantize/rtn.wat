@@ -88,13 +88,7 @@
     (global.set $ref (f64.add (global.get $ref) (f64.mul (local.get $vd) (local.get $vd))))
     (local.get $q))
 
-  ;; trunc(t) of two f64 lanes into i32 lanes 0 and 1, 0 where t is not finite (JS `| 0`)
-  (func $trunc (param $t v128) (result v128)
-    (i32x4.trunc_sat_f64x2_s_zero
-      (v128.and (local.get $t)
-        (f64x2.lt (f64x2.abs (local.get $t)) (v128.const f64x2 2147483648 2147483648)))))
-
-;; $count groups of four values, at $p, $p + $step, …: codes, adding to the vector sums. Parameters per
+  ;; $count groups of four values, at $p, $p + $step, …: codes, adding to the vector sums. Parameters per
   ;; lane as f64x2 pairs (lanes 0–1, lanes 2–3). Codes are stored four bytes together at $out, $out +
   ;; $ostep, … when $lane is 0, else lane j's at $out + j·$lane (a column each). One loop for every
   ;; kernel: V8 does not inline WebAssembly calls, so the per-value work must not be a call.
