@@ -41,7 +41,7 @@ export function emitMatMulNBits(t: Target, plan: Plan, q: WeightQuant, edits: Gr
     const v = rowsView(q, t.reduceAxis, block);
     N = v.R;
     K = v.K;
-    w = matMulNBitsWeights({ ...q, codes: v.codes, scales: v.scales, zeros: v.zeros }, N, K, block);
+    w = matMulNBitsWeights({ ...q, nibbles: undefined, codes: v.codes, scales: v.scales, zeros: v.zeros }, N, K, block);
   }
   const blob = (block * q.bits) / 8;
   let bytes = 0;
