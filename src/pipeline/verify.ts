@@ -9,7 +9,7 @@ import type { InputSpec, Sample } from '../data/types.js';
 import type { ModelProto } from '../onnx/types.js';
 import { forEachTensor } from '../onnx/walk.js';
 import { checkInputBudget } from '../limits.js';
-import { isolationEnabled, probeIsolated } from '../runtime/isolate.js';
+import { isolationEnabled, plainTensor, probeIsolated } from '../runtime/isolate.js';
 import { trimOrtMessage } from '../runtime/ort-message.js';
 import { probeGpu } from '../runtime/gpu.js';
 import { seededRandom } from '../random.js';
@@ -74,9 +74,7 @@ export async function syntheticSample(specs: InputSpec[], seed: number, file?: s
       default:
         throw new CompressError('model', `cannot make a verification input for "${spec.name}" of type ${spec.type}`, { file });
     }
-    // A plain tensor: what crosses to the isolated child and the web check; runSession wraps it in an
-    // onnxruntime Tensor where one runs in this process, so building it loads no native library.
-    feeds[spec.name] = { type: spec.type, dims, data, size: n } as unknown as Tensor;
+    feeds[spec.name] = plainTensor(spec.type, data as Tensor['data'], dims);
   }
   return { feeds };
 }

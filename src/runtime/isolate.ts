@@ -39,6 +39,14 @@ export interface PlainTensor {
   data: Tensor['data'];
 }
 
+/**
+ * A plain tensor typed as onnxruntime's, made without loading onnxruntime: what crosses to the isolated
+ * child and the web check (synthetic feeds); runSession wraps it where a session runs in this process.
+ */
+export function plainTensor(type: string, data: Tensor['data'], dims: readonly number[]): Tensor {
+  return { type, dims: [...dims], data, size: data.length } as unknown as Tensor;
+}
+
 /** One run of a list of feeds (simplify's output check): its outputs, or what onnxruntime said. */
 export type RunOutcome = { outputs: Record<string, PlainTensor> } | { message: string };
 

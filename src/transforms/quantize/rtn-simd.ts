@@ -6,6 +6,7 @@
  * instance to give (no SIMD, ONNX_COMPRESS_SIMD=0, too large), rtn.ts's scalar kernels run.
  */
 import { quantizeAxisJs, quantizeBlocksColumnsJs, quantizeBlocksJs, type Bits, type Quantized } from './rtn.js';
+import { unpackInt4 } from '../../onnx/int4.js';
 import { regions, wasmKernel } from '../../onnx/wasm.js';
 import { WASM_BASE64 } from './rtn.wasm.js';
 
@@ -52,15 +53,8 @@ function run(
   let codes: Uint8Array | undefined;
   return Object.defineProperty({ ...q, nibbles: packed }, 'codes', {
     enumerable: true,
-    get: () => (codes ??= unpackNibbles(packed, n)),
+    get: () => (codes ??= new Uint8Array(unpackInt4(packed, n, false).buffer)),
   }) as Quantized;
-}
-
-/** One code per byte from codes two per byte (low nibble first). */
-export function unpackNibbles(packed: Uint8Array, n: number): Uint8Array {
-  const codes = new Uint8Array(n);
-  for (let i = 0; i < n; i++) codes[i] = (packed[i >>> 1] >>> ((i & 1) << 2)) & 15;
-  return codes;
 }
 
 /** rtn.ts quantizeAxis. */

@@ -33,7 +33,7 @@ import type { ModelProto } from '../../onnx/types.js';
 import { withLazyLoaded } from '../../onnx/lazy.js';
 import { withinInputBudget } from '../../limits.js';
 import { seededRandom } from '../../random.js';
-import { isolationEnabled, probeIsolated, type PlainTensor } from '../../runtime/isolate.js';
+import { isolationEnabled, plainTensor, probeIsolated, type PlainTensor } from '../../runtime/isolate.js';
 import { inputSpecs } from '../../runtime/specs.js';
 
 export type Feeds = Record<string, ort.Tensor>;
@@ -67,13 +67,6 @@ export interface CheckResult {
   crashed?: boolean;
 }
 
-/**
- * A plain tensor (type, dims, data): what the isolated child takes; runSession wraps it where a session
- * runs in this process. Building the feeds loads no native library, and a build whose simplification
- * needs no onnxruntime run (only exact passes changed the model) never loads it.
- */
-const plain = (type: string, data: ort.Tensor['data'], dims: number[]) => ({ type, dims, data, size: data.length }) as unknown as ort.Tensor;
-
 /** Inputs from the model's declared types: symbolic dims = `symbolic`, floats in [0, 1), integers 0. */
 export function syntheticFeeds(model: ModelProto, symbolic: number, seed: number): Feeds | undefined {
   const rand = seededRandom(seed >>> 0 || 1);
@@ -86,22 +79,22 @@ export function syntheticFeeds(model: ModelProto, symbolic: number, seed: number
     const n = dims.reduce((a, b) => a * b, 1);
     switch (spec.type) {
       case 'float32':
-        feeds[spec.name] = plain('float32', Float32Array.from({ length: n }, rand), dims);
+        feeds[spec.name] = plainTensor('float32', Float32Array.from({ length: n }, rand), dims);
         break;
       case 'float64':
-        feeds[spec.name] = plain('float64', Float64Array.from({ length: n }, rand), dims);
+        feeds[spec.name] = plainTensor('float64', Float64Array.from({ length: n }, rand), dims);
         break;
       case 'int64':
-        feeds[spec.name] = plain('int64', new BigInt64Array(n), dims);
+        feeds[spec.name] = plainTensor('int64', new BigInt64Array(n), dims);
         break;
       case 'int32':
-        feeds[spec.name] = plain('int32', new Int32Array(n), dims);
+        feeds[spec.name] = plainTensor('int32', new Int32Array(n), dims);
         break;
       case 'bool':
-        feeds[spec.name] = plain('bool', new Uint8Array(n), dims);
+        feeds[spec.name] = plainTensor('bool', new Uint8Array(n), dims);
         break;
       case 'float16':
-        feeds[spec.name] = plain('float16', new Uint16Array(n).fill(0x3800), dims);
+        feeds[spec.name] = plainTensor('float16', new Uint16Array(n).fill(0x3800), dims);
         break;
       default:
         return undefined;

@@ -25,9 +25,7 @@ const key = (t: TensorProto, n: number, sample: Uint8Array) => `${t.dataType}:${
 
 /** The sampled bytes of a tensor's payload. */
 function sampleOf(b: Uint8Array): Uint8Array {
-  const out: number[] = [];
-  for (const [at, len] of ranges(b.byteLength)) for (let i = 0; i < len; i++) out.push(b[at + i]);
-  return Uint8Array.from(out);
+  return Buffer.concat(ranges(b.byteLength).map(([at, len]) => b.subarray(at, at + len)));
 }
 
 /** The sampled bytes of a tensor a lazy read left in its file. */
