@@ -95,13 +95,13 @@ const TSX = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
  * A driver process that relaunches `child.mjs` through `relaunched` (as src/cli.ts relaunches the CLI) on
  * a machine that says yes, and exits with what it answers.
  */
-function driver(dir: string, childBody: string): string {
+function driver(dir: string, childBody: string, recipe = 'models:\n  m:\n    source: m.onnx\n'): string {
   writeFileSync(join(dir, 'child.mjs'), childBody);
   const src = pathToFileURL(resolve('src/cli/relaunch.ts')).href;
   writeFileSync(
     join(dir, 'driver.mts'),
     `import { relaunched } from ${JSON.stringify(src)};
-const recipe = ${JSON.stringify('models:\n  m:\n    source: m.onnx\n')};
+const recipe = ${JSON.stringify(recipe)};
 const read = (f) => (f.endsWith('/enabled') ? 'always [madvise] never' : recipe);
 const machine = { platform: 'linux', env: {}, execArgv: [], cwd: ${JSON.stringify(dir)}, read, size: (f) => (f.endsWith('.yaml') ? recipe.length : ${BIG}), glibc: () => '2.36' };
 const code = await relaunched(['build'], { script: ${JSON.stringify(join(dir, 'child.mjs'))}, machine });
@@ -119,6 +119,23 @@ describe('the relaunched process', () => {
     expect(r.status).toBe(3);
     expect(JSON.parse(r.stdout)).toEqual({ tunables: 'glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1', argv: ['build'] });
     expect(r.stderr).toBe('to stderr\n');
+  });
+
+  // NODE_EXTRA_CA_CERTS costs every Node start ~0.09 s (OpenSSL and the certificates, loaded at startup):
+  // the relaunched process goes without it unless the recipe names a module (user code that may connect).
+  it('starts without NODE_EXTRA_CA_CERTS, unless the recipe names a JS or TS data module', () => {
+    const certs = (recipe: string) => {
+      const dir = mkdtempSync(join(tmp, 'certs-'));
+      const d = driver(dir, `console.log(JSON.stringify(process.env.NODE_EXTRA_CA_CERTS ?? null)); process.exit(0);`, recipe);
+      const r = spawnSync(process.execPath, ['--import', TSX, d], { cwd: dir, encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'none.pem') }, timeout: 60_000 });
+      expect(r.status).toBe(0);
+      return { value: JSON.parse(r.stdout) as string | null, dir };
+    };
+    expect(certs('models:\n  m:\n    source: m.onnx\n    quantize: { dtype: int8 }\n').value).toBeNull();
+    const kept = certs('models:\n  m:\n    source: m.onnx\n    calibration: { data: ./calib.MJS }\n');
+    expect(kept.value).toBe(join(kept.dir, 'none.pem'));
+    expect(certs("models:\n  m:\n    source: m.onnx\n    evaluate:\n      data: 'samples.ts'\n").value).not.toBeNull();
+    expect(certs('models:\n  m:\n    source: m.onnx\n    calibration: { data: ./calib.npz }\n').value).toBeNull();
   });
 
   it('receives SIGTERM sent to the command, and the command then ends by the same signal, leaving no process behind', async () => {

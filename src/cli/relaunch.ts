@@ -20,10 +20,13 @@
  *   relaunched process finds its own and runs the command), and Node was not started to debug or
  *   profile this process (--inspect, --cpu-prof …).
  *
- * The relaunched process shares stdin, stdout and stderr; SIGINT, SIGTERM and SIGHUP sent to this one are
- * passed on, and this one then exits as the child did (its exit code, or the same signal). Bundler
- * plugins run in the bundler's process, which cannot be relaunched: see docs/facts.md. Meanwhile this
- * process can work for the relaunched one (`handOver`: it gets a pipe to the child's descriptor 3).
+ * The relaunched process runs without NODE_EXTRA_CA_CERTS (see childEnv: ~0.09 s of a Node start where
+ * it is set) unless the recipe names a JS or TS file: a data module is the user's code, which may fetch
+ * its samples from a server the user's certificates are for. It shares stdin, stdout and stderr;
+ * SIGINT, SIGTERM and SIGHUP sent to this one are passed on, and this one then exits as the child did
+ * (its exit code, or the same signal). Bundler plugins run in the bundler's process, which cannot be
+ * relaunched: see docs/facts.md. Meanwhile this process can work for the relaunched one (`handOver`: it
+ * gets a pipe to the child's descriptor 3).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
@@ -95,12 +98,16 @@ export function recipeSources(text: string): string[] {
   return out;
 }
 
+/** Whether a recipe's text names a JavaScript or TypeScript file (a data module), from a scan as above. */
+export const recipeNamesModule = (text: string): boolean => /\.[cm]?[jt]s(?=$|[\s"',}\]#])/im.test(text);
+
 /**
  * The model files the command reads, when it is `build` (its recipe's `source:` files) or `repack` (its
- * input), with its parsed options; undefined for other commands and usage errors (the command itself
+ * input), with its parsed options and whether it may run the user's code (a recipe that names a module,
+ * or one that could not be read); undefined for other commands and usage errors (the command itself
  * reports those).
  */
-export function commandModels(argv: readonly string[], m: Machine = thisMachine()): { files: string[]; options: Record<string, unknown> } | undefined {
+export function commandModels(argv: readonly string[], m: Machine = thisMachine()): { files: string[]; options: Record<string, unknown>; userCode: boolean } | undefined {
   const [command, ...rest] = argv.filter((a) => a !== '--debug');
   try {
     if (command === 'build') {
@@ -109,12 +116,14 @@ export function commandModels(argv: readonly string[], m: Machine = thisMachine(
       // Only a regular file within the recipe size limit is read (a FIFO would block, /dev/zero never end,
       // a 200 MB recipe cost 3 s and 400 MB): the command itself reports any other.
       const size = m.size(recipe);
-      if (size === undefined || size > limit('RECIPE_BYTES')) return { files: [], options };
-      return { files: [...new Set(recipeSources(m.read(recipe) ?? '').map((s) => path.resolve(path.dirname(recipe), s)))], options };
+      if (size === undefined || size > limit('RECIPE_BYTES')) return { files: [], options, userCode: true };
+      const text = m.read(recipe);
+      if (text === undefined) return { files: [], options, userCode: true };
+      return { files: [...new Set(recipeSources(text).map((s) => path.resolve(path.dirname(recipe), s)))], options, userCode: recipeNamesModule(text) };
     }
     if (command === 'repack') {
       const { positionals, options } = parseArgs(repackSpec, rest);
-      return { files: positionals[0] ? [path.resolve(m.cwd, positionals[0])] : [], options };
+      return { files: positionals[0] ? [path.resolve(m.cwd, positionals[0])] : [], options, userCode: false };
     }
   } catch {
     // a usage error: reported by the command itself
@@ -158,9 +167,10 @@ export function relaunched(
   if (!script || !shouldRelaunch(argv, opts.machine)) return Promise.resolve(undefined);
   return new Promise((resolve) => {
     const { handOver } = opts;
+    const env = childEnv({ tls: commandModels(argv, opts.machine)?.userCode ?? true });
     const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
       stdio: handOver ? ['inherit', 'inherit', 'inherit', 'pipe'] : 'inherit',
-      env: handOver ? { ...childEnv(), [HAND_OVER_FD_ENV]: '3' } : childEnv(),
+      env: handOver ? { ...env, [HAND_OVER_FD_ENV]: '3' } : env,
     });
     let started = false;
     const forward = (signal: NodeJS.Signals) => () => void child.kill(signal);
