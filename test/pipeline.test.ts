@@ -279,6 +279,31 @@ describe('cache key', () => {
     expect((await computeKey(build, new StatCache())).deps).toEqual([]);
   });
 
+  // Without a cache nothing is looked up by the key: a large source is hashed while the build runs.
+  it('without a cache, waits for no large source hash, and the manifest carries the key and hash a cached build has', async () => {
+    const p = await project(PLAIN);
+    const src = join(p.dir, 'big.onnx');
+    writeModel(decodeModel(readFileSync(FMNIST)), join(p.dir, 'ext.onnx'), { externalData: true });
+    const model = decodeModel(readFileSync(join(p.dir, 'ext.onnx')));
+    model.graph!.initializer.push(makeTensor('ballast', 1, [65 * 2 ** 18], new Float32Array(65 * 2 ** 18)));
+    writeFileSync(src, encodeModelToBytes(model));
+    writeFileSync(join(p.dir, 'compress.yaml'), PLAIN.replace('fmnist.onnx', 'big.onnx'));
+    const build = (await loadRecipe(join(p.dir, 'compress.yaml'))).builds[0];
+    const full = await computeKey(build, new StatCache());
+    expect(full.final).toBeUndefined();
+    const deferred = await computeKey(build, new StatCache(), undefined, { deferSource: true });
+    expect(deferred.final).toBeDefined();
+    expect(deferred.key).not.toBe(full.key); // a stand-in, from the file's path and stat
+    expect({ deps: deferred.deps, seed: deferred.seed, bytes: deferred.source.bytes }).toEqual({ deps: full.deps, seed: full.seed, bytes: full.source.bytes });
+    expect(await deferred.final).toEqual(full);
+    const r = await compressBuild(build, { cacheDir: false });
+    expect(r.key).toBe(full.key);
+    expect(r.manifest.cache.key).toBe(full.key);
+    expect(r.manifest.source.sha256).toBe(sha(readFileSync(src)));
+    // A small source (hashed with its scan for external data) is awaited as before.
+    expect((await computeKey((await project(PLAIN)).recipe.builds[0], new StatCache(), undefined, { deferSource: true })).final).toBeUndefined();
+  }, 60_000);
+
   it('depends on the calibration data bytes, not their path', async () => {
     const recipe = WITH_QUANT('    calibration: { data: eval.jsonl, samples: 4 }\n');
     const p1 = await project(recipe);

@@ -88,7 +88,8 @@ export async function compressBuild(build: Build, opts: PipelineOptions = {}): P
     emit({ kind: 'step-start', step: 'hash' });
     const tHash = performance.now();
     // A cache miss loads the build's modules next: while a large source is hashed, they load already.
-    const k = await computeKey(build, stats, () => preloadBuild(build));
+    // Without a cache nothing waits for a large source's hash (computeKey's deferSource).
+    const k = await computeKey(build, stats, () => preloadBuild(build), { deferSource: !cacheDir });
     emit({ kind: 'step-done', step: 'hash', ms: Math.round((performance.now() - tHash) * 100) / 100 });
     let shared = inFlight.get(k.key);
     if (!shared) {
@@ -102,8 +103,9 @@ export async function compressBuild(build: Build, opts: PipelineOptions = {}): P
     const produced = await shared;
     const manifest = present(produced.manifest, build, opts.recipeFile);
     await applyBudget(build, manifest, opts, emit);
-    emit({ kind: 'model-done', cached: produced.cached, bytesBefore: manifest.sizes.before.bytes, bytesAfter: manifest.output.bytes, key: k.key });
-    return resultOf(build, produced.output, manifest, produced.cached, k.key);
+    const key = produced.manifest.cache.key; // the content key, also where the source's hash was deferred
+    emit({ kind: 'model-done', cached: produced.cached, bytesBefore: manifest.sizes.before.bytes, bytesAfter: manifest.output.bytes, key });
+    return resultOf(build, produced.output, manifest, produced.cached, key);
   } catch (error) {
     emit({ kind: 'error', error });
     throw error;

@@ -302,6 +302,8 @@ export async function runBuild(
     const webCheck = webRun ? await phase('web', () => webRun.finish(reference, (m) => warn(m, 'web'))) : 'start' in web ? undefined : web;
     const [beforeStats, afterStats] = await phase('sizes', () => Promise.all([before, after]));
     emit({ kind: 'measure', before: beforeStats, after: afterStats, ...(accuracy && { accuracy }) });
+    // The source's content hash, where the key was made without waiting for it (taken meanwhile).
+    const fk = k.final ? await k.final : k;
     timings.total = elapsed();
 
     const manifest: Manifest = {
@@ -309,7 +311,7 @@ export async function runBuild(
       id: build.id,
       name: build.name,
       ...(build.variant !== undefined && { variant: build.variant }),
-      source: { file: '', sha256: k.source.sha256, bytes: k.source.bytes },
+      source: { file: '', sha256: fk.source.sha256, bytes: fk.source.bytes },
       output: { file: build.output, sha256: await outputSha, bytes: outputBytes },
       recipe: {},
       steps: reports,
@@ -319,7 +321,7 @@ export async function runBuild(
       device: usedDevice,
       warnings,
       timings: timings as Manifest['timings'],
-      cache: { key: k.key },
+      cache: { key: fk.key },
     };
     return { output, manifest, inCache };
   } catch (e) {
