@@ -178,6 +178,13 @@ describe('op forms run in onnxruntime and agree with each other', () => {
     ] as const) {
       const { model, report } = await q(p, m);
       expect(ops(model)).toContain(want);
+      if (want === 'MatMulInteger') {
+        // uint8 weights (int8 codes + 128): exact where onnxruntime's uint8 × int8 kernels saturate (dynamic.ts).
+        const mi = model.graph!.node.find((n) => n.opType === 'MatMulInteger')!;
+        const init = (name: string) => model.graph!.initializer.find((t) => t.name === name)!;
+        expect(init(mi.input[1]).dataType).toBe(DataType.UINT8);
+        expect([...new Set(init(mi.input[3]).rawData!)]).toEqual([128]);
+      }
       expect(report.layers.map((l) => l.weight).sort()).toEqual(['emb', 'w1', 'w2', 'w3']);
       const got = await run(model, x.feeds);
       expect(relativeRms(ref.y, got.y)).toBeLessThan(0.02);

@@ -19,6 +19,7 @@ import { decodeModel } from '../src/onnx/codec.js';
 import { compressRecipe } from '../src/pipeline.js';
 import { loadRecipe } from '../src/recipe/index.js';
 import { optimizedOps } from './ort-graph.js';
+import { EMULATED_NOTICE } from '../src/runtime/integer-kernels.js';
 
 const F = new URL('./fixtures/fmnist-cnn/', import.meta.url).pathname;
 let dir: string;
@@ -147,7 +148,8 @@ describe('the budget search decides activation precision per layer', () => {
     expect(search.activations).toMatchObject({ layers: 4, eightBit: 4, float: 0 });
     expect((q.layers as unknown as Layer[]).map((l) => l.activations)).toEqual(['uint8', 'uint8', 'uint8', 'uint8']);
     expect((q.totals!.static as { guard?: unknown }).guard).toBeUndefined();
-    expect(r.manifest.warnings).toEqual([]);
+    // The only line a CPU whose 8-bit kernels saturate adds: how the build measured (integer-kernels.ts).
+    expect(r.manifest.warnings.filter((w) => w !== EMULATED_NOTICE)).toEqual([]);
     expect(r.manifest.accuracy!.original.accuracy! - r.manifest.accuracy!.compressed.accuracy!).toBeLessThanOrEqual(0.005);
   });
 });

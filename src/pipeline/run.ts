@@ -34,6 +34,7 @@ import { measureWebLatency, planWebCheck, type WebCheckRun } from './webcheck.js
 import type { Device } from '../device.js';
 import { withSessionGate } from '../runtime/gate.js';
 import { isolationEnabled, warmIsolatedPool } from '../runtime/isolate.js';
+import { EMULATED_NOTICE, integerKernelsSaturate, quantizesActivations } from '../runtime/integer-kernels.js';
 import { PREFAULT_MAX_BYTES } from '../runtime/child.js';
 import { inputSpecs, outputNames } from '../runtime/specs.js';
 import { probeGpu } from '../runtime/gpu.js';
@@ -223,6 +224,10 @@ export async function runBuild(
       for (const w of r.report.warnings) warn(`${name}: ${w}`, name);
     }
 
+    // Where onnxruntime's 8-bit kernels saturate, a model with quantized activations is measured unfused (runtime/integer-kernels.ts).
+    const quantizedActivations = quantizesActivations(model!);
+    if (quantizedActivations && integerKernelsSaturate()) warn(EMULATED_NOTICE, 'verify');
+
     // Payloads a lazy read left on disk that no step converted go into the output, which stands alone.
     if (lazyRead) forEachTensor(model, (t) => void (lazyRead.isLazy(t, build.source) && lazyRead.loadLazy(t, build.source)));
 
@@ -247,9 +252,9 @@ export async function runBuild(
     outputSha.catch(() => {}); // awaited for the manifest; a failure then fails the build
     // Closures made here (loadRaw, promise callbacks) keep this scope alive: clear what pins buffers.
     source = model = encoded = undefined;
-    return { runtime, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after };
+    return { runtime, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, quantizedActivations, before, after };
   });
-  const { runtime, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, before, after } = made;
+  const { runtime, specs, loadRaw, calibration, reports, output, inCache, outputSha, outputBytes, prepacking, quantizedActivations, before, after } = made;
   // The source's and output's buffers freed before onnxruntime loads the output: in this process, or in
   // the children (verification, web check), which then reuse memory just freed instead of faulting in
   // fresh pages (see memory.ts). A small model's children have faulted in what they need while the steps
@@ -273,6 +278,7 @@ export async function runBuild(
     const usedDevice = await phase('verify', () =>
       gated(() =>
         verify(runtime, build, output.file, sample, specs, device, k.seed, (m) => warn(m, 'verify'), prepacking, {
+          quantizedActivations,
           ...(synthetic && { synthetic }),
           ...(webRun && { floatActivations: true, onOutputs: (outputs, device) => (reference = { outputs, device }) }),
         }),

@@ -159,6 +159,8 @@ export interface VerifyHooks {
   synthetic?: Sample;
   /** Quantized matmuls with float activations, as onnxruntime-web computes them. */
   floatActivations?: boolean;
+  /** Whether the output quantizes activations (SessionOptions.quantizedActivations): the sessions need not look. */
+  quantizedActivations?: boolean;
   /** Receives the outputs of the run (the CPU run's, when there are a CPU and a GPU run). */
   onOutputs?: (outputs: Record<string, Tensor>, device: string) => void;
 }
@@ -200,7 +202,8 @@ export async function verify(
   if (isolationEnabled()) {
     // In a child process: a model that aborts or hangs onnxruntime fails this build, not the process.
     const where = displayPath(build.source);
-    const r = await probeIsolated(file, input.feeds, { file: where, phase: 'verify', prepacking, ...(hooks.floatActivations && { floatActivations: true }), outputs: hooks.onOutputs !== undefined }).catch(
+    const known = hooks.quantizedActivations !== undefined && { quantizedActivations: hooks.quantizedActivations };
+    const r = await probeIsolated(file, input.feeds, { file: where, phase: 'verify', prepacking, ...(hooks.floatActivations && { floatActivations: true }), ...known, outputs: hooks.onOutputs !== undefined }).catch(
       (e) => blameNativeFailure(e, build, input.feeds), // a crash or hang: the source's fault or the compression's
     );
     if (!r.ok) {
@@ -226,7 +229,7 @@ export async function verify(
   const rt = await loadRuntime();
   let opened: Awaited<ReturnType<Runtime['openSession']>>;
   try {
-    opened = await rt.openSession(file, { device, prepacking, ...(hooks.floatActivations && { floatActivations: true }) });
+    opened = await rt.openSession(file, { device, prepacking, ...(hooks.floatActivations && { floatActivations: true }), ...(hooks.quantizedActivations !== undefined && { quantizedActivations: hooks.quantizedActivations }) });
   } catch (e) {
     // A device problem is not the compression's fault: report it as what it is.
     if (e instanceof CompressError && e.kind === 'runtime' && /GPU|execution provider/i.test(e.message)) throw e;

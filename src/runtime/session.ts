@@ -22,8 +22,9 @@
 import * as ort from 'onnxruntime-node';
 import { CompressError } from '../errors.js';
 import { passSessionGate } from './gate.js';
-import { encodeModelToBytes } from '../onnx/codec.js';
-import { withLazyLoaded } from '../onnx/lazy.js';
+import { decodeModel, encodeModelToBytes } from '../onnx/codec.js';
+import { readModelLazy, withLazyLoaded } from '../onnx/lazy.js';
+import { integerKernelsSaturate, quantizesActivations } from './integer-kernels.js';
 import type { ModelProto } from '../onnx/types.js';
 import { trimOrtMessage } from './ort-message.js';
 import { probeGpu, resetGpuProbe as resetProbe, type ProbeResult } from './gpu.js';
@@ -59,6 +60,11 @@ export interface SessionOptions {
    * with int8 activations, whose outputs differ from wasm's by up to ~1e-3 of their range.
    */
   floatActivations?: boolean;
+  /**
+   * Whether the model quantizes activations (integer-kernels.ts), where the caller knows; otherwise
+   * openSession looks, on a CPU whose 8-bit kernels saturate (a file is skimmed for it).
+   */
+  quantizedActivations?: boolean;
   /** Let idle pool threads spin (onnxruntime's default; off here unless asked: sessions share few cores). */
   spinning?: boolean;
 }
@@ -120,6 +126,20 @@ function modelSource(model: ModelProto | Uint8Array | string): Uint8Array | stri
   return encodeModelToBytes(withLazyLoaded(model));
 }
 
+/** quantizesActivations of the model, a file skimmed (its tensor payloads left on disk); false for one that does not decode (onnxruntime says why). */
+function activationsQuantized(model: ModelProto | Uint8Array | string): boolean {
+  try {
+    return quantizesActivations(typeof model === 'string' ? readModelLazy(model) : model instanceof Uint8Array ? decodeModel(model) : model);
+  } catch {
+    return false;
+  }
+}
+
+function withSessionEntry(o: ort.InferenceSession.SessionOptions, key: string, value: string): ort.InferenceSession.SessionOptions {
+  const extra = (o.extra ?? {}) as { session?: Record<string, unknown> };
+  return { ...o, extra: { ...extra, session: { ...extra.session, [key]: value } } };
+}
+
 function listFailures(failures: ProbeResult['failures']): string {
   return failures.map((f) => `${f.provider}: ${f.reason}`).join('; ');
 }
@@ -154,7 +174,10 @@ export async function openSession(model: ModelProto | Uint8Array | string, opts:
     if (probed.provider) once(`fallback:${probed.provider}`, `the ${probed.provider} execution provider cannot run the model, running on the CPU (${listFailures(failures)})`, warnings);
   }
   try {
-    const session = await create(source, { ...base, executionProviders: ['cpu'] });
+    // A model with quantized activations, on a CPU whose 8-bit kernels saturate: its QDQ groups run
+    // unfused, as exact integer kernels compute them (integer-kernels.ts).
+    const cpu = integerKernelsSaturate() && (opts.quantizedActivations ?? activationsQuantized(model)) ? withSessionEntry(base, 'disable_quant_qdq', '1') : base;
+    const session = await create(source, { ...cpu, executionProviders: ['cpu'] });
     return { session, device: 'cpu', warnings };
   } catch (e) {
     throw new CompressError('runtime', `onnxruntime cannot load the model: ${trimOrtMessage(e)}`, where, { cause: e });

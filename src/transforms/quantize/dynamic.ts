@@ -11,6 +11,13 @@
  * X_scale · W_scale [1, M, 1, …] → Add bias [1, M, 1, …]; ORT's ConvInteger takes ONE weight zero point
  * ("Non per-tensor quantization is not supported"), so only symmetric weights (zero 0 for int8, 128 for
  * uint8, the same in every channel) can be per-channel.
+ *
+ * The weights are stored as uint8 whatever their scheme (int8 codes + 128, with that zero point): on x86
+ * CPUs without VNNI (AVX2, AVX-512 without VNNI), onnxruntime's uint8 × int8 kernels multiply with
+ * vpmaddubsw, whose 16-bit sums of pairs saturate (255 · 127 · 2 > 32767): measured on an AMD EPYC with
+ * AVX2 only, the spam transformer's logits were off by 0.16 against the exact product; uint8 × uint8
+ * widens to 16 bits first and is exact there and everywhere else (docs/facts.md). `dtypeAfter` stays
+ * the scheme's (int8: 255 symmetric levels).
  */
 import { DataType } from '../../onnx/dtypes.js';
 import { makeAttribute, makeNode, type GraphIndex } from '../../onnx/graph.js';
@@ -28,7 +35,7 @@ import { attrFloat } from '../../onnx/graph.js';
 export function emitMatMulInteger(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits): Emitted {
   const cv = channelView(q, t.channelAxis);
   if (!cv) throw new Error(`MatMulInteger needs per-channel or per-tensor weights (${t.name})`);
-  const type = codeType(8, plan.signed);
+  const type = codeType(8, false);
   // MatMulInteger reads B as [K, N]; Gemm with transB=1 stores [N, K].
   const [d0, d1] = t.shape;
   const kn = t.channelAxis === 0 ? transposeCodes(cv.codes, d0, d1) : cv.codes;
@@ -41,8 +48,8 @@ export function emitMatMulInteger(t: Target, plan: Plan, q: WeightQuant, edits: 
     return edits.addTensor(t.site, `${t.weight}_${suffix}`, tensor);
   };
   const paramDims = cv.perTensor ? [] : [N];
-  const wName = add('quantized', type, [K, N], codeBytes(kn, 8, plan.signed));
-  const zName = zeroIsDefault(cv.zeros, 8, plan.signed) ? '' : add('zero_point', type, paramDims, codeBytes(cv.zeros, 8, plan.signed));
+  const wName = add('quantized', type, [K, N], codeBytes(kn, 8, false));
+  const zName = zeroIsDefault(cv.zeros, 8, false) ? '' : add('zero_point', type, paramDims, codeBytes(cv.zeros, 8, false));
   const scaleNames = new Map<number, string>();
   const scaleFor = (alpha: number) => {
     let name = scaleNames.get(alpha);
@@ -77,7 +84,7 @@ export function emitMatMulInteger(t: Target, plan: Plan, q: WeightQuant, edits: 
 export function emitConvInteger(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits, indexOf: (u: Target['uses'][number]) => GraphIndex, read: (t: TensorProto) => Float32Array): Emitted {
   const cv = channelView(q, 0);
   if (!cv || !plan.symmetric) throw new Error(`ConvInteger needs symmetric per-channel weights (${t.name})`);
-  const type = codeType(8, plan.signed);
+  const type = codeType(8, false);
   const M = t.shape[0];
   const bcast = [1, M, ...t.shape.slice(2).map(() => 1)];
   let bytes = 0;
@@ -86,9 +93,9 @@ export function emitConvInteger(t: Target, plan: Plan, q: WeightQuant, edits: Gr
     bytes += tensor.rawData!.length;
     return edits.addTensor(t.site, `${t.weight}_${suffix}`, tensor);
   };
-  const wName = add('quantized', type, t.shape, codeBytes(cv.codes, 8, plan.signed));
-  // Symmetric: one zero point for all channels (0 for int8 → left out, 128 for uint8).
-  const zName = zeroIsDefault(cv.zeros, 8, plan.signed) ? '' : add('zero_point', type, [], codeBytes(cv.zeros.subarray(0, 1), 8, plan.signed));
+  const wName = add('quantized', type, t.shape, codeBytes(cv.codes, 8, false));
+  // Symmetric: one zero point for all channels (128: uint8 storage).
+  const zName = zeroIsDefault(cv.zeros, 8, false) ? '' : add('zero_point', type, [], codeBytes(cv.zeros.subarray(0, 1), 8, false));
   const sName = add('scale', DataType.FLOAT, cv.perTensor ? [] : bcast, cv.scales);
   for (const u of t.uses) {
     const n = u.node;
