@@ -261,18 +261,22 @@ describe('cache key', () => {
     expect((await compressBuild(build, { cacheDir: p.cacheDir })).cached).toBe(false);
   });
 
-  // From 64 MiB on, the files are found by a skim of the model's structure, not a search of its bytes.
-  it('follows external data files of a large source too, and a large source without any names none', async () => {
+  /** A project whose source, big.onnx, references ext.onnx.data and is large (a 65 MiB tensor inline). */
+  async function largeSource(): Promise<{ src: string; model: ModelProto; build: Build }> {
     const p = await project(PLAIN);
     const src = join(p.dir, 'big.onnx');
     writeModel(decodeModel(readFileSync(FMNIST)), join(p.dir, 'ext.onnx'), { externalData: true });
-    // ext.onnx's tensors reference ext.onnx.data; a 65 MiB tensor inline makes the file large.
     const model = decodeModel(readFileSync(join(p.dir, 'ext.onnx')));
     model.graph!.initializer.push(makeTensor('ballast', 1, [65 * 2 ** 18], new Float32Array(65 * 2 ** 18)));
     writeFileSync(src, encodeModelToBytes(model));
-    expect(statSync(src).size).toBeGreaterThan(64 * 2 ** 20);
     writeFileSync(join(p.dir, 'compress.yaml'), PLAIN.replace('fmnist.onnx', 'big.onnx'));
-    const build = (await loadRecipe(join(p.dir, 'compress.yaml'))).builds[0];
+    return { src, model, build: (await loadRecipe(join(p.dir, 'compress.yaml'))).builds[0] };
+  }
+
+  // From 64 MiB on, the files are found by a skim of the model's structure, not a search of its bytes.
+  it('follows external data files of a large source too, and a large source without any names none', async () => {
+    const { src, model, build } = await largeSource();
+    expect(statSync(src).size).toBeGreaterThan(64 * 2 ** 20);
     expect((await computeKey(build, new StatCache())).deps).toEqual(['ext.onnx.data']);
     model.graph!.initializer = model.graph!.initializer.filter((t) => t.dataLocation !== 1);
     writeFileSync(src, encodeModelToBytes(model));
@@ -281,14 +285,7 @@ describe('cache key', () => {
 
   // Without a cache nothing is looked up by the key: a large source is hashed while the build runs.
   it('without a cache, waits for no large source hash, and the manifest carries the key and hash a cached build has', async () => {
-    const p = await project(PLAIN);
-    const src = join(p.dir, 'big.onnx');
-    writeModel(decodeModel(readFileSync(FMNIST)), join(p.dir, 'ext.onnx'), { externalData: true });
-    const model = decodeModel(readFileSync(join(p.dir, 'ext.onnx')));
-    model.graph!.initializer.push(makeTensor('ballast', 1, [65 * 2 ** 18], new Float32Array(65 * 2 ** 18)));
-    writeFileSync(src, encodeModelToBytes(model));
-    writeFileSync(join(p.dir, 'compress.yaml'), PLAIN.replace('fmnist.onnx', 'big.onnx'));
-    const build = (await loadRecipe(join(p.dir, 'compress.yaml'))).builds[0];
+    const { src, build } = await largeSource();
     const full = await computeKey(build, new StatCache());
     expect(full.final).toBeUndefined();
     const deferred = await computeKey(build, new StatCache(), undefined, { deferSource: true });
