@@ -202,8 +202,7 @@ export async function verify(
   if (isolationEnabled()) {
     // In a child process: a model that aborts or hangs onnxruntime fails this build, not the process.
     const where = displayPath(build.source);
-    const known = hooks.quantizedActivations !== undefined && { quantizedActivations: hooks.quantizedActivations };
-    const r = await probeIsolated(file, input.feeds, { file: where, phase: 'verify', prepacking, ...(hooks.floatActivations && { floatActivations: true }), ...known, outputs: hooks.onOutputs !== undefined }).catch(
+    const r = await probeIsolated(file, input.feeds, { file: where, phase: 'verify', prepacking, ...(hooks.floatActivations && { floatActivations: true }), quantizedActivations: hooks.quantizedActivations, outputs: hooks.onOutputs !== undefined }).catch(
       (e) => blameNativeFailure(e, build, input.feeds), // a crash or hang: the source's fault or the compression's
     );
     if (!r.ok) {
@@ -229,7 +228,7 @@ export async function verify(
   const rt = await loadRuntime();
   let opened: Awaited<ReturnType<Runtime['openSession']>>;
   try {
-    opened = await rt.openSession(file, { device, prepacking, ...(hooks.floatActivations && { floatActivations: true }), ...(hooks.quantizedActivations !== undefined && { quantizedActivations: hooks.quantizedActivations }) });
+    opened = await rt.openSession(file, { device, prepacking, ...(hooks.floatActivations && { floatActivations: true }), quantizedActivations: hooks.quantizedActivations });
   } catch (e) {
     // A device problem is not the compression's fault: report it as what it is.
     if (e instanceof CompressError && e.kind === 'runtime' && /GPU|execution provider/i.test(e.message)) throw e;

@@ -96,7 +96,7 @@ process.on('message', (job: Job | { prefault: number }) => {
     await ready;
     let stage = 'load';
     try {
-      const opened = await openSession(job.model, { device: 'cpu', prepacking: job.prepacking ?? true, floatActivations: job.floatActivations ?? false, ...(job.quantizedActivations !== undefined && { quantizedActivations: job.quantizedActivations }), optimization: job.optimization ?? 'all' });
+      const opened = await openSession(job.model, { device: 'cpu', prepacking: job.prepacking ?? true, floatActivations: job.floatActivations ?? false, quantizedActivations: job.quantizedActivations, optimization: job.optimization ?? 'all' });
       let outputs: Plain | undefined;
       let runs: ({ outputs: Plain } | { message: string })[] | undefined;
       try {

@@ -163,7 +163,7 @@ export async function probeIsolated(model: Uint8Array | string, feeds: Record<st
         finish(() => reject(new CompressError('runtime', `onnxruntime crashed on the model (during ${opts.phase}): the process ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`, where)));
       w.child.on('message', onMessage);
       w.child.on('exit', onExit);
-      w.child.send({ id, model, feeds: plain, prepacking: opts.prepacking ?? true, floatActivations: opts.floatActivations ?? false, ...(opts.quantizedActivations !== undefined && { quantizedActivations: opts.quantizedActivations }), outputs: opts.outputs ?? false, optimization: opts.optimization ?? 'all' }, (err) => {
+      w.child.send({ id, model, feeds: plain, prepacking: opts.prepacking ?? true, floatActivations: opts.floatActivations ?? false, quantizedActivations: opts.quantizedActivations, outputs: opts.outputs ?? false, optimization: opts.optimization ?? 'all' }, (err) => {
         if (err) finish(() => reject(new CompressError('runtime', `cannot start the isolated onnxruntime process: ${err.message}`, where)));
       });
     });

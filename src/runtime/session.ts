@@ -75,7 +75,8 @@ export interface OpenedSession {
   warnings: string[];
 }
 
-function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {
+/** `unfusedQdq`: onnxruntime's QDQ fusions off (integer-kernels.ts). */
+function baseOptions(opts: SessionOptions, unfusedQdq = false): ort.InferenceSession.SessionOptions {
   const o: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: opts.intraOpThreads ?? 1,
     interOpNumThreads: 1,
@@ -90,6 +91,7 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
         ...(!opts.spinning && { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }),
         ...(opts.prepacking === false && { disable_prepacking: '1' }),
         ...(opts.floatActivations && { qdq_matmulnbits_accuracy_level: '1' }),
+        ...(unfusedQdq && { disable_quant_qdq: '1' }),
       },
     },
   };
@@ -135,11 +137,6 @@ function activationsQuantized(model: ModelProto | Uint8Array | string): boolean 
   }
 }
 
-function withSessionEntry(o: ort.InferenceSession.SessionOptions, key: string, value: string): ort.InferenceSession.SessionOptions {
-  const extra = (o.extra ?? {}) as { session?: Record<string, unknown> };
-  return { ...o, extra: { ...extra, session: { ...extra.session, [key]: value } } };
-}
-
 function listFailures(failures: ProbeResult['failures']): string {
   return failures.map((f) => `${f.provider}: ${f.reason}`).join('; ');
 }
@@ -176,7 +173,7 @@ export async function openSession(model: ModelProto | Uint8Array | string, opts:
   try {
     // A model with quantized activations, on a CPU whose 8-bit kernels saturate: its QDQ groups run
     // unfused, as exact integer kernels compute them (integer-kernels.ts).
-    const cpu = integerKernelsSaturate() && (opts.quantizedActivations ?? activationsQuantized(model)) ? withSessionEntry(base, 'disable_quant_qdq', '1') : base;
+    const cpu = integerKernelsSaturate() && (opts.quantizedActivations ?? activationsQuantized(model)) ? baseOptions(opts, true) : base;
     const session = await create(source, { ...cpu, executionProviders: ['cpu'] });
     return { session, device: 'cpu', warnings };
   } catch (e) {

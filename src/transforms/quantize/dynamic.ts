@@ -24,7 +24,7 @@ import { makeAttribute, makeNode, type GraphIndex } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import type { TensorProto } from '../../onnx/types.js';
 import type { NodeProto } from '../../onnx/types.js';
-import { codeBytes, codeType, dtypeName, zeroIsDefault, type Emitted } from './dq.js';
+import { codeBytes, dtypeName, type Emitted } from './dq.js';
 import type { GraphEdits } from './edits.js';
 import type { Plan } from './forms.js';
 import { addBias } from './matmulnbits.js';
@@ -35,7 +35,7 @@ import { attrFloat } from '../../onnx/graph.js';
 export function emitMatMulInteger(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits): Emitted {
   const cv = channelView(q, t.channelAxis);
   if (!cv) throw new Error(`MatMulInteger needs per-channel or per-tensor weights (${t.name})`);
-  const type = codeType(8, false);
+  const type = DataType.UINT8;
   // MatMulInteger reads B as [K, N]; Gemm with transB=1 stores [N, K].
   const [d0, d1] = t.shape;
   const kn = t.channelAxis === 0 ? transposeCodes(cv.codes, d0, d1) : cv.codes;
@@ -49,7 +49,7 @@ export function emitMatMulInteger(t: Target, plan: Plan, q: WeightQuant, edits: 
   };
   const paramDims = cv.perTensor ? [] : [N];
   const wName = add('quantized', type, [K, N], codeBytes(kn, 8, false));
-  const zName = zeroIsDefault(cv.zeros, 8, false) ? '' : add('zero_point', type, paramDims, codeBytes(cv.zeros, 8, false));
+  const zName = add('zero_point', type, paramDims, codeBytes(cv.zeros, 8, false));
   const scaleNames = new Map<number, string>();
   const scaleFor = (alpha: number) => {
     let name = scaleNames.get(alpha);
@@ -69,7 +69,7 @@ export function emitMatMulInteger(t: Target, plan: Plan, q: WeightQuant, edits: 
     const out = bias ? v('matmul') : n.output[0];
     const nodes: NodeProto[] = [
       makeNode('DynamicQuantizeLinear', [n.input[0]], [aq, as, az], { name: v('DynamicQuantizeLinear') }),
-      makeNode('MatMulInteger', zName ? [aq, wName, az, zName] : [aq, wName, az], [mi], { name: v('MatMulInteger') }),
+      makeNode('MatMulInteger', [aq, wName, az, zName], [mi], { name: v('MatMulInteger') }),
       makeNode('Cast', [mi], [mf], { name: v('Cast'), attributes: [makeAttribute('to', DataType.FLOAT, true)] }),
       makeNode('Mul', [as, scaleFor(alpha)], [sc], { name: v('scales_Mul') }),
       makeNode('Mul', [mf, sc], [out], { name: bias ? v('Mul') : n.name || v('Mul') }),
@@ -84,7 +84,7 @@ export function emitMatMulInteger(t: Target, plan: Plan, q: WeightQuant, edits: 
 export function emitConvInteger(t: Target, plan: Plan, q: WeightQuant, edits: GraphEdits, indexOf: (u: Target['uses'][number]) => GraphIndex, read: (t: TensorProto) => Float32Array): Emitted {
   const cv = channelView(q, 0);
   if (!cv || !plan.symmetric) throw new Error(`ConvInteger needs symmetric per-channel weights (${t.name})`);
-  const type = codeType(8, false);
+  const type = DataType.UINT8;
   const M = t.shape[0];
   const bcast = [1, M, ...t.shape.slice(2).map(() => 1)];
   let bytes = 0;
@@ -95,7 +95,7 @@ export function emitConvInteger(t: Target, plan: Plan, q: WeightQuant, edits: Gr
   };
   const wName = add('quantized', type, t.shape, codeBytes(cv.codes, 8, false));
   // Symmetric: one zero point for all channels (128: uint8 storage).
-  const zName = zeroIsDefault(cv.zeros, 8, false) ? '' : add('zero_point', type, [], codeBytes(cv.zeros.subarray(0, 1), 8, false));
+  const zName = add('zero_point', type, [], codeBytes(cv.zeros.subarray(0, 1), 8, false));
   const sName = add('scale', DataType.FLOAT, cv.perTensor ? [] : bcast, cv.scales);
   for (const u of t.uses) {
     const n = u.node;
@@ -106,7 +106,7 @@ export function emitConvInteger(t: Target, plan: Plan, q: WeightQuant, edits: Gr
     const out = biasName ? v('conv') : n.output[0];
     const nodes: NodeProto[] = [
       makeNode('DynamicQuantizeLinear', [n.input[0]], [xq, xs, xz], { name: v('DynamicQuantizeLinear') }),
-      makeNode('ConvInteger', zName ? [xq, wName, xz, zName] : [xq, wName, xz], [ci], { name: v('ConvInteger'), attributes: n.attribute.slice() }),
+      makeNode('ConvInteger', [xq, wName, xz, zName], [ci], { name: v('ConvInteger'), attributes: n.attribute.slice() }),
       makeNode('Cast', [ci], [cf], { name: v('Cast'), attributes: [makeAttribute('to', DataType.FLOAT, true)] }),
       makeNode('Mul', [xs, sName], [sc], { name: v('scales_Mul') }),
       makeNode('Mul', [cf, sc], [out], { name: biasName ? v('Mul') : n.name || v('Mul') }),
