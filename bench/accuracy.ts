@@ -64,6 +64,7 @@ interface RecipeSpec {
 
 const RECIPES: RecipeSpec[] = [
   { id: 'int8', label: 'int8 (RTN, per-channel)', yaml: ['quantize: { dtype: int8 }'], targets: { cosine: 0.99958, bytesRatio: 0.26 } },
+  { id: 'int8-dynamic', label: 'int8, format: dynamic (MatMulInteger)', yaml: ['quantize: { dtype: int8, format: dynamic }'] },
   { id: 'int4-rtn', label: 'int4 RTN (block 32)', yaml: ['quantize: { dtype: int4, method: rtn }'], targets: { cosine: 0.9916, bytesRatio: 0.16 } },
   { id: 'int4-gptq', label: 'int4 GPTQ (block 32)', yaml: ['quantize: { dtype: int4, method: gptq }'], targets: { cosine: 0.9916, bytesRatio: 0.16 }, slow: true },
   { id: 'fp16', label: 'fp16', yaml: ['quantize: { dtype: float16 }'] },

@@ -81,11 +81,12 @@ const CONFIG: Record<string, BenchConfig> = {
   distill: { quick: { skip: 'training steps on both fixtures: ~1 min' }, limitS: 300, render: renderDistill },
   search: { quick: { skip: 'precision search on a 102-layer model and both fixtures: ~2–4 min' }, limitS: 600, render: renderOwn('search') },
   static: { args: ['--runs', '2000'], quick: { skip: '7 CLI builds, accuracy on 9,000 images, interleaved latency in onnxruntime-node and -web: ~2 min' }, limitS: 600, render: renderOwn('static') },
+  'web-forms': { args: ['--runs', '10'], quick: { skip: '12 CLI builds and the 113 MB model in onnxruntime-web: ~1 min' }, limitS: 300, render: renderOwn('web-forms') },
   zoo: { quick: { skip: '80 CLI builds of 8 real models: ~4–8 min' }, limitS: 1500, render: renderOwn('zoo') },
   'static-zoo': { quick: { skip: '48 CLI builds of 8 real models with calibration, the activation guard and the budget search, interleaved latency in onnxruntime-node and -web: ~15–25 min' }, limitS: 2400, render: renderOwn('static-zoo') },
 };
 /** Run order: the two required in --quick first, then cheap to expensive. */
-const ORDER = ['build', 'scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'simplify', 'quantize', 'static', 'prune-lowrank', 'distill', 'search', 'vite-build', 'zoo', 'static-zoo'];
+const ORDER = ['build', 'scaling', 'accuracy', 'codec', 'float16', 'eval', 'recipe-validate', 'cache', 'simplify', 'quantize', 'static', 'prune-lowrank', 'distill', 'search', 'vite-build', 'web-forms', 'zoo', 'static-zoo'];
 const DEFAULT_LIMIT_S = 300;
 
 // ------------------------------------------------------------------------------------------ running
