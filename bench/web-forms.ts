@@ -11,16 +11,20 @@
  *   int4           dtype int4, block 32: com.microsoft MatMulNBits (Conv stays 8-bit per channel)
  *   float16        dtype float16
  *
- * Per model: the session's creation (the runtime already started, as on a page that loaded it once)
- * and the median of `--runs` calls after `--warm` warm-up calls, with the ratio to float32's median.
+ * Measured with the tool's own onnxruntime-web paths (dist/runtime/web.js), what a build reports:
+ *   run    webLatency, what `evaluate.web` puts in the manifest: the form and its float32 source in one
+ *          child, warmed up until their runs stop getting faster (V8 optimizes hot wasm functions only
+ *          after they ran a while), then `--runs` runs each, interleaved; median, and the ratio to
+ *          float32's median of the same call
+ *   load   runWeb, the web check's load of the model (its `loadMs`; that child runs wasm on V8's baseline
+ *          compiler only, as the check always has)
  *
- *   npx tsx bench/web-forms.ts [--runs 10] [--warm 3] [--families stack,spam,fmnist]
+ *   npx tsx bench/web-forms.ts [--runs 10] [--families stack,spam,fmnist]
  *
  * Needs dist/ (npm run build). Writes bench/out/web-forms.json ({ markdown, rows }).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +39,6 @@ const opt = (name: string) => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const RUNS = Number(opt('--runs') ?? 10);
-const WARM = Number(opt('--warm') ?? 3);
 const FAMILIES = (opt('--families') ?? 'stack,spam,fmnist').split(',');
 
 interface Feed {
@@ -86,9 +89,20 @@ const FORMS: { id: string; label: string; yaml: string }[] = [
   { id: 'fp16', label: 'float16', yaml: '{ dtype: float16 }' },
 ];
 
-const ortWeb = createRequire(path.join(ROOT, 'package.json')).resolve('onnxruntime-web');
+type Web = typeof import('../src/runtime/web.js');
+const web = (await import(path.join(ROOT, 'dist/runtime/web.js'))) as Web;
+const ort = web.resolveOrtWeb(ROOT);
+if (!ort) throw new Error('onnxruntime-web is not installed (npm ci)');
+
+/** A feed as the web children take it. */
+function wire(f: Feed): import('../src/runtime/web.js').WireTensor {
+  const n = f.dims.reduce((a, b) => a * b, 1);
+  if (f.type === 'int64') return { type: 'int64', dims: f.dims, data: new BigInt64Array(n).fill(BigInt(f.fill as number)) };
+  return { type: 'float32', dims: f.dims, data: Float32Array.from({ length: n }, (_, i) => (f.fill === 'sin' ? Math.sin(i) : (f.fill as number))) };
+}
+
 const dir = mkdtempSync(path.join(os.tmpdir(), 'web-forms-'));
-const rows: { family: string; input: string; form: string; bytes: number; createMs?: number; runMs?: number; ratio?: number; error?: string }[] = [];
+const rows: { family: string; input: string; form: string; bytes: number; loadMs?: number; runMs?: number; ratio?: number; error?: string }[] = [];
 try {
   const families = FAMILY_LIST.filter((f) => FAMILIES.includes(f.id));
   const sources = Object.fromEntries(families.map((f) => [f.id, f.source(dir)]));
@@ -99,44 +113,50 @@ try {
   execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'build', '--no-cache', '--out', 'out', '--quiet'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
 
   for (const f of families) {
-    process.stderr.write(`${f.label}: timing in onnxruntime-web …\n`);
-    const models = [{ name: 'float32', file: sources[f.id] }, ...FORMS.map((q) => ({ name: q.id, file: path.join(dir, 'out', `${f.id}-${q.id}.onnx`) }))];
-    const jobFile = path.join(dir, `${f.id}.job.json`);
-    writeFileSync(jobFile, JSON.stringify({ ort: ortWeb, models, inputs: f.inputs, runs: RUNS, warm: WARM }));
-    const out = JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'bench/lib/web-time.cjs'), jobFile], { encoding: 'utf8', maxBuffer: 1 << 24 })) as {
-      create: Record<string, number>;
-      runs: Record<string, Record<string, number[]>>;
-      error: Record<string, string>;
+    process.stderr.write(`${f.label}: onnxruntime-web …\n`);
+    const forms = FORMS.map((q) => ({ ...q, file: path.join(dir, 'out', `${f.id}-${q.id}.onnx`) }));
+    const wired = (feeds: Record<string, Feed>) => Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, wire(v)]));
+    const load = async (file: string) => {
+      const r = await web.runWeb(ort, file, wired(f.inputs[0].feeds));
+      return r.ok ? r.loadMs : undefined;
     };
+    const sourceLoad = await load(sources[f.id]);
+    const loads = new Map<string, number | undefined>();
+    for (const q of forms) loads.set(q.id, await load(q.file));
     for (const input of f.inputs) {
-      const base = out.runs[input.label]?.float32;
-      for (const m of models) {
-        const ts = out.runs[input.label]?.[m.name];
-        const runMs = ts?.length ? median(ts) : undefined;
+      const feeds = wired(input.feeds);
+      const base: number[] = [];
+      for (const q of forms) {
+        const r = await web.webLatency(ort, sources[f.id], q.file, { original: feeds, compressed: feeds }, { runs: RUNS });
+        const runMs = r.ok ? median(r.compressed) : undefined;
+        if (r.ok && r.original) base.push(median(r.original));
         rows.push({
           family: f.label,
           input: input.label,
-          form: m.name === 'float32' ? 'float32 (source)' : FORMS.find((q) => q.id === m.name)!.label,
-          bytes: statSync(m.file).size,
-          createMs: out.create[m.name],
+          form: q.label,
+          bytes: statSync(q.file).size,
+          loadMs: loads.get(q.id),
           runMs,
-          ratio: runMs !== undefined && base?.length ? runMs / median(base) : undefined,
-          error: out.error[m.name],
+          ratio: r.ok && r.original ? median(r.compressed) / median(r.original) : undefined,
+          ...(!r.ok && { error: r.message }),
         });
       }
+      // float32's own row: the median over the calls above (each timed it beside one form).
+      rows.splice(rows.length - forms.length, 0, { family: f.label, input: input.label, form: 'float32 (source)', bytes: statSync(sources[f.id]).size, loadMs: sourceLoad, runMs: base.length ? median(base) : undefined, ratio: 1 });
     }
   }
 } finally {
+  web.closeWebPool();
   rmSync(dir, { recursive: true, force: true });
 }
 
 const m = machineInfo();
 const markdown = [
-  `onnxruntime-web (wasm, 1 thread, V8's default tiering) from Node ${process.version}; session creation with the runtime started, median of ${RUNS} runs after ${WARM} warm-up runs, every model of a row group in turn; ${m.cpu}, ${m.cores} cores.`,
+  `onnxruntime-web (wasm, 1 thread, V8's default tiering) from Node ${process.version}; run: the tool's web latency (each form beside its float32 source in one child, warmed up until the runs settle, then ${RUNS} runs each, interleaved; median, ratio to float32 in the same call); load: the web check's (baseline compiler); ${m.cpu}, ${m.cores} cores.`,
   '',
   markdownTable(
-    ['model', 'input', 'form', 'bytes', 'session creation', 'run (median)', 'run vs float32'],
-    rows.map((r) => [r.family, r.input, r.form, fmtBytes(r.bytes), r.createMs !== undefined ? fmtMs(r.createMs) : '✗', r.error && r.runMs === undefined ? `✗ ${r.error.slice(0, 60)}` : r.runMs !== undefined ? fmtMs(r.runMs) : '', r.ratio !== undefined ? `${r.ratio.toFixed(2)}×` : '']),
+    ['model', 'input', 'form', 'bytes', 'load (web check)', 'run (median)', 'run vs float32'],
+    rows.map((r) => [r.family, r.input, r.form, fmtBytes(r.bytes), r.loadMs !== undefined ? fmtMs(r.loadMs) : '✗', r.error && r.runMs === undefined ? `✗ ${r.error.slice(0, 60)}` : r.runMs !== undefined ? fmtMs(r.runMs) : '', r.ratio !== undefined ? `${r.ratio.toFixed(2)}×` : '']),
     ['left', 'left', 'left', 'right', 'right', 'right', 'right'],
   ),
 ].join('\n');

@@ -131,23 +131,26 @@ export function commandModels(argv: readonly string[], m: Machine = thisMachine(
   return undefined;
 }
 
-/** Bytes of the models the command reads, when it is one that is worth relaunching for. */
-export function modelBytes(argv: readonly string[], m: Machine): number {
-  return filesBytes(commandModels(argv, m)?.files ?? [], m);
-}
-
 /** The files' sizes added up (a missing file or one that is not a regular file counts 0). */
 export function filesBytes(files: readonly string[], m: Machine = thisMachine()): number {
   return files.reduce((sum, f) => sum + (m.size(f) ?? 0), 0);
 }
 
-/** Whether a relaunch with glibc.malloc.hugetlb=1 would give this command huge pages it has not got. */
-export function shouldRelaunch(argv: readonly string[], m: Machine = thisMachine()): boolean {
+/** Bytes of the models the command reads, when it is one that is worth relaunching for. */
+export function modelBytes(argv: readonly string[], m: Machine, models = commandModels(argv, m)): number {
+  return filesBytes(models?.files ?? [], m);
+}
+
+/**
+ * Whether a relaunch with glibc.malloc.hugetlb=1 would give this command huge pages it has not got.
+ * `models`: commandModels(argv, m), where the caller has it already.
+ */
+export function shouldRelaunch(argv: readonly string[], m: Machine = thisMachine(), models = commandModels(argv, m)): boolean {
   if (m.platform !== 'linux' || m.env.GLIBC_TUNABLES?.includes('glibc.malloc.hugetlb')) return false;
   // Someone debugging or profiling this process wants the work done in it.
   if (m.execArgv.some((a) => /^--(inspect|debug|cpu-prof|heap-prof|prof\b)/.test(a))) return false;
   if (!/\[madvise\]/.test(m.read('/sys/kernel/mm/transparent_hugepage/enabled') ?? '')) return false;
-  return modelBytes(argv, m) >= RELAUNCH_MIN_BYTES && hasHugetlbTunable(m.glibc());
+  return modelBytes(argv, m, models) >= RELAUNCH_MIN_BYTES && hasHugetlbTunable(m.glibc());
 }
 
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -164,10 +167,12 @@ export function relaunched(
   opts: { script?: string; machine?: Machine; handOver?: (pipe: Writable) => void } = {},
 ): Promise<number | undefined> {
   const script = opts.script ?? process.argv[1];
-  if (!script || !shouldRelaunch(argv, opts.machine)) return Promise.resolve(undefined);
+  const machine = opts.machine ?? thisMachine();
+  const models = commandModels(argv, machine); // the recipe is read once, for both decisions
+  if (!script || !shouldRelaunch(argv, machine, models)) return Promise.resolve(undefined);
   return new Promise((resolve) => {
     const { handOver } = opts;
-    const env = childEnv({ tls: commandModels(argv, opts.machine)?.userCode ?? true });
+    const env = childEnv({ tls: models?.userCode ?? true });
     const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
       stdio: handOver ? ['inherit', 'inherit', 'inherit', 'pipe'] : 'inherit',
       env: handOver ? { ...env, [HAND_OVER_FD_ENV]: '3' } : env,
